@@ -1,0 +1,34 @@
+# Two entry points for a fresh machine (see README.md):
+#   make demo  - install everything, then train a teacher and distill a student on Fashion-MNIST
+#   make test  - install everything, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= runs/demo
+CONFIG ?= configs/fashion_mnist.py:quick
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: install data demo test bench clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+install: $(VENV)/.installed
+
+data: $(FMNIST)
+$(FMNIST):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist
+
+demo: install data
+	$(PY) bin/train_teacher.py --config=$(CONFIG) --workdir=$(WORKDIR)
+
+test: install data
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,18 @@
+"""Fashion-MNIST, the paper's setting: LeNet-5 -> LeNet-5-Half, N = 2,000, M = 48,000.
+
+Use ``--config=configs/fashion_mnist.py`` (paper) or ``configs/fashion_mnist.py:quick``.
+"""
+
+from kd_keras.config import base_config, select
+
+
+def _paper():
+    return base_config(
+        name="fashion_mnist", train="fashion_mnist:train", test="fashion_mnist:test",
+        unlabeled="fashion_mnist:train[:2000]", image_shape=(28, 28, 1), num_classes=10,
+        teacher_model="lenet5", student_model="lenet5_half", teacher_epochs=20,
+        num_synthetic=48000, cvae_epochs=100)
+
+
+def get_config(arg=None):
+    return select(_paper, arg)

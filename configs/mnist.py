@@ -1,0 +1,18 @@
+"""MNIST, the paper's setting: LeNet-5 -> LeNet-5-Half, N = 2,000, M = 24,000.
+
+Reads IDX files from $KD_KERAS_MNIST_DIR (or --config.data.data_dir); ``tfds:mnist:train``
+works too where TFDS can download.
+"""
+
+from kd_keras.config import base_config, select
+
+
+def _paper():
+    return base_config(
+        name="mnist", train="mnist:train", test="mnist:test", unlabeled="mnist:train[:2000]",
+        image_shape=(28, 28, 1), num_classes=10, teacher_model="lenet5",
+        student_model="lenet5_half", teacher_epochs=20, num_synthetic=24000, cvae_epochs=100)
+
+
+def get_config(arg=None):
+    return select(_paper, arg)

@@ -1,0 +1,44 @@
+"""What every ``bin/`` command shares: quiet TF start-up, common flags, clear errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from kd_keras.errors import KdKerasError  # noqa: E402
+
+
+def define_common_flags(default_config: str = "configs/fashion_mnist.py") -> None:
+    """``--config`` (ml_collections file, overridable as --config.a.b=v) and ``--workdir``."""
+    config_flags.DEFINE_config_file(
+        "config", default_config,
+        "Experiment config file, optionally FILE:VARIANT (e.g. configs/fashion_mnist.py:quick); "
+        "any field can be overridden, e.g. --config.student.epochs=5.", lock_config=True)
+    flags.DEFINE_string("workdir", None, "Folder for every output of the run.", required=True)
+    flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "multi_worker", "default"],
+                      "tf.distribute strategy: mirrored over local devices, multi_worker "
+                      "from TF_CONFIG, or default (none).")
+
+
+def run(main: Callable[[list], None]) -> None:
+    """Runs an absl main; a KdKerasError becomes one 'error:' line and exit status 1."""
+
+    def guarded(argv):
+        logging.set_verbosity(logging.WARNING)  # keep TF's info chatter out of progress
+        try:
+            main(argv)
+        except KdKerasError as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            print("interrupted: answers and checkpoints written so far are kept; "
+                  "run again with --resume to continue", file=sys.stderr)
+            sys.exit(130)
+
+    app.run(guarded)

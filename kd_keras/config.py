@@ -1,0 +1,107 @@
+"""The shape of every experiment config, and helpers shared by the files in ``configs/``.
+
+Configs are data: ``configs/<dataset>.py`` calls :func:`base_config` with the paper's
+settings for its data set, and ``:quick`` shrinks it with :func:`make_quick`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import ml_collections
+
+
+def base_config(*, name: str, train: str, test: str, unlabeled: str,
+                image_shape: Sequence[int], num_classes: int, teacher_model: str,
+                student_model: str, teacher_epochs: int, num_synthetic: int,
+                cvae_epochs: int, cvae_likelihood: str = "bernoulli") -> ml_collections.ConfigDict:
+    """The full set of settings, filled with the paper's values for one data set."""
+    c = ml_collections.ConfigDict()
+    c.name = name
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.train = train            # labelled data the teacher is trained on
+    c.data.test = test              # evaluation only: never used to train or select
+    c.data.unlabeled = unlabeled    # the user's few unlabeled images (N)
+    c.data.image_shape = tuple(image_shape)
+    c.data.num_classes = num_classes
+    c.data.data_dir = ""            # overrides the default folder of IDX sources
+
+    c.teacher = ml_collections.ConfigDict()
+    c.teacher.model = teacher_model
+    c.teacher.epochs = teacher_epochs
+    c.teacher.batch_size = 64
+    c.teacher.learning_rate = 1e-3
+
+    c.query = ml_collections.ConfigDict()
+    c.query.batch_size = 256        # images per teacher request
+    c.query.concurrency = 4         # requests in flight at once (HTTP teachers)
+    c.query.budget = 0              # most images ever sent for training; 0 = no limit
+    c.query.max_tries = 5           # tries per request before giving up
+    c.query.backoff_seconds = 0.5   # first retry delay; doubles each try
+    c.query.timeout_seconds = 30.0
+    c.query.output = "probs"        # what the teacher answers: probs|logits|label|topk
+
+    c.synthesis = ml_collections.ConfigDict()
+    c.synthesis.sources = "real,mixup,cvae"   # which sets the student learns from
+    c.synthesis.num_synthetic = num_synthetic  # M: MixUp + CVAE images together
+    c.synthesis.cvae_share = -1.0   # share of M from the CVAE; <0 = the paper's rule
+    c.synthesis.grid_size = 8       # TensorBoard image grids are grid_size x grid_size
+
+    c.mixup = ml_collections.ConfigDict()
+    c.mixup.alpha = 1.0             # lambda ~ Beta(alpha, alpha)
+    c.mixup.decimals = 2            # lambda is rounded to this many decimals
+    c.mixup.low = 0.05              # pairs with lambda <= low are near-copies: dropped
+    c.mixup.high = 0.95             # pairs with lambda >= high are near-copies: dropped
+    c.mixup.batch_size = 1024       # pairs generated per tf.data step
+
+    c.cvae = ml_collections.ConfigDict()
+    c.cvae.latent_dim = 2
+    c.cvae.epochs = cvae_epochs
+    c.cvae.batch_size = 256
+    c.cvae.learning_rate = 1e-3
+    c.cvae.likelihood = cvae_likelihood  # bernoulli|normal per pixel
+    c.cvae.uniform_bound = 3.0      # hybrid sampling: half N(0, I), half U(-b, b)
+    c.cvae.train_on = "real"        # real|real+mixup
+
+    c.student = ml_collections.ConfigDict()
+    c.student.model = student_model
+    c.student.epochs = 50
+    c.student.batch_size = 64
+    c.student.learning_rate = 1e-3
+    c.student.loss = "soft_ce"      # soft_ce|kl|hard_ce
+    c.student.temperature = 4.0     # for loss=kl
+    c.student.targets = "teacher"   # teacher|true_labels ("student alone" baseline)
+    return c
+
+
+def make_quick(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A few-minute variant for demos and tests: fewer epochs, fewer synthetic images."""
+    c.name += "_quick"
+    c.teacher.epochs = 2
+    c.synthesis.num_synthetic = min(c.synthesis.num_synthetic, 5000)
+    c.cvae.epochs = 10
+    c.student.epochs = 3
+    return c
+
+
+def select(get: "callable", arg: str | None) -> ml_collections.ConfigDict:
+    """Applies the variant named after ``:`` in ``--config=FILE:VARIANT``."""
+    c = get()
+    if arg in (None, "", "paper"):
+        return c
+    if arg == "quick":
+        return make_quick(c)
+    raise ValueError(f"unknown config variant {arg!r}; use 'paper' or 'quick'")
+
+
+def write_resolved(config: ml_collections.ConfigDict, workdir: str, **extra) -> str:
+    """Writes the resolved config (plus run flags) to ``workdir/config.json``; returns the path."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "config.json")
+    with open(path, "w") as f:
+        json.dump({"config": config.to_dict(), "flags": extra}, f, indent=2, default=str)
+    return path

@@ -1,0 +1,255 @@
+"""Image sources named by one spec string, e.g. ``fashion_mnist:train[:2000]``.
+
+Grammar: ``KIND:ARGS[SELECTOR]`` where KIND is one of ``fashion_mnist``, ``mnist``,
+``digits``, ``tfds``, ``folder`` or ``npz``, and the optional SELECTOR is
+
+* ``[:N]``  — a few-shot subset of N images, drawn reproducibly by ``seed`` and
+  class-balanced when the source has labels;
+* ``[A:B]`` — the contiguous slice A..B of the source (A > 0), as in TFDS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from kd_keras.data.idx import read_idx
+from kd_keras.errors import DataError
+
+DEFAULT_IDX_DIRS = {
+    "fashion_mnist": ("KD_KERAS_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"),
+    "mnist": ("KD_KERAS_MNIST_DIR", "/usr/share/datasets/mnist"),
+}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+_SPEC = re.compile(r"^(?P<body>.*?)(?:\[(?P<start>\d*):(?P<stop>\d*)\])?$")
+
+
+@dataclasses.dataclass
+class ImageSet:
+    """Images as float32 NHWC in [0, 1], with integer labels when the source has them."""
+
+    images: np.ndarray
+    labels: Optional[np.ndarray] = None
+    num_classes: Optional[int] = None
+    name: str = ""
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def unlabeled(self) -> "ImageSet":
+        """The same images without labels (what a user of a black-box teacher holds)."""
+        return ImageSet(self.images, None, self.num_classes, self.name)
+
+
+def to_float_images(images: np.ndarray, where: str) -> np.ndarray:
+    """Converts uint8 or [0, 1] float images to float32 NHWC, adding a channel axis."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4:
+        raise DataError(f"{where}: expected images shaped [n, height, width(, channels)], "
+                        f"got shape {images.shape}")
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 255.0
+    images = images.astype(np.float32)
+    if images.size and (not np.all(np.isfinite(images)) or images.min() < 0 or images.max() > 1):
+        raise DataError(f"{where}: float images must hold finite values in [0, 1] "
+                        f"(or be uint8 0..255); found range [{images.min()}, {images.max()}]")
+    return images
+
+
+def check_image_shape(images: np.ndarray, expected: Sequence[int], where: str) -> None:
+    """Raises a DataError unless images are shaped [n, *expected]."""
+    if tuple(images.shape[1:]) != tuple(expected):
+        raise DataError(f"{where}: images have shape {tuple(images.shape[1:])}, "
+                        f"the model expects {tuple(expected)}")
+
+
+def few_shot_indices(n: int, size: int, labels: Optional[np.ndarray], seed: int) -> np.ndarray:
+    """Indices of a reproducible subset of ``size`` items, class-balanced when labelled."""
+    if size > n:
+        raise DataError(f"asked for {size} images but the source holds only {n}")
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return np.sort(rng.permutation(n)[:size])
+    classes = np.unique(labels)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    quota = np.full(len(classes), size // len(classes))
+    quota[rng.permutation(len(classes))[: size % len(classes)]] += 1
+    # A class too small for its quota gives its share to the others.
+    chosen, spare = [], []
+    for idx, q in zip(per_class, quota):
+        chosen.append(idx[:q])
+        spare.append(idx[q:])
+    missing = size - sum(len(c) for c in chosen)
+    if missing:
+        pool = rng.permutation(np.concatenate(spare))
+        chosen.append(pool[:missing])
+    return np.sort(np.concatenate(chosen))
+
+
+def _load_idx(kind: str, split: str, data_dir: Optional[str]) -> ImageSet:
+    env, default = DEFAULT_IDX_DIRS[kind]
+    directory = data_dir or os.environ.get(env) or default
+    if split not in _IDX_FILES:
+        raise DataError(f"{kind}: unknown split {split!r}; use one of {sorted(_IDX_FILES)}")
+    paths = []
+    for stem in _IDX_FILES[split]:
+        for candidate in (stem + ".gz", stem):
+            if os.path.exists(os.path.join(directory, candidate)):
+                paths.append(os.path.join(directory, candidate))
+                break
+        else:
+            hint = (" (install it with: apt-get install -y dataset-fashion-mnist)"
+                    if kind == "fashion_mnist" else "")
+            raise DataError(f"{kind}: {stem}[.gz] not found in {directory}{hint}; "
+                            f"set ${env} or --data_dir to another folder")
+    images, labels = read_idx(paths[0]), read_idx(paths[1])
+    if len(images) != len(labels):
+        raise DataError(f"{kind}:{split}: {len(images)} images but {len(labels)} labels")
+    return ImageSet(to_float_images(images, paths[0]), labels.astype(np.int64), 10, f"{kind}:{split}")
+
+
+def _load_digits(split: str) -> ImageSet:
+    """scikit-learn's 8x8 digits, split 80/20 (stratified, fixed seed) into train/test."""
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise DataError("digits: needs scikit-learn (pip install scikit-learn)") from None
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[..., None]
+    y = digits.target.astype(np.int64)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    splits = {"train": (xtr, ytr), "test": (xte, yte)}
+    if split not in splits:
+        raise DataError(f"digits: unknown split {split!r}; use train or test")
+    return ImageSet(*splits[split], num_classes=10, name=f"digits:{split}")
+
+
+def _load_tfds(args: str, data_dir: Optional[str]) -> ImageSet:
+    name, _, split = args.partition(":")
+    if not name or not split:
+        raise DataError(f"tfds source must look like tfds:NAME:SPLIT, got tfds:{args}")
+    import tensorflow_datasets as tfds
+
+    try:
+        ds, info = tfds.load(name, split=split, data_dir=data_dir, with_info=True)
+    except Exception as e:  # TFDS raises many types; the message is what matters.
+        raise DataError(f"tfds:{name}:{split}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    image_key = next((k for k in ("image", "img") if k in info.features), None)
+    if image_key is None:
+        raise DataError(f"tfds:{name} has no image feature (features: {list(info.features)})")
+    has_label = "label" in info.features
+    images, labels = [], []
+    for batch in tfds.as_numpy(ds.batch(1024)):
+        images.append(batch[image_key])
+        if has_label:
+            labels.append(batch["label"])
+    if not images:
+        raise DataError(f"tfds:{name}:{split} is empty")
+    num_classes = info.features["label"].num_classes if has_label else None
+    return ImageSet(to_float_images(np.concatenate(images), f"tfds:{name}"),
+                    np.concatenate(labels).astype(np.int64) if has_label else None,
+                    num_classes, f"tfds:{name}:{split}")
+
+
+def _decode_image(path: str, shape: Optional[Sequence[int]]) -> np.ndarray:
+    import tensorflow as tf
+
+    channels = int(shape[2]) if shape else 0
+    try:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
+        raise DataError(f"cannot decode image {path}: {e.message.splitlines()[0]}") from None
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    if shape:
+        image = tf.image.resize(image, shape[:2], antialias=True)
+    return np.clip(image.numpy(), 0.0, 1.0)
+
+
+def _load_folder(path: str, shape: Optional[Sequence[int]]) -> ImageSet:
+    if not os.path.isdir(path):
+        raise DataError(f"folder source: {path} is not a directory")
+    subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+    is_image = lambda f: f.lower().endswith(_IMAGE_EXTENSIONS)  # noqa: E731
+    files, labels = [], []
+    for label, sub in enumerate(subdirs):
+        for f in sorted(os.listdir(os.path.join(path, sub))):
+            if is_image(f):
+                files.append(os.path.join(path, sub, f))
+                labels.append(label)
+    labelled = bool(files)
+    if not labelled:
+        files = [os.path.join(path, f) for f in sorted(os.listdir(path)) if is_image(f)]
+    if not files:
+        raise DataError(f"folder source: no images ({', '.join(_IMAGE_EXTENSIONS)}) in {path}")
+    images = [_decode_image(f, shape) for f in files]
+    first = images[0].shape
+    for f, im in zip(files, images):
+        if im.shape != first:
+            raise DataError(f"folder source: {f} has shape {im.shape}, {files[0]} has {first}; "
+                            "give the model's image shape so images are resized")
+    return ImageSet(np.stack(images), np.asarray(labels, np.int64) if labelled else None,
+                    len(subdirs) if labelled else None, f"folder:{path}")
+
+
+def _load_npz(path: str) -> ImageSet:
+    if not os.path.exists(path):
+        raise DataError(f"npz source: file not found: {path}")
+    try:
+        data = np.load(path)
+    except Exception as e:
+        raise DataError(f"npz source: cannot read {path}: {e}") from None
+    image_key = next((k for k in ("images", "x") if k in data), None)
+    if image_key is None:
+        raise DataError(f"npz source {path}: no 'images' (or 'x') array; has {list(data.keys())}")
+    label_key = next((k for k in ("labels", "y") if k in data), None)
+    labels = data[label_key].astype(np.int64) if label_key else None
+    images = to_float_images(data[image_key], path)
+    if labels is not None and len(labels) != len(images):
+        raise DataError(f"npz source {path}: {len(images)} images but {len(labels)} labels")
+    num_classes = int(labels.max()) + 1 if labels is not None and len(labels) else None
+    return ImageSet(images, labels, num_classes, f"npz:{path}")
+
+
+def load(spec: str, image_shape: Optional[Sequence[int]] = None, seed: int = 0,
+         data_dir: Optional[str] = None) -> ImageSet:
+    """Loads the source named by ``spec``; checks images against ``image_shape`` if given."""
+    match = _SPEC.match(spec.strip())
+    body, start, stop = match.group("body"), match.group("start"), match.group("stop")
+    kind, _, args = body.partition(":")
+    loaders: dict[str, Callable[[], ImageSet]] = {
+        "fashion_mnist": lambda: _load_idx("fashion_mnist", args or "train", data_dir),
+        "mnist": lambda: _load_idx("mnist", args or "train", data_dir),
+        "digits": lambda: _load_digits(args or "train"),
+        "tfds": lambda: _load_tfds(args, data_dir),
+        "folder": lambda: _load_folder(args, image_shape),
+        "npz": lambda: _load_npz(args),
+    }
+    if kind not in loaders:
+        raise DataError(f"unknown data source {spec!r}: the kind must be one of {sorted(loaders)}")
+    data = loaders[kind]()
+    if len(data) == 0:
+        raise DataError(f"data source {spec!r} is empty")
+    if image_shape is not None:
+        check_image_shape(data.images, image_shape, spec)
+    if start is not None:  # a selector was given
+        if start == "" and stop:
+            idx = few_shot_indices(len(data), int(stop), data.labels, seed)
+        else:
+            idx = np.arange(len(data))[slice(int(start or 0), int(stop) if stop else None)]
+            if not len(idx):
+                raise DataError(f"data source {spec!r}: the selector leaves no images")
+        data = ImageSet(data.images[idx], None if data.labels is None else data.labels[idx],
+                        data.num_classes, spec)
+    data.name = spec
+    return data

@@ -1,0 +1,25 @@
+"""Errors that carry a message meant for the user, not a traceback."""
+
+
+class KdKerasError(Exception):
+    """Base class: commands print these as one clear line and exit non-zero."""
+
+
+class DataError(KdKerasError):
+    """A data source is missing, unreadable, empty, or has the wrong shape."""
+
+
+class TeacherError(KdKerasError):
+    """The teacher could not be queried or answered something unusable."""
+
+
+class TransientTeacherError(TeacherError):
+    """A failure worth retrying: timeout, lost connection, HTTP 429 or 5xx."""
+
+
+class BadAnswerError(TeacherError):
+    """The teacher answered, but the answer is malformed; it is never cached."""
+
+
+class BudgetExceededError(TeacherError):
+    """Sending the next images would cross the query budget; nothing was sent."""

@@ -1,0 +1,30 @@
+"""LeNet-5 and LeNet-5-Half (half the channels and units), the paper's MNIST-family pair."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import layers
+
+
+def lenet5(input_shape: Sequence[int], num_classes: int, width: float = 1.0,
+           name: str = "lenet5") -> keras.Model:
+    """LeNet-5 (conv6-pool-conv16-pool-fc120-fc84) returning logits; ``width`` scales it."""
+    w = lambda n: max(1, int(round(n * width)))  # noqa: E731
+    inputs = keras.Input(tuple(input_shape))
+    x = layers.Conv2D(w(6), 5, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling2D(2, padding="same")(x)
+    x = layers.Conv2D(w(16), 5, padding="valid" if input_shape[0] >= 16 else "same",
+                      activation="relu")(x)
+    x = layers.MaxPooling2D(2, padding="same")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(w(120), activation="relu")(x)
+    x = layers.Dense(w(84), activation="relu")(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def lenet5_half(input_shape: Sequence[int], num_classes: int) -> keras.Model:
+    """LeNet-5-Half: the paper's student for MNIST and Fashion-MNIST."""
+    return lenet5(input_shape, num_classes, width=0.5, name="lenet5_half")

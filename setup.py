@@ -1,0 +1,41 @@
+"""kd_keras: black-box few-shot knowledge distillation (FS-BBT) with Keras 3 on TensorFlow."""
+
+from setuptools import find_packages, setup
+
+# The stack measured to install and work together (see ../shared/DESIGN.md): TFP 0.25
+# imports only with tf-keras present, and tf-keras needs the distribution named
+# `tensorflow` (not tensorflow-cpu). `import keras` stays Keras 3.
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "tf-keras==2.21.0",
+    "tensorflow-probability==0.25.0",
+    "keras>=3.10,<4",
+    "tensorflow-datasets>=4.9,<5",
+    "absl-py>=2.1",
+    "ml-collections>=1.0",
+    "tensorboard>=2.21,<2.22",
+    "numpy>=1.26",
+]
+
+setup(
+    name="kd_keras",
+    version="0.1.0",
+    description="Black-box few-shot knowledge distillation (FS-BBT) for Keras 3",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kd_keras", "kd_keras.*", "bin", "configs"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "test": ["pytest>=8"],
+        "bench": ["scikit-learn>=1.4", "matplotlib>=3.8"],
+    },
+    entry_points={
+        "console_scripts": [
+            "kd-train-teacher=bin.train_teacher:entry",
+            "kd-distill=bin.distill:entry",
+            "kd-serve-teacher=bin.serve_teacher:entry",
+            "kd-label=bin.label:entry",
+        ]
+    },
+)

@@ -1,0 +1,156 @@
+import gzip
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_images
+from kd_keras import data
+from kd_keras.errors import DataError
+
+
+def test_idx_round_trip_plain_and_gzip(tmp_path):
+    x = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    for name in ("a.idx", "a.idx.gz"):
+        data.write_idx(str(tmp_path / name), x)
+        np.testing.assert_array_equal(data.read_idx(str(tmp_path / name)), x)
+    f = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    data.write_idx(str(tmp_path / "f.idx"), f)
+    np.testing.assert_array_equal(data.read_idx(str(tmp_path / "f.idx")), f)
+
+
+def test_idx_rejects_bad_files(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x08\x01abcd")
+    with pytest.raises(DataError, match="bad magic"):
+        data.read_idx(str(tmp_path / "bad"))
+    x = np.zeros((4, 5), np.uint8)
+    data.write_idx(str(tmp_path / "t.idx"), x)
+    raw = (tmp_path / "t.idx").read_bytes()
+    (tmp_path / "t.idx").write_bytes(raw[:-3])
+    with pytest.raises(DataError, match="promises 20 bytes"):
+        data.read_idx(str(tmp_path / "t.idx"))
+    with gzip.open(tmp_path / "c.gz", "wb") as f:
+        f.write(b"\x00\x00")
+    with pytest.raises(DataError, match="not an IDX file"):
+        data.read_idx(str(tmp_path / "c.gz"))
+    with pytest.raises(DataError, match="not found"):
+        data.read_idx(str(tmp_path / "missing.gz"))
+
+
+def test_fashion_mnist_source_reads_idx_folder(idx_dir):
+    train = data.load("fashion_mnist:train", (28, 28, 1), data_dir=idx_dir)
+    assert train.images.shape == (600, 28, 28, 1) and train.images.dtype == np.float32
+    assert 0.0 <= train.images.min() and train.images.max() <= 1.0
+    assert train.labels.shape == (600,) and train.num_classes == 10
+    test = data.load("fashion_mnist:test", data_dir=idx_dir)
+    assert len(test) == 200
+
+
+def test_env_var_names_the_idx_folder(idx_dir, monkeypatch):
+    monkeypatch.setenv("KD_KERAS_FASHION_MNIST_DIR", idx_dir)
+    assert len(data.load("fashion_mnist:test")) == 200
+
+
+def test_missing_idx_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(DataError, match="dataset-fashion-mnist"):
+        data.load("fashion_mnist:train", data_dir=str(tmp_path))
+
+
+def test_few_shot_subset_is_reproducible_and_balanced(idx_dir):
+    a = data.load("fashion_mnist:train[:200]", data_dir=idx_dir, seed=3)
+    b = data.load("fashion_mnist:train[:200]", data_dir=idx_dir, seed=3)
+    c = data.load("fashion_mnist:train[:200]", data_dir=idx_dir, seed=4)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert not np.array_equal(a.images, c.images)
+    np.testing.assert_array_equal(np.bincount(a.labels, minlength=10), np.full(10, 20))
+    assert a.name == "fashion_mnist:train[:200]"
+
+
+def test_few_shot_balances_uneven_classes():
+    labels = np.array([0] * 3 + [1] * 50 + [2] * 50)
+    idx = data.few_shot_indices(len(labels), 30, labels, seed=0)
+    assert len(idx) == 30 and len(set(idx)) == 30
+    counts = np.bincount(labels[idx], minlength=3)
+    assert counts[0] == 3 and counts.sum() == 30
+    with pytest.raises(DataError, match="only 103"):
+        data.few_shot_indices(len(labels), 200, labels, seed=0)
+
+
+def test_slice_selector(idx_dir):
+    full = data.load("fashion_mnist:test", data_dir=idx_dir)
+    part = data.load("fashion_mnist:test[10:20]", data_dir=idx_dir)
+    np.testing.assert_array_equal(part.images, full.images[10:20])
+
+
+def test_npz_source_labelled_and_unlabelled(tmp_path):
+    x, y = make_images(30)
+    np.savez(tmp_path / "l.npz", images=x, labels=y)
+    np.savez(tmp_path / "u.npz", x=x.astype(np.float32) / 255)
+    labelled = data.load(f"npz:{tmp_path}/l.npz", (28, 28, 1))
+    assert labelled.labels is not None and len(labelled) == 30
+    unlabelled = data.load(f"npz:{tmp_path}/u.npz")
+    assert unlabelled.labels is None
+    np.testing.assert_allclose(unlabelled.images, labelled.images, atol=1e-6)
+
+
+def test_wrong_shape_and_bad_values_are_clear_errors(tmp_path):
+    x, _ = make_images(5, size=20)
+    np.savez(tmp_path / "s.npz", images=x)
+    with pytest.raises(DataError, match=r"shape \(20, 20, 1\), the model expects \(28, 28, 1\)"):
+        data.load(f"npz:{tmp_path}/s.npz", (28, 28, 1))
+    np.savez(tmp_path / "v.npz", images=np.full((2, 28, 28), 7.0, np.float32))
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        data.load(f"npz:{tmp_path}/v.npz")
+    with pytest.raises(DataError, match="file not found"):
+        data.load(f"npz:{tmp_path}/nope.npz")
+    with pytest.raises(DataError, match="unknown data source"):
+        data.load("imagenet:train")
+
+
+def _write_png(path, array):
+    tf.io.write_file(str(path), tf.io.encode_png(array))
+
+
+def test_folder_source_with_class_subfolders_resizes(tmp_path):
+    x, y = make_images(8, size=32)
+    for i, (im, label) in enumerate(zip(x, y)):
+        os.makedirs(tmp_path / f"class_{label}", exist_ok=True)
+        _write_png(tmp_path / f"class_{label}" / f"{i}.png", im[..., None])
+    s = data.load(f"folder:{tmp_path}", (28, 28, 1))
+    assert s.images.shape == (8, 28, 28, 1)
+    assert s.labels is not None and s.num_classes == len(set(y.tolist()))
+
+
+def test_folder_source_unlabelled_and_bad_folders(tmp_path):
+    x, _ = make_images(3)
+    for i, im in enumerate(x):
+        _write_png(tmp_path / f"{i}.png", im[..., None])
+    s = data.load(f"folder:{tmp_path}", (28, 28, 1))
+    assert s.labels is None and len(s) == 3
+    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    with pytest.raises(DataError, match="broken.png"):
+        data.load(f"folder:{tmp_path}", (28, 28, 1))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no images"):
+        data.load(f"folder:{empty}", (28, 28, 1))
+
+
+def test_tfds_source_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=40):
+        s = data.load("tfds:mnist:train[:20]", (28, 28, 1), seed=1)
+    assert s.images.shape == (20, 28, 28, 1) and s.num_classes == 10
+    assert s.images.dtype == np.float32 and s.images.max() <= 1.0
+
+
+def test_tfds_unknown_dataset_is_clear_error():
+    with pytest.raises(DataError, match="tfds:no_such_dataset_xyz"):
+        data.load("tfds:no_such_dataset_xyz:train")
+
+
+def test_digits_source():
+    s = data.load("digits:train", (8, 8, 1))
+    assert s.num_classes == 10 and s.images.max() <= 1.0 and len(s) > 1000
