@@ -26,6 +26,25 @@ def define_common_flags(default_config: str = "configs/fashion_mnist.py") -> Non
                       "from TF_CONFIG, or default (none).")
 
 
+def define_teacher_flags() -> None:
+    """``--teacher`` spec, what it answers, and where its bearer token lives."""
+    flags.DEFINE_string("teacher", None,
+                        "Teacher to query: savedmodel:DIR, keras:FILE.keras, or "
+                        "http(s)://host:port/v1/models/NAME[/versions/V] (TF Serving REST).")
+    flags.DEFINE_enum("teacher_output", None, ["probs", "logits", "label", "topk"],
+                      "What the teacher answers (default: the config's query.output, probs).")
+    flags.DEFINE_string("teacher_token_env", None,
+                        "Name of an environment variable holding a bearer token for an HTTP "
+                        "teacher; the token itself never appears in logs, configs or reports.")
+
+
+def apply_teacher_flags(config) -> None:
+    """Copies --teacher_output into the config, so the resolved config records it."""
+    if flags.FLAGS.teacher_output:
+        with config.unlocked():
+            config.query.output = flags.FLAGS.teacher_output
+
+
 def run(main: Callable[[list], None]) -> None:
     """Runs an absl main; a KdKerasError becomes one 'error:' line and exit status 1."""
 

@@ -1,0 +1,156 @@
+"""Teacher back ends: each sends one batch of images and returns the raw answer.
+
+Back ends know transport only; batching, budget, retries, validation and caching live in
+:class:`kd_keras.teachers.teacher.Teacher`, shared by all of them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from kd_keras.errors import TeacherError, TransientTeacherError
+
+
+class Backend:
+    """Sends a batch of images to a teacher. ``identity`` names the teacher in cache keys."""
+
+    identity: str = ""
+    concurrent: bool = False  # whether several requests may usefully be in flight at once
+
+    def predict(self, images: np.ndarray) -> Any:
+        raise NotImplementedError
+
+
+class CallableBackend(Backend):
+    """A Python function ``images -> answer``, for library users and tests."""
+
+    def __init__(self, fn: Callable[[np.ndarray], Any], identity: str = "callable"):
+        self.fn, self.identity = fn, identity
+
+    def predict(self, images):
+        return self.fn(images)
+
+
+class SavedModelBackend(Backend):
+    """A SavedModel called through its serving signature; nothing else of it is read."""
+
+    def __init__(self, path: str, signature: str = "serving_default"):
+        import tensorflow as tf
+
+        if not os.path.isdir(path):
+            raise TeacherError(f"teacher SavedModel not found: {path}")
+        try:
+            self._loaded = tf.saved_model.load(path)
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            raise TeacherError(f"cannot load teacher SavedModel {path}: {str(e).splitlines()[0]}") from None
+        if signature not in self._loaded.signatures:
+            raise TeacherError(f"teacher SavedModel {path} has no signature {signature!r} "
+                               f"(has {list(self._loaded.signatures)})")
+        self._fn = self._loaded.signatures[signature]
+        self._input = next(iter(self._fn.structured_input_signature[1]))
+        self.identity = f"savedmodel:{os.path.abspath(path)}:{signature}"
+
+    def predict(self, images):
+        import tensorflow as tf
+
+        out = self._fn(**{self._input: tf.constant(images, tf.float32)})
+        if len(out) == 1:
+            return next(iter(out.values())).numpy()
+        return {k: v.numpy() for k, v in out.items()}
+
+
+class KerasBackend(Backend):
+    """A ``.keras`` file loaded in safe mode (no arbitrary code) and called on batches."""
+
+    def __init__(self, path: str):
+        import keras
+
+        if not os.path.exists(path):
+            raise TeacherError(f"teacher .keras file not found: {path}")
+        try:
+            self._model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as e:  # Keras raises many types; the message is what matters.
+            raise TeacherError(f"cannot load teacher {path}: {str(e).splitlines()[0]}") from None
+        self.identity = f"keras:{os.path.abspath(path)}"
+
+    def predict(self, images):
+        return np.asarray(self._model(images, training=False))
+
+
+class HttpBackend(Backend):
+    """The TensorFlow Serving REST predict API: ``POST {url}:predict``.
+
+    ``url`` is ``http(s)://host:port/v1/models/NAME[/versions/V]``. A bearer token, if
+    needed, is read from the environment variable ``token_env`` and never logged.
+    """
+
+    concurrent = True
+
+    def __init__(self, url: str, token_env: Optional[str] = None, timeout: float = 30.0,
+                 signature_name: Optional[str] = None, decimals: Optional[int] = 6):
+        self.url = url.rstrip("/")
+        if ":predict" in self.url:
+            self.url = self.url[: self.url.index(":predict")]
+        self._token = os.environ.get(token_env) if token_env else None
+        if token_env and not self._token:
+            raise TeacherError(f"the teacher token variable ${token_env} is not set")
+        self.timeout, self.signature_name, self.decimals = timeout, signature_name, decimals
+        self.identity = f"http:{self.url}:{signature_name or ''}"
+
+    def _body(self, images: np.ndarray) -> bytes:
+        # Six decimals keep float32 inputs exact to ~1e-6 and halve the JSON to write and parse.
+        values = np.round(images, self.decimals) if self.decimals is not None else images
+        payload = {"instances": values.tolist()}
+        if self.signature_name:
+            payload["signature_name"] = self.signature_name
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+    def predict(self, images):
+        request = urllib.request.Request(self.url + ":predict", data=self._body(images),
+                                         method="POST",
+                                         headers={"Content-Type": "application/json"})
+        if self._token:
+            request.add_header("Authorization", f"Bearer {self._token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = response.read()
+        except urllib.error.HTTPError as e:
+            detail = _error_detail(e.read())
+            message = f"teacher at {self.url} answered HTTP {e.code}: {detail}"
+            if e.code == 429 or e.code >= 500:
+                raise TransientTeacherError(message) from None
+            raise TeacherError(message) from None
+        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError,
+                http.client.HTTPException) as e:
+            reason = getattr(e, "reason", e)
+            raise TransientTeacherError(f"teacher at {self.url} unreachable: {reason}") from None
+        from kd_keras.errors import BadAnswerError
+
+        try:
+            answer = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BadAnswerError(f"teacher at {self.url} answered something that is not JSON: "
+                                 f"{body[:80]!r}") from None
+        if not isinstance(answer, dict):
+            raise BadAnswerError(f"teacher at {self.url} answered JSON without 'predictions'")
+        if "error" in answer:
+            raise TeacherError(f"teacher at {self.url} answered an error: {answer['error']}")
+        if "predictions" not in answer:
+            raise BadAnswerError(f"teacher at {self.url} answered JSON without 'predictions' "
+                                 f"(keys: {sorted(answer)})")
+        return answer["predictions"]
+
+
+def _error_detail(body: bytes) -> str:
+    try:
+        return str(json.loads(body)["error"])
+    except (ValueError, KeyError, TypeError):
+        return body[:200].decode("utf-8", "replace") or "(empty body)"

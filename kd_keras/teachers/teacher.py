@@ -1,0 +1,143 @@
+"""The one wrapper every teacher back end goes through: batching, concurrency, budget,
+retries with backoff, answer validation and a persistent cache."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import threading
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from kd_keras.errors import (BadAnswerError, BudgetExceededError, DataError, TeacherError,
+                             TransientTeacherError)
+from kd_keras.teachers.answers import to_probabilities
+from kd_keras.teachers.backends import Backend
+from kd_keras.teachers.cache import AnswerCache, image_keys
+
+
+@dataclasses.dataclass
+class QueryStats:
+    """What querying cost so far: images answered by the teacher, cache hits, requests."""
+
+    sent: int = 0
+    cache_hits: int = 0
+    requests: int = 0
+    retries: int = 0
+
+
+class Teacher:
+    """``query(images) -> probabilities [n, num_classes]`` for any back end.
+
+    Args:
+      backend: sends one batch and returns the raw answer.
+      num_classes: the class count the answers must have.
+      output: what the back end answers: ``probs``, ``logits``, ``label`` or ``topk``.
+      image_shape: if given, images of another shape are refused before anything is sent.
+      cache: answers already paid for; looked up first, written after every batch.
+      budget: most images ever sent (cache hits are free); ``None`` or 0 means no limit.
+      batch_size: images per request.
+      concurrency: requests in flight at once (for back ends that benefit, e.g. HTTP).
+      max_tries, backoff_seconds: retry policy for transient failures (doubling delay).
+      tolerance: how far probability rows may be from summing to 1.
+    """
+
+    def __init__(self, backend: Backend, num_classes: int, *, output: str = "probs",
+                 image_shape: Optional[Sequence[int]] = None,
+                 cache: Optional[AnswerCache] = None, budget: Optional[int] = None,
+                 batch_size: int = 256, concurrency: int = 4, max_tries: int = 5,
+                 backoff_seconds: float = 0.5, tolerance: float = 1e-3, verbose: bool = False):
+        self.backend, self.num_classes, self.output = backend, int(num_classes), output
+        self.image_shape = tuple(image_shape) if image_shape is not None else None
+        self.cache = cache if cache is not None else AnswerCache(None)
+        self.budget = budget or None
+        self.batch_size, self.max_tries = int(batch_size), int(max_tries)
+        self.concurrency = max(1, int(concurrency)) if backend.concurrent else 1
+        self.backoff_seconds, self.tolerance, self.verbose = backoff_seconds, tolerance, verbose
+        self.identity = f"{backend.identity}|{output}"
+        self.stats = QueryStats()
+        self._lock = threading.Lock()
+
+    def _check_images(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4:
+            raise DataError(f"teacher queries take images [n, height, width, channels], got {images.shape}")
+        if self.image_shape is not None and images.shape[1:] != self.image_shape:
+            raise DataError(f"images have shape {images.shape[1:]}, the teacher takes {self.image_shape}")
+        return images
+
+    def _ask(self, images: np.ndarray) -> np.ndarray:
+        """One batch through the back end, retrying transient failures; validated answers."""
+        delay = self.backoff_seconds
+        for attempt in range(1, self.max_tries + 1):
+            try:
+                with self._lock:
+                    self.stats.requests += 1
+                raw = self.backend.predict(images)
+                break
+            except TransientTeacherError as e:
+                if attempt == self.max_tries:
+                    raise TeacherError(f"{e} (gave up after {self.max_tries} tries)") from None
+                with self._lock:
+                    self.stats.retries += 1
+                time.sleep(delay)
+                delay *= 2
+        with self._lock:  # the teacher answered: these images are paid for
+            self.stats.sent += len(images)
+        return to_probabilities(raw, self.output, len(images), self.num_classes, self.tolerance)
+
+    def query(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities for ``images``; only images never answered before are sent."""
+        images = self._check_images(images)
+        if not len(images):
+            return np.zeros((0, self.num_classes), np.float32)
+        keys = image_keys(images, self.identity)
+        known = self.cache.get_many(keys)
+        missing = list(dict.fromkeys(k for k in keys if k not in known))
+        with self._lock:
+            self.stats.cache_hits += sum(1 for k in keys if k in known)
+            if self.budget is not None and self.stats.sent + len(missing) > self.budget:
+                raise BudgetExceededError(
+                    f"sending {len(missing)} more images would cross the query budget of "
+                    f"{self.budget} ({self.stats.sent} already sent); nothing was sent. "
+                    "Raise --config.query.budget or use fewer synthetic images.")
+        if missing:
+            first = {k: i for i, k in reversed(list(enumerate(keys)))}
+            todo = images[[first[k] for k in missing]]
+            batches = [(missing[i:i + self.batch_size], todo[i:i + self.batch_size])
+                       for i in range(0, len(missing), self.batch_size)]
+            self._run_batches(batches, known)
+        return np.stack([known[k] for k in keys]).astype(np.float32)
+
+    def query_with_progress(self, images: np.ndarray, what: str = "images",
+                            chunk_size: int = 8192) -> np.ndarray:
+        """``query`` in chunks, printing progress; answers of finished chunks are cached."""
+        out, n, start = [], len(images), time.time()
+        for i in range(0, n, chunk_size):
+            out.append(self.query(images[i:i + chunk_size]))
+            print(f"teacher: labelled {min(i + chunk_size, n)}/{n} {what} "
+                  f"(sent {self.stats.sent}, cache hits {self.stats.cache_hits}, "
+                  f"{time.time() - start:.1f}s)", flush=True)
+        return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
+
+    def _run_batches(self, batches, known: dict) -> None:
+        def one(batch):
+            batch_keys, batch_images = batch
+            probs = self._ask(batch_images)
+            self.cache.put_many(batch_keys, probs)  # committed before anything else can fail
+            return batch_keys, probs
+
+        errors = []
+        with concurrent.futures.ThreadPoolExecutor(self.concurrency) as pool:
+            for future in concurrent.futures.as_completed([pool.submit(one, b) for b in batches]):
+                try:
+                    batch_keys, probs = future.result()
+                    known.update(zip(batch_keys, probs))
+                except TeacherError as e:
+                    errors.append(e)
+        if errors:
+            bad = next((e for e in errors if isinstance(e, BadAnswerError)), errors[0])
+            raise type(bad)(f"{bad} [{len(errors)} of {len(batches)} batches failed; answers "
+                            "to the others are cached]")

@@ -1,0 +1,233 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_command
+from kd_keras.errors import BadAnswerError, BudgetExceededError, DataError, TeacherError
+from kd_keras.teachers import (AnswerCache, CallableBackend, HttpBackend, Teacher,
+                               backend_from_spec, to_probabilities)
+from kd_keras.teachers.server import PredictServer
+
+SHAPE = (6, 6, 1)
+W = np.random.default_rng(0).normal(size=(36, 5)).astype(np.float32)
+
+
+def softmax_teacher(images):
+    z = images.reshape(len(images), -1) @ W
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def images(n, seed=1):
+    return np.random.default_rng(seed).random((n, *SHAPE)).astype(np.float32)
+
+
+@pytest.fixture
+def server():
+    s = PredictServer(softmax_teacher, "toy").start()
+    yield s
+    s.shutdown()
+    s.server_close()
+
+
+def http_teacher(url, **kw):
+    kw.setdefault("backoff_seconds", 0.001)
+    return Teacher(HttpBackend(url, timeout=5), 5, image_shape=SHAPE, **kw)
+
+
+def test_rest_round_trip_matches_the_model(server):
+    x = images(10)
+    np.testing.assert_allclose(http_teacher(server.url).query(x), softmax_teacher(x), atol=1e-5)
+    versioned = http_teacher(server.url + "/versions/3")
+    np.testing.assert_allclose(versioned.query(x), softmax_teacher(x), atol=1e-5)
+
+
+def test_batched_concurrent_queries_equal_one_by_one(server):
+    x = images(53)
+    batched = http_teacher(server.url, batch_size=7, concurrency=4)
+    single = http_teacher(server.url, batch_size=1, concurrency=1)
+    np.testing.assert_allclose(batched.query(x), single.query(x), atol=1e-6)
+    assert batched.stats.requests == 8 and single.stats.requests == 53
+
+
+def test_budget_stops_before_crossing(server):
+    t = http_teacher(server.url, budget=50, batch_size=16)
+    t.query(images(40))
+    with pytest.raises(BudgetExceededError, match="budget of 50"):
+        t.query(images(20, seed=2))
+    assert server.images_answered == 40 and t.stats.sent == 40
+    t.query(images(40))  # cache hits are free
+    assert t.stats.sent == 40 and t.stats.cache_hits == 40
+
+
+def test_retries_recover_from_injected_faults():
+    s = PredictServer(softmax_teacher, "toy", fail_first=3, error_rate=0.3, seed=1).start()
+    try:
+        t = http_teacher(s.url, batch_size=8, concurrency=2, max_tries=12)
+        x = images(64)
+        np.testing.assert_allclose(t.query(x), softmax_teacher(x), atol=1e-5)
+        assert t.stats.retries >= 3 and t.stats.sent == 64
+    finally:
+        s.shutdown()
+        s.server_close()
+
+
+def test_dead_endpoint_gives_up_cleanly():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    t = http_teacher(f"http://127.0.0.1:{port}/v1/models/toy", max_tries=3)
+    with pytest.raises(TeacherError, match="unreachable.*gave up after 3 tries"):
+        t.query(images(4))
+    assert t.stats.requests == 3 and t.stats.sent == 0
+
+
+@pytest.mark.parametrize("bad,message", [
+    (lambda x: softmax_teacher(x)[:, :4], "4 classes, the config expects 5"),
+    (lambda x: np.full((len(x), 5), np.nan), "NaN"),
+    (lambda x: softmax_teacher(x) - 0.5, "negative probabilities"),
+    (lambda x: softmax_teacher(x)[:-1], "rows for"),
+    (lambda x: softmax_teacher(x) * 2, "do not sum to 1"),
+    (lambda x: "hello", "not a numeric array"),
+])
+def test_malformed_answers_are_rejected_and_not_cached(bad, message):
+    cache = AnswerCache(None)
+    t = Teacher(CallableBackend(bad), 5, cache=cache)
+    with pytest.raises(BadAnswerError, match=message):
+        t.query(images(6))
+    assert len(cache) == 0
+
+
+class _RawHandler(BaseHTTPRequestHandler):
+    body, code = b"", 200
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(self.code)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+
+@pytest.mark.parametrize("code,body,error,message", [
+    (200, b"<html>oops</html>", BadAnswerError, "not JSON"),
+    (200, b'{"outputs": []}', BadAnswerError, "without 'predictions'"),
+    (200, b'{"predictions": [[0.5, 0.5]]}', BadAnswerError, "2 classes"),
+    (400, b'{"error": "Input to reshape is a tensor with 3 values"}', TeacherError,
+     "HTTP 400: Input to reshape"),
+])
+def test_malformed_http_answers(code, body, error, message):
+    handler = type("H", (_RawHandler,), {"body": body, "code": code})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        t = http_teacher(f"http://127.0.0.1:{srv.server_address[1]}/v1/models/x")
+        with pytest.raises(error, match=message):
+            t.query(images(1))
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_cache_makes_a_second_run_send_nothing(server, tmp_path):
+    path = str(tmp_path / "cache.sqlite")
+    x = np.concatenate([images(30), images(30)[:5]])  # duplicates are sent once
+    first = http_teacher(server.url, cache=AnswerCache(path))
+    a = first.query(x)
+    assert first.stats.sent == 30 and server.images_answered == 30
+    second = http_teacher(server.url, cache=AnswerCache(path))
+    np.testing.assert_array_equal(second.query(x), a)
+    assert second.stats.sent == 0 and server.images_answered == 30
+    other_teacher = http_teacher(server.url + "/versions/2", cache=AnswerCache(path))
+    other_teacher.query(x[:3])  # another teacher's answers are not reused
+    assert other_teacher.stats.sent == 3
+
+
+def test_wrong_image_shape_is_refused_before_sending(server):
+    t = http_teacher(server.url)
+    with pytest.raises(DataError, match=r"shape \(7, 7, 1\), the teacher takes \(6, 6, 1\)"):
+        t.query(np.zeros((2, 7, 7, 1), np.float32))
+    assert server.requests == 0
+
+
+def test_output_modes():
+    x = images(4)
+    logits = x.reshape(4, -1) @ W
+    np.testing.assert_allclose(to_probabilities(logits, "logits", 4, 5), softmax_teacher(x), atol=1e-5)
+    np.testing.assert_array_equal(to_probabilities([2, 0, 4, 1], "label", 4, 5),
+                                  np.eye(5)[[2, 0, 4, 1]])
+    with pytest.raises(BadAnswerError, match="integers in"):
+        to_probabilities([2, 0, 5, 1], "label", 4, 5)
+    rows = [{"classes": [1, 3], "scores": [0.6, 0.1]}] * 4
+    p = to_probabilities(rows, "topk", 4, 5)
+    np.testing.assert_allclose(p[0], [0.1, 0.6, 0.1, 0.1, 0.1], atol=1e-6)
+
+
+def test_token_is_sent_and_never_leaks(tmp_path):
+    secret = "s3cret-token-value"
+    os.environ["KD_TEST_TOKEN"] = secret
+    s = PredictServer(lambda x: softmax_teacher(x.reshape(len(x), 6, 6, 1)), "toy",
+                      token=secret).start()
+    try:
+        with pytest.raises(TeacherError) as e:
+            http_teacher(s.url).query(images(2))
+        assert "401" in str(e.value) and secret not in str(e.value)
+        ok = Teacher(HttpBackend(s.url, token_env="KD_TEST_TOKEN"), 5, image_shape=SHAPE)
+        assert ok.query(images(2)).shape == (2, 5) and secret not in ok.identity
+        npz = tmp_path / "x.npz"
+        np.savez(npz, images=images(12))
+        out, work = tmp_path / "labels.npz", tmp_path / "work"
+        proc = run_command("label.py", "--config=configs/fashion_mnist.py:quick",
+                           "--config.data.image_shape=(6,6,1)", "--config.data.num_classes=5",
+                           f"--teacher={s.url}", "--teacher_token_env=KD_TEST_TOKEN",
+                           f"--images=npz:{npz}", f"--output={out}", f"--workdir={work}",
+                           env={"KD_TEST_TOKEN": secret})
+        assert "wrote 12 answers" in proc.stdout
+        labelled = np.load(out)
+        np.testing.assert_allclose(labelled["probs"], softmax_teacher(images(12)), atol=1e-5)
+        for f in os.listdir(work):
+            assert secret.encode() not in (work / f).read_bytes()
+        assert secret not in proc.stdout + proc.stderr
+    finally:
+        s.shutdown()
+        s.server_close()
+
+
+def test_savedmodel_and_keras_backends_and_serve_command(tmp_path):
+    import keras
+
+    from kd_keras.export import export_classifier
+
+    inputs = keras.Input(SHAPE)
+    model = keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Flatten()(inputs)))
+    export_classifier(model, str(tmp_path / "sm"), str(tmp_path / "m.keras"))
+    x = images(9)
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(x)))
+    sm = Teacher(backend_from_spec(f"savedmodel:{tmp_path}/sm"), 5)
+    np.testing.assert_allclose(sm.query(x), expected, atol=1e-5)
+    ks = Teacher(backend_from_spec(f"keras:{tmp_path}/m.keras"), 5, output="logits")
+    np.testing.assert_allclose(ks.query(x), expected, atol=1e-5)
+    with pytest.raises(TeacherError, match="not found"):
+        backend_from_spec(f"savedmodel:{tmp_path}/nope")
+
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "bin", "serve_teacher.py"),
+                             f"--savedmodel={tmp_path}/sm", "--port=0", "--model_name=t"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = line.split(" at ")[1].split(":predict")[0]
+        served = Teacher(HttpBackend(url), 5)
+        np.testing.assert_allclose(served.query(x), expected, atol=1e-5)
+    finally:
+        proc.kill()
+        proc.wait()
