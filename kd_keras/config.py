@@ -66,6 +66,7 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.cvae.likelihood = cvae_likelihood  # bernoulli|normal per pixel
     c.cvae.uniform_bound = 3.0      # hybrid sampling: half N(0, I), half U(-b, b)
     c.cvae.train_on = "real"        # real|real+mixup
+    c.cvae.condition = "onehot"     # onehot (teacher's top-1, the paper's) | soft
 
     c.student = ml_collections.ConfigDict()
     c.student.model = student_model

@@ -6,6 +6,7 @@ Back ends know transport only; batching, budget, retries, validation and caching
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
@@ -56,7 +57,11 @@ class SavedModelBackend(Backend):
                                f"(has {list(self._loaded.signatures)})")
         self._fn = self._loaded.signatures[signature]
         self._input = next(iter(self._fn.structured_input_signature[1]))
-        self.identity = f"savedmodel:{os.path.abspath(path)}:{signature}"
+        try:  # the fingerprint changes when the model does, so stale answers are never reused
+            checksum = tf.saved_model.experimental.read_fingerprint(path).saved_model_checksum
+        except Exception:  # older SavedModels have no fingerprint
+            checksum = "nofingerprint"
+        self.identity = f"savedmodel:{os.path.abspath(path)}:{signature}:{checksum}"
 
     def predict(self, images):
         import tensorflow as tf
@@ -79,7 +84,9 @@ class KerasBackend(Backend):
             self._model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as e:  # Keras raises many types; the message is what matters.
             raise TeacherError(f"cannot load teacher {path}: {str(e).splitlines()[0]}") from None
-        self.identity = f"keras:{os.path.abspath(path)}"
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:16]
+        self.identity = f"keras:{os.path.abspath(path)}:{digest}"
 
     def predict(self, images):
         return np.asarray(self._model(images, training=False))

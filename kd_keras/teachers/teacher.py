@@ -59,6 +59,15 @@ class Teacher:
         self.identity = f"{backend.identity}|{output}"
         self.stats = QueryStats()
         self._lock = threading.Lock()
+        self._reserved = 0  # images being sent right now by concurrent query() calls
+
+    def fork(self, budget: Optional[int] = None) -> "Teacher":
+        """The same teacher and cache with fresh counters (e.g. to count eval queries apart)."""
+        other = Teacher.__new__(Teacher)
+        other.__dict__.update(self.__dict__)
+        other.budget, other.stats = budget or None, QueryStats()
+        other._lock, other._reserved = threading.Lock(), 0
+        return other
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images, dtype=np.float32)
@@ -98,17 +107,23 @@ class Teacher:
         missing = list(dict.fromkeys(k for k in keys if k not in known))
         with self._lock:
             self.stats.cache_hits += sum(1 for k in keys if k in known)
-            if self.budget is not None and self.stats.sent + len(missing) > self.budget:
+            committed = self.stats.sent + self._reserved
+            if self.budget is not None and committed + len(missing) > self.budget:
                 raise BudgetExceededError(
                     f"sending {len(missing)} more images would cross the query budget of "
-                    f"{self.budget} ({self.stats.sent} already sent); nothing was sent. "
+                    f"{self.budget} ({committed} already sent); nothing was sent. "
                     "Raise --config.query.budget or use fewer synthetic images.")
-        if missing:
-            first = {k: i for i, k in reversed(list(enumerate(keys)))}
-            todo = images[[first[k] for k in missing]]
-            batches = [(missing[i:i + self.batch_size], todo[i:i + self.batch_size])
-                       for i in range(0, len(missing), self.batch_size)]
-            self._run_batches(batches, known)
+            self._reserved += len(missing)
+        try:
+            if missing:
+                first = {k: i for i, k in reversed(list(enumerate(keys)))}
+                todo = images[[first[k] for k in missing]]
+                batches = [(missing[i:i + self.batch_size], todo[i:i + self.batch_size])
+                           for i in range(0, len(missing), self.batch_size)]
+                self._run_batches(batches, known)
+        finally:
+            with self._lock:
+                self._reserved -= len(missing)
         return np.stack([known[k] for k in keys]).astype(np.float32)
 
     def query_with_progress(self, images: np.ndarray, what: str = "images",

@@ -1,0 +1,74 @@
+"""FS-BBT end to end: label few real images, grow them with MixUp and a CVAE, label the
+synthetic images through the teacher, distill the student and export it.
+
+  python bin/distill.py --config=configs/fashion_mnist.py --teacher=savedmodel:runs/t/teacher \
+      --unlabeled=fashion_mnist:train[:2000] --eval=fashion_mnist:test --workdir=runs/fsbbt
+
+Without --teacher, a teacher is first trained on the config's labelled data (or reused
+from WORKDIR/teacher). Outputs: WORKDIR/student/ (SavedModel), WORKDIR/student.keras,
+WORKDIR/report.json, WORKDIR/config.json, TensorBoard logs in WORKDIR/tb/.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from kd_keras import cli  # noqa: E402
+
+cli.define_common_flags()
+cli.define_teacher_flags()
+flags = cli.flags
+flags.DEFINE_string("unlabeled", None, "The few unlabeled images (source spec); default: the "
+                    "config's data.unlabeled, e.g. fashion_mnist:train[:2000].")
+flags.DEFINE_string("eval", None, "Labelled images to report on, never trained on; default: "
+                    "the config's data.test. Pass --eval= to skip evaluation.")
+flags.DEFINE_string("cache", None, "SQLite file of teacher answers; default "
+                    "WORKDIR/teacher_cache.sqlite. Share it between runs to pay once.")
+flags.DEFINE_bool("resume", False, "Continue an interrupted run in WORKDIR: reuse its CVAE and "
+                  "student checkpoint (teacher answers are always reused from the cache).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from kd_keras import data
+    from kd_keras.config import write_resolved
+    from kd_keras.distill.run import run_fsbbt
+    from kd_keras.strategy import get_strategy
+    from kd_keras.supervised import train_teacher
+    from kd_keras.teachers import teacher_from_config
+
+    config, workdir = FLAGS.config, FLAGS.workdir
+    cli.apply_teacher_flags(config)
+    unlabeled_spec = FLAGS.unlabeled or config.data.unlabeled
+    eval_spec = config.data.test if FLAGS.eval is None else FLAGS.eval
+    write_resolved(config, workdir, teacher=FLAGS.teacher, unlabeled=unlabeled_spec,
+                   eval=eval_spec, strategy=FLAGS.strategy, resume=FLAGS.resume)
+    strategy = get_strategy(FLAGS.strategy)
+    spec = FLAGS.teacher
+    if spec is None:
+        own = os.path.join(workdir, "teacher")
+        if os.path.exists(os.path.join(own, "saved_model.pb")):
+            print(f"teacher: reusing {own}", flush=True)
+        else:
+            train_teacher(config, workdir, strategy)
+        spec = f"savedmodel:{own}"
+    load = lambda s: data.load(s, config.data.image_shape, seed=config.seed,  # noqa: E731
+                               data_dir=config.data.data_dir or None)
+    unlabeled = load(unlabeled_spec)
+    if config.student.targets != "true_labels":
+        unlabeled = unlabeled.unlabeled()  # the teacher's answers are all the student sees
+    eval_set = load(eval_spec) if eval_spec else None
+    teacher = teacher_from_config(spec, config,
+                                  FLAGS.cache or os.path.join(workdir, "teacher_cache.sqlite"),
+                                  token_env=FLAGS.teacher_token_env)
+    run_fsbbt(config, teacher, unlabeled, eval_set, workdir, strategy, resume=FLAGS.resume)
+
+
+def entry():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    entry()

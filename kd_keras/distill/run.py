@@ -1,0 +1,216 @@
+"""The FS-BBT job end to end: label the real images, grow them with MixUp and a CVAE,
+label everything through the teacher, distill the student, evaluate and export."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kd_keras import models
+from kd_keras.data import ImageSet, check_image_shape
+from kd_keras.distill.distiller import Distiller
+from kd_keras.distill.pipeline import collect, label_arrays, label_batches
+from kd_keras.errors import DataError
+from kd_keras.export import export_classifier
+from kd_keras.supervised import accuracy, fit_verbosity
+from kd_keras.synthesis.cvae import CVAE, train_cvae
+from kd_keras.synthesis.mixup import mixup_dataset, plan_mixup
+from kd_keras.teachers import Teacher
+from kd_keras.tensorboard import SummaryLog
+
+SOURCES = ("real", "mixup", "cvae")
+
+
+def parse_sources(text: str) -> set[str]:
+    """``"real,mixup,cvae"`` -> a set; an unknown or empty list is an error."""
+    sources = {s.strip() for s in text.replace("+", ",").split(",") if s.strip()}
+    unknown = sources - set(SOURCES)
+    if unknown or not sources:
+        raise ValueError(f"synthesis.sources must name some of {SOURCES}, got {text!r}")
+    return sources
+
+
+def synthetic_counts(config, n_real: int) -> tuple[object, int]:
+    """(MixUp plan or None, number of CVAE images) for the config's sources and M."""
+    sources, m, mx = parse_sources(config.synthesis.sources), config.synthesis.num_synthetic, config.mixup
+    share = config.synthesis.cvae_share
+    plan_args = dict(alpha=mx.alpha, decimals=mx.decimals, low=mx.low, high=mx.high, seed=config.seed)
+    if "mixup" in sources and "cvae" in sources:
+        if share < 0:  # the paper's rule: CVAE images replace the dropped near-copy pairs
+            plan = plan_mixup(n_real, m, fill=False, **plan_args)
+            return plan, plan.dropped
+        n_cvae = int(round(share * m))
+        return plan_mixup(n_real, m - n_cvae, fill=True, **plan_args), n_cvae
+    if "mixup" in sources:
+        return plan_mixup(n_real, m, fill=True, **plan_args), 0
+    return None, m if "cvae" in sources else 0
+
+
+class _QueryLog(keras.callbacks.Callback):
+    """Writes the teacher queries spent so far next to the student's TensorBoard scalars."""
+
+    def __init__(self, log: SummaryLog, teacher: Teacher):
+        super().__init__()
+        self.log, self.teacher = log, teacher
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.log.scalar("teacher/queries_sent", self.teacher.stats.sent, epoch)
+        self.log.scalar("teacher/cache_hits", self.teacher.stats.cache_hits, epoch)
+
+
+def _get_cvae(config, real: np.ndarray, conditions: np.ndarray, workdir: str, resume: bool,
+              strategy, log_dir: str) -> CVAE:
+    """Trains the CVAE, or on --resume reloads the one trained before (same samples)."""
+    c = config.cvae
+    path = os.path.join(workdir, "cvae.weights.h5")
+    kwargs = dict(latent_dim=c.latent_dim, likelihood=c.likelihood, uniform_bound=c.uniform_bound)
+    if resume and os.path.exists(path):
+        print(f"cvae: reloading {path}", flush=True)
+        with strategy.scope():
+            model = CVAE(real.shape[1:], conditions.shape[1], **kwargs)
+        model.load_weights(path)
+        return model
+    print(f"cvae: training on {len(real)} images for {c.epochs} epochs", flush=True)
+    model = train_cvae(real, conditions, epochs=c.epochs, batch_size=c.batch_size,
+                       learning_rate=c.learning_rate, seed=config.seed, strategy=strategy,
+                       callbacks=[keras.callbacks.TensorBoard(log_dir)], verbose=fit_verbosity(),
+                       **kwargs)
+    model.save_weights(path)
+    return model
+
+
+def _cvae_conditions(config, probs: np.ndarray) -> np.ndarray:
+    if config.cvae.condition == "soft":
+        return probs
+    return np.eye(probs.shape[1], dtype=np.float32)[probs.argmax(1)]
+
+
+def build_training_set(config, real: np.ndarray, teacher: Teacher, workdir: str, resume: bool,
+                       strategy, timings: dict, log: SummaryLog) -> dict:
+    """Real, MixUp and CVAE images with the teacher's probabilities, as the config asks."""
+    sources = parse_sources(config.synthesis.sources)
+    grid = config.synthesis.grid_size
+    t = time.time()
+    real_probs = label_arrays(real, teacher, "real images")
+    timings["label_real"] = time.time() - t
+    log.grid("samples/real", real, grid)
+    parts = {"real": (real, real_probs)} if "real" in sources else {}
+    plan, n_cvae = synthetic_counts(config, len(real))
+    if plan is not None:
+        t = time.time()
+        print(f"mixup: generating and labelling {len(plan)} images "
+              f"({plan.dropped} near-copy pairs dropped)", flush=True)
+        ds, raised = label_batches(mixup_dataset(real, plan, config.mixup.batch_size), teacher)
+        parts["mixup"] = collect(ds, raised, len(plan), "mixup", teacher)
+        timings["mixup"] = time.time() - t
+        log.grid("samples/mixup", parts["mixup"][0], grid)
+    if n_cvae:
+        t = time.time()
+        train_x, train_p = real, real_probs
+        if config.cvae.train_on == "real+mixup" and "mixup" in parts:
+            train_x = np.concatenate([real, parts["mixup"][0]])
+            train_p = np.concatenate([real_probs, parts["mixup"][1]])
+        cvae = _get_cvae(config, train_x, _cvae_conditions(config, train_p), workdir, resume,
+                         strategy, os.path.join(workdir, "tb", "cvae"))
+        timings["cvae_train"] = time.time() - t
+        t = time.time()
+        images, _ = cvae.sample(n_cvae, seed=config.seed)
+        parts["cvae"] = (images, label_arrays(images, teacher, "cvae"))
+        timings["cvae_label"] = time.time() - t
+        log.grid("samples/cvae", images, grid)
+    log.scalar("teacher/queries_sent", teacher.stats.sent, 0)
+    return parts
+
+
+def _training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    return (tf.data.Dataset.from_tensor_slices((x, y))
+            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+
+def train_student(config, x: np.ndarray, y: np.ndarray, workdir: str, resume: bool, strategy,
+                  callbacks: Optional[list] = None) -> keras.Model:
+    """Distills the student on (x, y); checkpoints every epoch and resumes with ``resume``."""
+    s = config.student
+    backup = os.path.join(workdir, "checkpoints")
+    if not resume and os.path.exists(backup):
+        shutil.rmtree(backup)
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        student = models.build(s.model, config.data.image_shape, config.data.num_classes)
+        distiller = Distiller(student, loss=s.loss, temperature=s.temperature)
+        distiller.compile(optimizer=keras.optimizers.Adam(s.learning_rate))
+    print(f"student: training {s.model} on {len(x)} images for {s.epochs} epochs "
+          f"(loss {s.loss}, strategy with {strategy.num_replicas_in_sync} replica(s))", flush=True)
+    cbs = [keras.callbacks.BackupAndRestore(backup, delete_checkpoint=True),
+           keras.callbacks.TensorBoard(os.path.join(workdir, "tb", "student"))] + (callbacks or [])
+    distiller.fit(_training_dataset(x, y, s.batch_size, config.seed), epochs=s.epochs,
+                  callbacks=cbs, verbose=fit_verbosity(), shuffle=False)
+    return student
+
+
+def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
+              workdir: str, strategy: Optional[tf.distribute.Strategy] = None,
+              resume: bool = False, callbacks: Optional[list] = None) -> dict:
+    """Runs FS-BBT as ``config`` says and writes the student, report and logs to ``workdir``."""
+    start, timings = time.time(), {}
+    strategy = strategy or tf.distribute.get_strategy()
+    shape = tuple(config.data.image_shape)
+    check_image_shape(unlabeled.images, shape, f"--unlabeled {unlabeled.name}")
+    if eval_set is not None:
+        check_image_shape(eval_set.images, shape, f"--eval {eval_set.name}")
+    os.makedirs(workdir, exist_ok=True)
+    log = SummaryLog(os.path.join(workdir, "tb", "synthesis"))
+    eval_teacher = teacher.fork()  # eval answers: same cache, counted apart, no budget
+
+    if config.student.targets == "true_labels":  # the "student alone" reference
+        if unlabeled.labels is None:
+            raise DataError(f"student.targets=true_labels needs labels; {unlabeled.name} has none")
+        parts = {"real": (unlabeled.images,
+                          np.eye(config.data.num_classes, dtype=np.float32)[unlabeled.labels])}
+    else:
+        parts = build_training_set(config, unlabeled.images, teacher, workdir, resume, strategy,
+                                   timings, log)
+    x = np.concatenate([p[0] for p in parts.values()])
+    y = np.concatenate([p[1] for p in parts.values()])
+    t = time.time()
+    student = train_student(config, x, y, workdir, resume, strategy,
+                            [_QueryLog(log, teacher)] + (callbacks or []))
+    timings["student_train"] = time.time() - t
+
+    report = {"name": config.name, "sources": config.synthesis.sources,
+              "targets": config.student.targets,
+              "n_real": len(unlabeled), "n_mixup": len(parts.get("mixup", ((),))[0]),
+              "n_cvae": len(parts.get("cvae", ((),))[0]), "n_train": len(x),
+              "teacher_queries": teacher.stats.sent, "teacher_cache_hits": teacher.stats.cache_hits}
+    if eval_set is not None:
+        t = time.time()
+        student_probs = student.predict(eval_set.images, batch_size=1024, verbose=0)
+        teacher_probs = label_arrays(eval_set.images, eval_teacher, "eval images")
+        report["agreement"] = accuracy(student_probs, teacher_probs.argmax(1))
+        if eval_set.labels is not None:
+            report["student_accuracy"] = accuracy(student_probs, eval_set.labels)
+            report["teacher_accuracy"] = accuracy(teacher_probs, eval_set.labels)
+        report["eval_queries"] = eval_teacher.stats.sent
+        report["n_eval"] = len(eval_set)
+        timings["eval"] = time.time() - t
+    t = time.time()
+    export_classifier(student, os.path.join(workdir, "student"), os.path.join(workdir, "student.keras"))
+    timings["export"] = time.time() - t
+    report["stage_seconds"] = {k: round(v, 2) for k, v in timings.items()}
+    report["wall_seconds"] = round(time.time() - start, 2)
+    with open(os.path.join(workdir, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    summary = ", ".join(f"{k} {report[k]:.4f}" for k in ("student_accuracy", "teacher_accuracy",
+                                                        "agreement") if k in report)
+    print(f"done: {summary}; teacher queries {report['teacher_queries']} "
+          f"(+{report.get('eval_queries', 0)} for eval); report in "
+          f"{os.path.join(workdir, 'report.json')}", flush=True)
+    return report

@@ -1,0 +1,89 @@
+"""MixUp synthesis (FS-BBT step 2): convex mixes of pairs of real images.
+
+Pairs (i, j) and lambda ~ Beta(alpha, alpha) are drawn with stateless TF random ops, so a
+seed gives the same images on every run (and a resumed run finds them in the answer
+cache). Lambda is rounded to ``decimals``; pairs with lambda <= low or >= high are
+near-copies of one real image and are dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class MixupPlan:
+    """The pairs and weights of the MixUp images to make, and how many candidates dropped."""
+
+    first: np.ndarray
+    second: np.ndarray
+    lam: np.ndarray
+    dropped: int
+
+    def __len__(self) -> int:
+        return int(len(self.lam))
+
+
+def sample_lambdas(count: int, alpha: float, decimals: int, seed) -> tf.Tensor:
+    """``count`` draws of Beta(alpha, alpha), rounded to ``decimals`` (stateless)."""
+    seeds = tf.random.split(tf.constant(seed, tf.int64, shape=[2]), 2)
+    g1 = tf.random.stateless_gamma([count], seeds[0], alpha=alpha)
+    g2 = tf.random.stateless_gamma([count], seeds[1], alpha=alpha)
+    lam = g1 / (g1 + g2)
+    scale = 10.0 ** decimals
+    return tf.round(lam * scale) / scale
+
+
+def plan_mixup(n_real: int, candidates: int, *, alpha: float = 1.0, decimals: int = 2,
+               low: float = 0.05, high: float = 0.95, seed: int = 0,
+               fill: bool = False) -> MixupPlan:
+    """Draws ``candidates`` pairs and keeps those with low < lambda < high.
+
+    With ``fill`` the dropped ones are replaced by further draws, so the plan holds
+    exactly ``candidates`` pairs; without it (the paper's rule) the dropped count is
+    reported so another generator (the CVAE) can make up the difference.
+    """
+    if n_real < 2:
+        raise ValueError("MixUp needs at least two real images")
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"MixUp thresholds must satisfy 0 <= low < high <= 1, got {low}, {high}")
+    firsts, seconds, lams, dropped, round_ = [], [], [], 0, 0
+    while True:
+        want = candidates if round_ == 0 else candidates - sum(len(l) for l in lams)
+        if want <= 0 or (round_ > 0 and not fill):
+            break
+        s = tf.random.split(tf.constant([seed, round_], tf.int64), 3)
+        lam = sample_lambdas(want, alpha, decimals, s[0]).numpy()
+        i = tf.random.stateless_uniform([want], s[1], 0, n_real, dtype=tf.int64).numpy()
+        off = tf.random.stateless_uniform([want], s[2], 1, n_real, dtype=tf.int64).numpy()
+        j = (i + off) % n_real  # a different image from i
+        keep = (lam > low) & (lam < high)
+        firsts.append(i[keep]), seconds.append(j[keep]), lams.append(lam[keep].astype(np.float32))
+        if round_ == 0:
+            dropped = int((~keep).sum())
+        round_ += 1
+        if round_ > 1000:
+            raise ValueError("MixUp thresholds drop almost every pair; widen low/high")
+    return MixupPlan(np.concatenate(firsts), np.concatenate(seconds), np.concatenate(lams), dropped)
+
+
+def quantize(images: tf.Tensor) -> tf.Tensor:
+    """Rounds pixels to 8-bit levels, as stored images are; makes cache keys robust."""
+    return tf.round(images * 255.0) / 255.0
+
+
+def mix(real: tf.Tensor, first: tf.Tensor, second: tf.Tensor, lam: tf.Tensor) -> tf.Tensor:
+    """``lam * real[first] + (1 - lam) * real[second]`` for a batch of pairs (vectorised)."""
+    lam = tf.reshape(tf.cast(lam, real.dtype), [-1, 1, 1, 1])
+    return quantize(lam * tf.gather(real, first) + (1.0 - lam) * tf.gather(real, second))
+
+
+def mixup_dataset(real: np.ndarray, plan: MixupPlan, batch_size: int = 1024) -> tf.data.Dataset:
+    """A tf.data pipeline yielding batches of the planned MixUp images, made on the fly."""
+    real_t = tf.constant(real, tf.float32)
+    ds = tf.data.Dataset.from_tensor_slices((plan.first, plan.second, plan.lam)).batch(batch_size)
+    return ds.map(lambda i, j, l: mix(real_t, i, j, l), num_parallel_calls=tf.data.AUTOTUNE,
+                  deterministic=True)
