@@ -25,7 +25,8 @@ $(FMNIST):
 	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist
 
 demo: install data
-	$(PY) bin/train_teacher.py --config=$(CONFIG) --workdir=$(WORKDIR)
+	$(PY) bin/distill.py --config=$(CONFIG) --workdir=$(WORKDIR) \
+	  --unlabeled='fashion_mnist:train[:2000]' --eval=fashion_mnist:test
 
 test: install data
 	$(PY) -m pytest -q tests

@@ -25,6 +25,7 @@ class Distiller(keras.Model):
         self.student, self.loss_name, self.temperature = student, loss, float(temperature)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.agreement = keras.metrics.SparseCategoricalAccuracy(name="agreement")
+        self.built = student.built  # a functional student is built: checkpoints can load
 
     def get_config(self):
         return {**super().get_config(), "loss": self.loss_name, "temperature": self.temperature,

@@ -1,0 +1,197 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_images, run_command
+from kd_keras import data, models
+from kd_keras.config import base_config
+from kd_keras.distill import Distiller, kl_with_temperature, soft_cross_entropy
+from kd_keras.distill.losses import hard_cross_entropy
+from kd_keras.distill.run import run_fsbbt
+from kd_keras.errors import BadAnswerError, DataError
+from kd_keras.teachers import AnswerCache, CallableBackend, Teacher
+
+PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
+LOGITS = np.array([[2.0, 1.0, 0.0], [0.0, 0.5, 1.5]], np.float32)
+
+
+def test_soft_cross_entropy_by_hand():
+    q = np.exp(LOGITS) / np.exp(LOGITS).sum(1, keepdims=True)
+    expected = -(PROBS * np.log(q)).sum(1)
+    np.testing.assert_allclose(soft_cross_entropy(PROBS, LOGITS), expected, rtol=1e-5)
+
+
+def test_kl_with_temperature_by_hand():
+    t = 4.0
+    p = PROBS ** (1 / t) / (PROBS ** (1 / t)).sum(1, keepdims=True)  # softmax(log p / T)
+    q = np.exp(LOGITS / t) / np.exp(LOGITS / t).sum(1, keepdims=True)
+    expected = t * t * (p * np.log(p / q)).sum(1)
+    np.testing.assert_allclose(kl_with_temperature(PROBS, LOGITS, t), expected, rtol=1e-5)
+    assert float(kl_with_temperature(PROBS, np.log(PROBS), 1.0)[0]) == pytest.approx(0, abs=1e-6)
+
+
+def test_hard_cross_entropy_by_hand():
+    q = np.exp(LOGITS) / np.exp(LOGITS).sum(1, keepdims=True)
+    np.testing.assert_allclose(hard_cross_entropy(PROBS, LOGITS),
+                               [-np.log(q[0, 0]), -np.log(q[1, 2])], rtol=1e-5)
+
+
+def _train_weights(strategy, x, y):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        student = models.build("lenet5_half", (28, 28, 1), 10)
+        d = Distiller(student, loss="soft_ce")
+        d.compile(optimizer=keras.optimizers.SGD(0.1))
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    hist = d.fit(ds, epochs=2, verbose=0, shuffle=False)
+    return student.get_weights(), hist.history["loss"]
+
+
+def test_mirrored_over_two_devices_matches_one_device():
+    x, labels = make_images(128)
+    x = x[..., None].astype(np.float32) / 255
+    y = tf.nn.softmax(np.random.default_rng(0).normal(size=(128, 10)) * 3 + np.eye(10)[labels] * 3)
+    y = np.asarray(y, np.float32)
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2
+    w1, l1 = _train_weights(tf.distribute.get_strategy(), x, y)
+    w2, l2 = _train_weights(mirrored, x, y)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    np.testing.assert_allclose(l1, l2, rtol=1e-4)
+    assert l1[1] < l1[0]
+
+
+W = np.random.default_rng(1).normal(size=(784, 10)).astype(np.float32)
+
+
+def toy_teacher(images):
+    """A fixed linear teacher over the bright-patch images, answering probabilities."""
+    z = (images.reshape(len(images), -1) - 0.2) @ W * 0.5
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def tiny_config(idx_dir):
+    c = base_config(name="tiny", train="fashion_mnist:train", test="fashion_mnist:test",
+                    unlabeled="fashion_mnist:train[:100]", image_shape=(28, 28, 1),
+                    num_classes=10, teacher_model="lenet5", student_model="lenet5_half",
+                    teacher_epochs=2, num_synthetic=300, cvae_epochs=2)
+    c.data.data_dir = idx_dir
+    c.student.epochs = 2
+    c.student.batch_size = 50
+    return c
+
+
+class _Crash(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("simulated crash")
+
+
+class _Epochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+
+def test_resume_after_crash_sends_no_new_queries(idx_dir, tmp_path):
+    config = tiny_config(idx_dir)
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir).unlabeled()
+    cache = str(tmp_path / "cache.sqlite")
+    workdir = str(tmp_path / "run")
+
+    first = Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_fsbbt(config, first, unlabeled, None, workdir, callbacks=[_Crash()])
+    assert first.stats.sent == 400  # N real + M synthetic, each once
+    assert os.path.exists(os.path.join(workdir, "checkpoints"))
+
+    second = Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache))
+    epochs = _Epochs()
+    report = run_fsbbt(config, second, unlabeled, None, workdir, resume=True, callbacks=[epochs])
+    assert second.stats.sent == 0 and second.stats.cache_hits == 400
+    assert epochs.seen == [1]  # training continued from the checkpoint, not from scratch
+    assert report["teacher_queries"] == 0 and report["n_train"] == 400
+
+
+def test_wrong_class_count_is_a_clear_error(idx_dir, tmp_path):
+    config = tiny_config(idx_dir)
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir)
+    seven = Teacher(CallableBackend(lambda x: toy_teacher(x)[:, :7] / toy_teacher(x)[:, :7].sum(1, keepdims=True)), 10)
+    with pytest.raises(BadAnswerError, match="7 classes, the config expects 10"):
+        run_fsbbt(config, seven, unlabeled, None, str(tmp_path / "w"))
+
+
+def test_wrong_image_shape_is_a_clear_error(idx_dir, tmp_path):
+    config = tiny_config(idx_dir)
+    x, _ = make_images(20, size=32)
+    small = data.ImageSet(x[..., None].astype(np.float32) / 255, name="npz:big.npz")
+    teacher = Teacher(CallableBackend(toy_teacher), 10)
+    with pytest.raises(DataError, match=r"npz:big.npz: images have shape \(32, 32, 1\), "
+                                        r"the model expects \(28, 28, 1\)"):
+        run_fsbbt(config, teacher, small, None, str(tmp_path / "w"))
+    assert teacher.stats.requests == 0
+
+
+def test_label_only_teacher_with_hard_loss(idx_dir, tmp_path):
+    config = tiny_config(idx_dir)
+    config.query.output = "label"
+    config.student.loss = "hard_ce"
+    config.synthesis.sources = "real,mixup"
+    config.student.epochs = 1
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir)
+    teacher = Teacher(CallableBackend(lambda x: toy_teacher(x).argmax(1)), 10, output="label")
+    report = run_fsbbt(config, teacher, unlabeled, unlabeled, str(tmp_path / "w"))
+    assert report["n_mixup"] == 300 and report["n_cvae"] == 0
+    assert report["teacher_queries"] == 400
+
+
+def test_distill_command_end_to_end(idx_dir, tmp_path):
+    workdir = tmp_path / "run"
+    proc = run_command("distill.py", "--config=configs/fashion_mnist.py:quick",
+                       f"--config.data.data_dir={idx_dir}", "--config.teacher.epochs=3",
+                       "--config.synthesis.num_synthetic=400", "--config.cvae.epochs=2",
+                       "--config.student.epochs=2", "--unlabeled=fashion_mnist:train[:100]",
+                       "--eval=fashion_mnist:test", f"--workdir={workdir}")
+    assert "done: student_accuracy" in proc.stdout
+    report = json.load(open(workdir / "report.json"))
+    for key in ("student_accuracy", "teacher_accuracy", "agreement", "teacher_queries",
+                "eval_queries", "n_real", "n_mixup", "n_cvae", "wall_seconds"):
+        assert key in report, key
+    assert report["n_real"] == 100 and report["n_mixup"] + report["n_cvae"] == 400
+    assert report["n_cvae"] > 0 and report["teacher_queries"] == 500
+    assert report["eval_queries"] == 200
+    assert report["teacher_accuracy"] > 0.5
+    config = json.load(open(workdir / "config.json"))
+    assert config["config"]["student"]["epochs"] == 2
+    assert config["flags"]["unlabeled"] == "fashion_mnist:train[:100]"
+    loaded = tf.saved_model.load(str(workdir / "student"))
+    test = data.load("fashion_mnist:test", data_dir=idx_dir)
+    probs = loaded.serve(tf.constant(test.images[:8])).numpy()
+    assert probs.shape == (8, 10)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    student = keras.saving.load_model(str(workdir / "student.keras"))
+    np.testing.assert_allclose(tf.nn.softmax(student(test.images[:8])), probs, atol=1e-5)
+    tags = set()
+    for root, _, files in os.walk(workdir / "tb" / "synthesis"):
+        for f in files:
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(root, f)):
+                tags.update(v.tag for v in event.summary.value)
+    assert {"samples/real", "samples/mixup", "samples/cvae", "teacher/queries_sent"} <= tags
+    assert os.listdir(workdir / "tb" / "student")
+
+    # Bad input through the command: one clear line, no traceback.
+    bad = run_command("distill.py", "--config=configs/fashion_mnist.py:quick",
+                      f"--config.data.data_dir={idx_dir}", f"--teacher=savedmodel:{workdir}/student",
+                      "--config.data.num_classes=7", "--unlabeled=fashion_mnist:train[:50]",
+                      "--eval=", f"--workdir={tmp_path}/bad", check=False)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "error: teacher answered 10 classes, the config expects 7" in bad.stderr
