@@ -1,0 +1,128 @@
+"""The paper's table, measured here: one distill run per (row, seed), each appended to a
+JSONL file as it finishes, so a long benchmark survives interruptions (rerun to continue).
+
+  python bench/paper_table.py --config=configs/fashion_mnist.py --seeds=0,1,2 \
+      --rows=student_alone,standard_kd,real_mixup,real_cvae,fsbbt,upper_bound \
+      --workroot=runs/bench_fmnist --out=bench/results/fashion_mnist.jsonl
+
+Rows: student_alone (N real images, true labels), standard_kd (N real, teacher labels),
+real_mixup, real_cvae, fsbbt (real + MixUp + CVAE), upper_bound (all labelled training
+images, true labels), fsbbt_M<count> (FS-BBT with M = count synthetic images), and
+<row>@<variant> to run a row with a named set of extra overrides (see VARIANTS).
+One teacher is trained (or reused) under WORKROOT and every run shares one answer cache.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("config", "configs/fashion_mnist.py", "Experiment config file.")
+flags.DEFINE_list("rows", ["student_alone", "standard_kd", "real_mixup", "real_cvae", "fsbbt",
+                           "upper_bound"], "Rows to run (see module doc).")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds: each draws its own N real images and init.")
+flags.DEFINE_string("workroot", "runs/bench", "Folder for the teacher, cache and each run.")
+flags.DEFINE_string("out", "bench/results/results.jsonl", "JSONL file results are appended to.")
+flags.DEFINE_list("overrides", [], "Extra --config.* overrides for every run, e.g. "
+                  "student.epochs=20.")
+FLAGS = flags.FLAGS
+
+ROWS = {
+    "student_alone": ["synthesis.sources=real", "student.targets=true_labels"],
+    "standard_kd": ["synthesis.sources=real"],
+    "real_mixup": ["synthesis.sources=real,mixup"],
+    "real_cvae": ["synthesis.sources=real,cvae"],
+    "fsbbt": ["synthesis.sources=real,mixup,cvae"],
+    "upper_bound": ["synthesis.sources=real", "student.targets=true_labels"],
+}
+# Named changes to try on top of a row, written <row>@<variant>.
+VARIANTS = {
+    "kl4": ["student.loss=kl", "student.temperature=4.0"],
+}
+
+
+def row_overrides(row: str) -> tuple[list[str], str | None]:
+    """(config overrides, --unlabeled override) for a row name."""
+    base, _, variant = row.partition("@")
+    extra = VARIANTS[variant] if variant else []
+    if base.startswith("fsbbt_M"):
+        return ROWS["fsbbt"] + [f"synthesis.num_synthetic={int(base[7:])}"] + extra, None
+    if base not in ROWS:
+        raise ValueError(f"unknown row {row!r}")
+    return ROWS[base] + extra, ("ALL" if base == "upper_bound" else None)
+
+
+def done_runs(path: str) -> set:
+    if not os.path.exists(path):
+        return set()
+    with open(path) as f:
+        return {(r["row"], r["seed"]) for r in map(json.loads, f) if r.get("report")}
+
+
+def main(argv):
+    del argv
+    from kd_keras.config import base_config  # noqa: F401  (import check before long work)
+
+    os.makedirs(FLAGS.workroot, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+    py = sys.executable
+    teacher_dir = os.path.join(FLAGS.workroot, "teacher")
+    if not os.path.exists(os.path.join(teacher_dir, "teacher", "saved_model.pb")):
+        subprocess.run([py, os.path.join(ROOT, "bin", "train_teacher.py"), f"--config={FLAGS.config}",
+                        f"--workdir={teacher_dir}"] + [f"--config.{o}" for o in FLAGS.overrides
+                                                       if o.startswith(("data.", "teacher."))],
+                       check=True)
+    done = done_runs(FLAGS.out)
+    for seed in map(int, FLAGS.seeds):
+        for row in FLAGS.rows:
+            if (row, seed) in done:
+                print(f"bench: {row} seed {seed} already in {FLAGS.out}", flush=True)
+                continue
+            overrides, unlabeled = row_overrides(row)
+            workdir = os.path.join(FLAGS.workroot, f"{row}_s{seed}")
+            cmd = [py, os.path.join(ROOT, "bin", "distill.py"), f"--config={FLAGS.config}",
+                   f"--workdir={workdir}", f"--teacher=savedmodel:{teacher_dir}/teacher",
+                   f"--cache={os.path.join(FLAGS.workroot, 'teacher_cache.sqlite')}",
+                   f"--config.seed={seed}"]
+            cmd += [f"--config.{o}" for o in overrides + FLAGS.overrides]
+            if unlabeled == "ALL":
+                cmd.append("--unlabeled=" + _train_spec())
+            print(f"bench: {row} seed {seed}: {' '.join(cmd[2:])}", flush=True)
+            start = time.time()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            with open(os.path.join(FLAGS.workroot, f"{row}_s{seed}.log"), "w") as f:
+                f.write(proc.stdout + proc.stderr)
+            if proc.returncode != 0:
+                print(f"bench: {row} seed {seed} FAILED:\n{proc.stderr[-2000:]}", flush=True)
+                continue
+            report = json.load(open(os.path.join(workdir, "report.json")))
+            record = {"config": FLAGS.config, "row": row, "seed": seed, "overrides": overrides +
+                      FLAGS.overrides, "report": report, "finished": time.strftime("%Y-%m-%d %H:%M"),
+                      "seconds": round(time.time() - start, 1)}
+            with open(FLAGS.out, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            print(f"bench: {row} seed {seed}: student accuracy "
+                  f"{report.get('student_accuracy', float('nan')):.4f}, queries "
+                  f"{report['teacher_queries']}, {record['seconds']}s", flush=True)
+
+
+def _train_spec() -> str:
+    from ml_collections import config_flags  # noqa: F401
+    import importlib.util
+
+    path, _, variant = FLAGS.config.partition(":")
+    spec = importlib.util.spec_from_file_location("bench_config", os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant or None).data.train
+
+
+if __name__ == "__main__":
+    app.run(main)

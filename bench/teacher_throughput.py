@@ -1,0 +1,61 @@
+"""Teacher query throughput: in-process SavedModel vs the same model served over the
+TensorFlow Serving REST protocol on loopback, queried in batches with concurrency.
+
+  python bench/teacher_throughput.py --savedmodel=runs/fmnist_teacher/teacher \
+      --images=fashion_mnist:train[:20000] --out=bench/results/teacher_throughput.json
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("savedmodel", None, "Teacher SavedModel folder.", required=True)
+flags.DEFINE_string("images", "fashion_mnist:train[:20000]", "Images to send.")
+flags.DEFINE_list("batch_sizes", ["256", "1024"], "Images per request to try.")
+flags.DEFINE_list("concurrency", ["1", "2", "4"], "Requests in flight to try (HTTP).")
+flags.DEFINE_string("out", "bench/results/teacher_throughput.json", "Where to write results.")
+FLAGS = flags.FLAGS
+
+
+def _rate(teacher, images):
+    start = time.perf_counter()
+    teacher.query(images)
+    return len(images) / (time.perf_counter() - start)
+
+
+def main(argv):
+    del argv
+    from kd_keras import data
+    from kd_keras.teachers import HttpBackend, SavedModelBackend, Teacher
+    from kd_keras.teachers.server import PredictServer
+
+    images = data.load(FLAGS.images).images
+    backend = SavedModelBackend(FLAGS.savedmodel)
+    results = {"images": len(images), "in_process": {}, "http": {}}
+    server = PredictServer(backend.predict, "teacher").start()
+    for bs in map(int, FLAGS.batch_sizes):
+        backend.predict(images[:bs])  # warm up
+        results["in_process"][bs] = _rate(Teacher(backend, 10, batch_size=bs), images)
+        print(f"in-process batch {bs}: {results['in_process'][bs]:.0f} images/s", flush=True)
+        for c in map(int, FLAGS.concurrency):
+            rate = _rate(Teacher(HttpBackend(server.url), 10, batch_size=bs, concurrency=c), images)
+            results["http"][f"{bs}x{c}"] = rate
+            print(f"http batch {bs} concurrency {c}: {rate:.0f} images/s", flush=True)
+    server.shutdown()
+    best_http = max(results["http"].values())
+    best_local = max(results["in_process"].values())
+    results["best_ratio"] = best_http / best_local
+    print(f"best HTTP / best in-process: {results['best_ratio']:.2f}", flush=True)
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+    with open(FLAGS.out, "w") as f:
+        json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
