@@ -195,3 +195,22 @@ def test_distill_command_end_to_end(idx_dir, tmp_path):
                       "--eval=", f"--workdir={tmp_path}/bad", check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "error: teacher answered 10 classes, the config expects 7" in bad.stderr
+
+
+def test_multi_worker_strategy_runs_the_same_command(idx_dir, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]},
+                            "task": {"type": "worker", "index": 0}})
+    workdir = tmp_path / "mw"
+    proc = run_command("distill.py", "--config=configs/fashion_mnist.py:quick",
+                       f"--config.data.data_dir={idx_dir}", "--config.teacher.epochs=1",
+                       "--config.synthesis.num_synthetic=100", "--config.cvae.epochs=1",
+                       "--config.student.epochs=1", "--unlabeled=fashion_mnist:train[:50]",
+                       "--eval=fashion_mnist:test", "--strategy=multi_worker",
+                       f"--workdir={workdir}", env={"TF_CONFIG": tf_config})
+    assert "done: student_accuracy" in proc.stdout
+    assert os.path.exists(workdir / "student" / "saved_model.pb")

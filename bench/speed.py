@@ -1,0 +1,90 @@
+"""Speed of the FS-BBT stages and the overhead of the tf.data pipelines.
+
+  python bench/speed.py --teacher=savedmodel:runs/bench_fmnist/teacher/teacher \
+      --report=runs/bench_fmnist/fsbbt_s0/report.json --out=bench/results/speed.json
+
+Measures, in one process:
+* student training: epochs fed by the training pipeline (shuffle, batch, prefetch from
+  host arrays) against the same epochs on batches already materialised in memory;
+* MixUp labelling: the streaming pipeline (generation overlapped with teacher queries)
+  against generating every image first and then querying;
+and copies the per-stage times of a finished run's report.
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("teacher", None, "Teacher spec.", required=True)
+flags.DEFINE_string("unlabeled", "fashion_mnist:train[:2000]", "The real images.")
+flags.DEFINE_integer("synthetic", 20000, "MixUp images for the measurements.")
+flags.DEFINE_integer("epochs", 3, "Student epochs per measurement.")
+flags.DEFINE_string("report", None, "report.json of a finished run, for per-stage times.")
+flags.DEFINE_string("out", "bench/results/speed.json", "Where to write results.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from kd_keras import data, models
+    from kd_keras.distill import Distiller
+    from kd_keras.distill.pipeline import collect, label_batches
+    from kd_keras.distill.run import _training_dataset
+    from kd_keras.synthesis import mixup_dataset, plan_mixup
+    from kd_keras.teachers import Teacher, backend_from_spec
+
+    real = data.load(FLAGS.unlabeled, (28, 28, 1)).images
+    plan = plan_mixup(len(real), FLAGS.synthetic, fill=True)
+    results = {}
+
+    # MixUp labelling: streaming vs generate-then-query (fresh in-memory caches each time).
+    fresh = lambda: Teacher(backend_from_spec(FLAGS.teacher), 10)  # noqa: E731
+    t = time.perf_counter()
+    ds, raised = label_batches(mixup_dataset(real, plan), fresh())
+    x, y = collect(ds, raised, len(plan), "mixup (streaming)", fresh())
+    results["mixup_label_streaming_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    images = np.concatenate(list(mixup_dataset(real, plan).as_numpy_iterator()))
+    fresh().query(images)
+    results["mixup_label_sequential_s"] = time.perf_counter() - t
+
+    # Student epochs: training pipeline vs batches already in memory.
+    def fit(dataset):
+        keras.utils.set_random_seed(0)
+        d = Distiller(models.build("lenet5_half", (28, 28, 1), 10))
+        d.compile(optimizer=keras.optimizers.Adam(1e-3))
+        d.fit(dataset.take(5), epochs=1, verbose=0)  # build and trace outside the timing
+        t = time.perf_counter()
+        d.fit(dataset, epochs=FLAGS.epochs, verbose=0, shuffle=False)
+        return (time.perf_counter() - t) / FLAGS.epochs
+
+    pipeline = _training_dataset(x, y, 64, 0)
+    in_memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(64).cache()
+    for _ in in_memory:  # materialise the cache before timing
+        pass
+    results["student_epoch_pipeline_s"] = fit(pipeline)
+    results["student_epoch_in_memory_s"] = fit(in_memory)
+    results["pipeline_overhead"] = (results["student_epoch_pipeline_s"]
+                                    / results["student_epoch_in_memory_s"] - 1)
+    results["n_images"] = len(x)
+    if FLAGS.report:
+        results["stage_seconds_of_run"] = json.load(open(FLAGS.report))["stage_seconds"]
+        results["run_report"] = FLAGS.report
+    print(json.dumps(results, indent=2))
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+    with open(FLAGS.out, "w") as f:
+        json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    app.run(main)
