@@ -45,6 +45,8 @@ ROWS = {
 # Named changes to try on top of a row, written <row>@<variant>.
 VARIANTS = {
     "kl4": ["student.loss=kl", "student.temperature=4.0"],
+    "cosine": ["student.lr_schedule=cosine"],
+    "cosine80": ["student.lr_schedule=cosine", "student.epochs=80"],
 }
 
 

@@ -73,6 +73,7 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.student.epochs = 50
     c.student.batch_size = 64
     c.student.learning_rate = 1e-3
+    c.student.lr_schedule = "constant"  # constant (the paper's) | cosine (decays to 0)
     c.student.loss = "soft_ce"      # soft_ce|kl|hard_ce
     c.student.temperature = 4.0     # for loss=kl
     c.student.targets = "teacher"   # teacher|true_labels ("student alone" baseline)

@@ -135,6 +135,16 @@ def _training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) 
             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
 
+def learning_rate_schedule(student_config, steps: int):
+    """The student's learning rate: constant, or cosine decay to 0 over all ``steps``."""
+    if student_config.lr_schedule == "constant":
+        return student_config.learning_rate
+    if student_config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(student_config.learning_rate, steps)
+    raise ValueError(f"unknown student.lr_schedule {student_config.lr_schedule!r}: "
+                     "constant or cosine")
+
+
 def train_student(config, x: np.ndarray, y: np.ndarray, workdir: str, resume: bool, strategy,
                   callbacks: Optional[list] = None) -> keras.Model:
     """Distills the student on (x, y); checkpoints every epoch and resumes with ``resume``."""
@@ -146,7 +156,8 @@ def train_student(config, x: np.ndarray, y: np.ndarray, workdir: str, resume: bo
     with strategy.scope():
         student = models.build(s.model, config.data.image_shape, config.data.num_classes)
         distiller = Distiller(student, loss=s.loss, temperature=s.temperature)
-        distiller.compile(optimizer=keras.optimizers.Adam(s.learning_rate))
+        distiller.compile(optimizer=keras.optimizers.Adam(
+            learning_rate_schedule(s, steps=s.epochs * -(-len(x) // s.batch_size))))
     print(f"student: training {s.model} on {len(x)} images for {s.epochs} epochs "
           f"(loss {s.loss}, strategy with {strategy.num_replicas_in_sync} replica(s))", flush=True)
     cbs = [keras.callbacks.BackupAndRestore(backup, delete_checkpoint=True),
