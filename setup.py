@@ -15,6 +15,7 @@ INSTALL_REQUIRES = [
     "ml-collections>=1.0",
     "tensorboard>=2.21,<2.22",
     "numpy>=1.26",
+    "orjson>=3.9",  # fast, exact JSON for the TF Serving REST protocol
 ]
 
 setup(

@@ -1,5 +1,6 @@
 """Teacher query throughput: in-process SavedModel vs the same model served over the
-TensorFlow Serving REST protocol on loopback, queried in batches with concurrency.
+TensorFlow Serving REST protocol on loopback (bin/serve_teacher.py in its own process, as
+a real server would be), queried in batches with concurrency.
 
   python bench/teacher_throughput.py --savedmodel=runs/fmnist_teacher/teacher \
       --images=fashion_mnist:train[:20000] --out=bench/results/teacher_throughput.json
@@ -7,6 +8,7 @@ TensorFlow Serving REST protocol on loopback, queried in batches with concurrenc
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -33,21 +35,23 @@ def main(argv):
     del argv
     from kd_keras import data
     from kd_keras.teachers import HttpBackend, SavedModelBackend, Teacher
-    from kd_keras.teachers.server import PredictServer
-
     images = data.load(FLAGS.images).images
     backend = SavedModelBackend(FLAGS.savedmodel)
     results = {"images": len(images), "in_process": {}, "http": {}}
-    server = PredictServer(backend.predict, "teacher").start()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    server = subprocess.Popen([sys.executable, os.path.join(root, "bin", "serve_teacher.py"),
+                               f"--savedmodel={FLAGS.savedmodel}", "--port=0"],
+                              stdout=subprocess.PIPE, text=True)
+    url = server.stdout.readline().split(" at ")[1].split(":predict")[0]
     for bs in map(int, FLAGS.batch_sizes):
         backend.predict(images[:bs])  # warm up
         results["in_process"][bs] = _rate(Teacher(backend, 10, batch_size=bs), images)
         print(f"in-process batch {bs}: {results['in_process'][bs]:.0f} images/s", flush=True)
         for c in map(int, FLAGS.concurrency):
-            rate = _rate(Teacher(HttpBackend(server.url), 10, batch_size=bs, concurrency=c), images)
+            rate = _rate(Teacher(HttpBackend(url), 10, batch_size=bs, concurrency=c), images)
             results["http"][f"{bs}x{c}"] = rate
             print(f"http batch {bs} concurrency {c}: {rate:.0f} images/s", flush=True)
-    server.shutdown()
+    server.kill()
     best_http = max(results["http"].values())
     best_local = max(results["in_process"].values())
     results["best_ratio"] = best_http / best_local

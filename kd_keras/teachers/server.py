@@ -8,7 +8,6 @@ with ``{"instances": [...]}`` answers ``{"predictions": [...]}``; errors answer
 from __future__ import annotations
 
 import hmac
-import json
 import random
 import re
 import threading
@@ -17,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional
 
 import numpy as np
+
+from kd_keras.teachers.backends import dumps, loads
 
 _PREDICT = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?:predict$")
 _STATUS = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?$")
@@ -64,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, code: int, payload: dict) -> None:
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = dumps(payload)
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -98,9 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server._inject_fault():
             return self._send(503, {"error": "injected fault: service unavailable"})
         try:
-            request = json.loads(body)
+            request = loads(body)
             images = np.asarray(request["instances"], dtype=np.float32)
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError) as e:  # orjson's decode error is a ValueError
             return self._send(400, {"error": f"malformed request: {e}"})
         try:
             predictions = np.asarray(self.server.predict_fn(images))
@@ -108,4 +109,4 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {"error": f"{type(e).__name__}: {str(e).splitlines()[0]}"})
         with self.server._lock:
             self.server.images_answered += len(images)
-        self._send(200, {"predictions": predictions.tolist()})
+        self._send(200, {"predictions": predictions})
