@@ -3,6 +3,7 @@ label everything through the teacher, distill the student, evaluate and export."
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -103,23 +104,38 @@ def build_training_set(config, real: np.ndarray, teacher: Teacher, workdir: str,
     log.grid("samples/real", real, grid)
     parts = {"real": (real, real_probs)} if "real" in sources else {}
     plan, n_cvae = synthetic_counts(config, len(real))
+    mixup = None
     if plan is not None:
-        t = time.time()
         print(f"mixup: generating and labelling {len(plan)} images "
               f"({plan.dropped} near-copy pairs dropped)", flush=True)
-        ds, raised = label_batches(mixup_dataset(real, plan, config.mixup.batch_size), teacher)
-        parts["mixup"] = collect(ds, raised, len(plan), "mixup", teacher)
-        timings["mixup"] = time.time() - t
-        log.grid("samples/mixup", parts["mixup"][0], grid)
+
+        def label_mixup():
+            t = time.time()
+            ds, raised = label_batches(mixup_dataset(real, plan, config.mixup.batch_size), teacher)
+            result = collect(ds, raised, len(plan), "mixup", teacher)
+            timings["mixup"] = time.time() - t
+            return result
+
+        # MixUp images are labelled in the background while the CVAE trains, so a slow
+        # (remote) teacher's latency hides behind training.
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        mixup = pool.submit(label_mixup)
+        pool.shutdown(wait=False)
+    if n_cvae and config.cvae.train_on == "real+mixup" and mixup is not None:
+        parts["mixup"] = mixup.result()
     if n_cvae:
         t = time.time()
         train_x, train_p = real, real_probs
-        if config.cvae.train_on == "real+mixup" and "mixup" in parts:
+        if "mixup" in parts and config.cvae.train_on == "real+mixup":
             train_x = np.concatenate([real, parts["mixup"][0]])
             train_p = np.concatenate([real_probs, parts["mixup"][1]])
         cvae = _get_cvae(config, train_x, _cvae_conditions(config, train_p), workdir, resume,
                          strategy, os.path.join(workdir, "tb", "cvae"))
         timings["cvae_train"] = time.time() - t
+    if mixup is not None:
+        parts["mixup"] = mixup.result()  # before "cvae": keeps the training-set order
+        log.grid("samples/mixup", parts["mixup"][0], grid)
+    if n_cvae:
         t = time.time()
         images, _ = cvae.sample(n_cvae, seed=config.seed)
         parts["cvae"] = (images, label_arrays(images, teacher, "cvae"))
