@@ -114,8 +114,8 @@ def main():
            f"{platform.python_version()}.", ""]
     for dataset, records in all_records.items():
         tab, teacher = table(records, dataset)
-        commands = sorted({f"python bench/paper_table.py --config={r['config']} "
-                           f"--out=bench/results/{dataset}.jsonl" for r in records})
+        commands = sorted({r.get("command") or f"python bench/paper_table.py --config="
+                           f"{r['config']} --out=bench/results/{dataset}.jsonl" for r in records})
         out += [f"## {dataset}", "", f"Teacher test accuracy measured: {teacher} % "
                 f"(paper: {PAPER.get(dataset, {}).get('teacher', '–')}).", "", tab, "",
                 "Commands (rows and seeds as in each record of the JSONL):", "",
@@ -124,12 +124,21 @@ def main():
     if os.path.exists(speed):
         s = json.load(open(speed))
         out += ["## Speed", "", "```", json.dumps(s, indent=2), "```", ""]
-    throughput = os.path.join(RESULTS, "teacher_throughput.json")
-    if os.path.exists(throughput):
-        t = json.load(open(throughput))
-        out += ["## Teacher query throughput", "",
-                f"Best HTTP (loopback, TF Serving REST) / best in-process: "
-                f"{t['best_ratio']:.2f}", "", "```", json.dumps(t, indent=2), "```", ""]
+    throughputs = sorted(glob.glob(os.path.join(RESULTS, "teacher_throughput*.json")))
+    if throughputs:
+        out += ["## Teacher query throughput (images/s)", "",
+                "`bench/teacher_throughput.py`: the teacher called in-process against the same "
+                "SavedModel served by `bin/serve_teacher.py` in its own process on loopback "
+                "(TF Serving REST JSON), by batch size and requests in flight.", "",
+                "| teacher | image shape | best in-process | best HTTP (batch x concurrency) "
+                "| HTTP / in-process |", "|---|---|---|---|---|"]
+        for path in throughputs:
+            t = json.load(open(path))
+            best = max(t["http"], key=t["http"].get)
+            out.append(f"| {t.get('teacher', os.path.basename(path))} | {t.get('image_shape', '')} "
+                       f"| {max(t['in_process'].values()):.0f} | {t['http'][best]:.0f} ({best}) "
+                       f"| {t['best_ratio']:.2f} |")
+        out.append("")
     if all_records:
         plot(all_records, os.path.join(DOCS, "results.png"))
         out += ["## Accuracy against teacher queries", "", "![accuracy vs queries](results.png)", ""]

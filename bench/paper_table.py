@@ -105,7 +105,8 @@ def main(argv):
                 print(f"bench: {row} seed {seed} FAILED:\n{proc.stderr[-2000:]}", flush=True)
                 continue
             report = json.load(open(os.path.join(workdir, "report.json")))
-            record = {"config": FLAGS.config, "row": row, "seed": seed, "overrides": overrides +
+            record = {"command": "python " + " ".join(sys.argv), "config": FLAGS.config,
+                      "row": row, "seed": seed, "overrides": overrides +
                       FLAGS.overrides, "report": report, "finished": time.strftime("%Y-%m-%d %H:%M"),
                       "seconds": round(time.time() - start, 1)}
             with open(FLAGS.out, "a") as f:

@@ -17,8 +17,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-flags.DEFINE_string("savedmodel", None, "Teacher SavedModel folder.", required=True)
-flags.DEFINE_string("images", "fashion_mnist:train[:20000]", "Images to send.")
+flags.DEFINE_string("savedmodel", None, "Teacher SavedModel folder.")
+flags.DEFINE_string("model", None, "Instead of --savedmodel: export an untrained model of this "
+                    "name (e.g. resnet32; throughput does not depend on weights) and use it.")
+flags.DEFINE_string("images", "fashion_mnist:train[:20000]", "Images to send, or random:N:H:W:C.")
 flags.DEFINE_list("batch_sizes", ["256", "1024"], "Images per request to try.")
 flags.DEFINE_list("concurrency", ["1", "2", "4"], "Requests in flight to try (HTTP).")
 flags.DEFINE_string("out", "bench/results/teacher_throughput.json", "Where to write results.")
@@ -35,12 +37,32 @@ def main(argv):
     del argv
     from kd_keras import data
     from kd_keras.teachers import HttpBackend, SavedModelBackend, Teacher
-    images = data.load(FLAGS.images).images
-    backend = SavedModelBackend(FLAGS.savedmodel)
-    results = {"images": len(images), "in_process": {}, "http": {}}
+    import tempfile
+
+    import numpy as np
+
+    if FLAGS.images.startswith("random:"):
+        n, *shape = map(int, FLAGS.images.split(":")[1:])
+        images = np.random.default_rng(0).random((n, *shape), dtype=np.float32)
+    else:
+        images = data.load(FLAGS.images).images
+    savedmodel = FLAGS.savedmodel
+    if FLAGS.model:
+        from kd_keras import models
+        from kd_keras.export import export_classifier
+
+        tmp = tempfile.mkdtemp()
+        savedmodel = os.path.join(tmp, "sm")
+        export_classifier(models.build(FLAGS.model, images.shape[1:], 10), savedmodel,
+                          os.path.join(tmp, "m.keras"))
+    if not savedmodel:
+        raise app.UsageError("give --savedmodel or --model")
+    backend = SavedModelBackend(savedmodel)
+    results = {"teacher": FLAGS.model or FLAGS.savedmodel, "images": len(images),
+               "image_shape": list(images.shape[1:]), "in_process": {}, "http": {}}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     server = subprocess.Popen([sys.executable, os.path.join(root, "bin", "serve_teacher.py"),
-                               f"--savedmodel={FLAGS.savedmodel}", "--port=0"],
+                               f"--savedmodel={savedmodel}", "--port=0"],
                               stdout=subprocess.PIPE, text=True)
     url = server.stdout.readline().split(" at ")[1].split(":predict")[0]
     for bs in map(int, FLAGS.batch_sizes):
