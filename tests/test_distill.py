@@ -214,3 +214,15 @@ def test_multi_worker_strategy_runs_the_same_command(idx_dir, tmp_path):
                        f"--workdir={workdir}", env={"TF_CONFIG": tf_config})
     assert "done: student_accuracy" in proc.stdout
     assert os.path.exists(workdir / "student" / "saved_model.pb")
+
+
+def test_budget_stops_the_run_and_keeps_what_was_paid(idx_dir, tmp_path):
+    from kd_keras.errors import BudgetExceededError
+
+    config = tiny_config(idx_dir)
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir).unlabeled()
+    cache = AnswerCache(str(tmp_path / "cache.sqlite"))
+    teacher = Teacher(CallableBackend(toy_teacher), 10, cache=cache, budget=250)
+    with pytest.raises(BudgetExceededError, match="query budget of 250"):
+        run_fsbbt(config, teacher, unlabeled, None, str(tmp_path / "w"))
+    assert teacher.stats.sent <= 250 and len(cache) == teacher.stats.sent >= 100
