@@ -62,7 +62,8 @@ def main(argv):
     eval_set = load(eval_spec) if eval_spec else None
     teacher = teacher_from_config(spec, config,
                                   FLAGS.cache or os.path.join(workdir, "teacher_cache.sqlite"),
-                                  token_env=FLAGS.teacher_token_env)
+                                  token_env=FLAGS.teacher_token_env,
+                                  signature_name=FLAGS.teacher_signature)
     run_fsbbt(config, teacher, unlabeled, eval_set, workdir, strategy, resume=FLAGS.resume)
 
 

@@ -38,7 +38,8 @@ def main(argv):
                        data_dir=config.data.data_dir or None)
     teacher = teacher_from_config(FLAGS.teacher, config,
                                   os.path.join(FLAGS.workdir, "teacher_cache.sqlite"),
-                                  token_env=FLAGS.teacher_token_env)
+                                  token_env=FLAGS.teacher_token_env,
+                                  signature_name=FLAGS.teacher_signature)
     probs = teacher.query_with_progress(source.images, what=FLAGS.images)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     np.savez_compressed(FLAGS.output, images=source.images, probs=probs,

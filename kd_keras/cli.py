@@ -33,6 +33,9 @@ def define_teacher_flags() -> None:
                         "http(s)://host:port/v1/models/NAME[/versions/V] (TF Serving REST).")
     flags.DEFINE_enum("teacher_output", None, ["probs", "logits", "label", "topk"],
                       "What the teacher answers (default: the config's query.output, probs).")
+    flags.DEFINE_string("teacher_signature", None,
+                        "Signature to call: for a SavedModel (default serving_default), or sent "
+                        "as signature_name to a TF Serving endpoint.")
     flags.DEFINE_string("teacher_token_env", None,
                         "Name of an environment variable holding a bearer token for an HTTP "
                         "teacher; the token itself never appears in logs, configs or reports.")

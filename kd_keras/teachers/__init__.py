@@ -35,14 +35,16 @@ def backend_from_spec(spec: str, token_env: Optional[str] = None, timeout: float
 
 
 def teacher_from_config(spec: str, config, cache_path: Optional[str],
-                        token_env: Optional[str] = None, verbose: bool = False) -> Teacher:
+                        token_env: Optional[str] = None,
+                        signature_name: Optional[str] = None) -> Teacher:
     """A :class:`Teacher` for ``spec`` with the query settings of an experiment config."""
     q = config.query
-    backend = backend_from_spec(spec, token_env=token_env, timeout=q.timeout_seconds)
+    backend = backend_from_spec(spec, token_env=token_env, timeout=q.timeout_seconds,
+                                signature_name=signature_name)
     return Teacher(backend, config.data.num_classes, output=q.output,
                    image_shape=config.data.image_shape, cache=AnswerCache(cache_path),
                    budget=q.budget or None, batch_size=q.batch_size, concurrency=q.concurrency,
-                   max_tries=q.max_tries, backoff_seconds=q.backoff_seconds, verbose=verbose)
+                   max_tries=q.max_tries, backoff_seconds=q.backoff_seconds)
 
 
 __all__ = ["OUTPUTS", "AnswerCache", "Backend", "CallableBackend", "HttpBackend", "KerasBackend",

@@ -48,14 +48,14 @@ class Teacher:
                  image_shape: Optional[Sequence[int]] = None,
                  cache: Optional[AnswerCache] = None, budget: Optional[int] = None,
                  batch_size: int = 256, concurrency: int = 4, max_tries: int = 5,
-                 backoff_seconds: float = 0.5, tolerance: float = 1e-3, verbose: bool = False):
+                 backoff_seconds: float = 0.5, tolerance: float = 1e-3):
         self.backend, self.num_classes, self.output = backend, int(num_classes), output
         self.image_shape = tuple(image_shape) if image_shape is not None else None
         self.cache = cache if cache is not None else AnswerCache(None)
         self.budget = budget or None
         self.batch_size, self.max_tries = int(batch_size), int(max_tries)
         self.concurrency = max(1, int(concurrency)) if backend.concurrent else 1
-        self.backoff_seconds, self.tolerance, self.verbose = backoff_seconds, tolerance, verbose
+        self.backoff_seconds, self.tolerance = backoff_seconds, tolerance
         self.identity = f"{backend.identity}|{output}"
         self.stats = QueryStats()
         self._lock = threading.Lock()
