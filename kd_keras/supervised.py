@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
 
@@ -9,8 +10,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kd_keras import models
+from kd_keras import data, models
 from kd_keras.data import ImageSet
+from kd_keras.export import export_classifier
 
 
 def fit_verbosity() -> int:
@@ -51,11 +53,6 @@ def train_teacher(config, workdir: str, strategy: Optional[tf.distribute.Strateg
     Writes ``workdir/teacher/`` (SavedModel answering probabilities), ``workdir/teacher.keras``,
     TensorBoard logs under ``workdir/tb/teacher`` and returns ``{"test_accuracy": ...}``.
     """
-    import os
-
-    from kd_keras import data
-    from kd_keras.export import export_classifier
-
     shape, seed = config.data.image_shape, config.seed
     data_dir = config.data.data_dir or None
     train = data.load(config.data.train, shape, seed=seed, data_dir=data_dir)
