@@ -226,3 +226,25 @@ def test_budget_stops_the_run_and_keeps_what_was_paid(idx_dir, tmp_path):
     with pytest.raises(BudgetExceededError, match="query budget of 250"):
         run_fsbbt(config, teacher, unlabeled, None, str(tmp_path / "w"))
     assert teacher.stats.sent <= 250 and len(cache) == teacher.stats.sent >= 100
+
+
+def test_cifar_shaped_run_with_normal_cvae(tmp_path):
+    """The CIFAR path: 32x32x3 images, AlexNet-Half student, Normal-likelihood CVAE."""
+    c = base_config(name="cifar_tiny", train="unused", test="unused", unlabeled="unused",
+                    image_shape=(32, 32, 3), num_classes=10, teacher_model="alexnet",
+                    student_model="alexnet_half", teacher_epochs=1, num_synthetic=60,
+                    cvae_epochs=1, cvae_likelihood="normal")
+    c.student.epochs, c.student.batch_size = 1, 20
+    rng = np.random.default_rng(0)
+    images = data.ImageSet(rng.random((40, 32, 32, 3), dtype=np.float32), name="random")
+    proj = rng.normal(size=(32 * 32 * 3, 10)).astype(np.float32) * 0.05
+
+    def teacher_fn(x):
+        z = x.reshape(len(x), -1) @ proj
+        return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+
+    teacher = Teacher(CallableBackend(teacher_fn), 10)
+    report = run_fsbbt(c, teacher, images, images, str(tmp_path / "w"))
+    assert report["n_mixup"] + report["n_cvae"] == 60 and report["teacher_queries"] == 100
+    loaded = tf.saved_model.load(str(tmp_path / "w" / "student"))
+    assert loaded.serve(tf.constant(images.images[:2])).shape == (2, 10)
