@@ -29,6 +29,7 @@ def main(argv):
 
     from kd_keras import data
     from kd_keras.config import write_resolved
+    from kd_keras.distill.pipeline import label_arrays
     from kd_keras.teachers import teacher_from_config
 
     config = FLAGS.config
@@ -40,7 +41,7 @@ def main(argv):
                                   os.path.join(FLAGS.workdir, "teacher_cache.sqlite"),
                                   token_env=FLAGS.teacher_token_env,
                                   signature_name=FLAGS.teacher_signature)
-    probs = teacher.query_with_progress(source.images, what=FLAGS.images)
+    probs = label_arrays(source.images, teacher, FLAGS.images)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     np.savez_compressed(FLAGS.output, images=source.images, probs=probs,
                         labels=probs.argmax(axis=1))

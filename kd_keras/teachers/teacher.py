@@ -126,17 +126,6 @@ class Teacher:
                 self._reserved -= len(missing)
         return np.stack([known[k] for k in keys]).astype(np.float32)
 
-    def query_with_progress(self, images: np.ndarray, what: str = "images",
-                            chunk_size: int = 8192) -> np.ndarray:
-        """``query`` in chunks, printing progress; answers of finished chunks are cached."""
-        out, n, start = [], len(images), time.time()
-        for i in range(0, n, chunk_size):
-            out.append(self.query(images[i:i + chunk_size]))
-            print(f"teacher: labelled {min(i + chunk_size, n)}/{n} {what} "
-                  f"(sent {self.stats.sent}, cache hits {self.stats.cache_hits}, "
-                  f"{time.time() - start:.1f}s)", flush=True)
-        return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
-
     def _run_batches(self, batches, known: dict) -> None:
         def one(batch):
             batch_keys, batch_images = batch
