@@ -5,7 +5,9 @@ synthetic images through the teacher, distill the student and export it.
       --unlabeled=fashion_mnist:train[:2000] --eval=fashion_mnist:test --workdir=runs/fsbbt
 
 Without --teacher, a teacher is first trained on the config's labelled data (or reused
-from WORKDIR/teacher). Outputs: WORKDIR/student/ (SavedModel), WORKDIR/student.keras,
+from WORKDIR/teacher). Multi-worker (--strategy=multi_worker, TF_CONFIG): run the same
+command on every worker, each with its own --workdir and one shared --cache file; only
+the chief sends queries, the others read its answers from the cache. Outputs: WORKDIR/student/ (SavedModel), WORKDIR/student.keras,
 WORKDIR/report.json, WORKDIR/config.json, TensorBoard logs in WORKDIR/tb/.
 """
 
@@ -27,6 +29,8 @@ flags.DEFINE_string("cache", None, "SQLite file of teacher answers; default "
                     "WORKDIR/teacher_cache.sqlite. Share it between runs to pay once.")
 flags.DEFINE_bool("resume", False, "Continue an interrupted run in WORKDIR: reuse its CVAE and "
                   "student checkpoint (teacher answers are always reused from the cache).")
+flags.DEFINE_float("follow_seconds", 3600.0, "Multi-worker runs: how long a non-chief worker "
+                   "waits for the chief's teacher answers to appear in the shared --cache.")
 FLAGS = flags.FLAGS
 
 
@@ -35,7 +39,8 @@ def main(argv):
     from kd_keras import data
     from kd_keras.config import write_resolved
     from kd_keras.distill.run import run_fsbbt
-    from kd_keras.strategy import get_strategy
+    from kd_keras.errors import KdKerasError
+    from kd_keras.strategy import get_strategy, is_chief
     from kd_keras.supervised import train_teacher
     from kd_keras.teachers import teacher_from_config
 
@@ -47,6 +52,8 @@ def main(argv):
                    eval=eval_spec, strategy=FLAGS.strategy, resume=FLAGS.resume)
     strategy = get_strategy(FLAGS.strategy)
     spec = FLAGS.teacher
+    if spec is None and FLAGS.strategy == "multi_worker":
+        raise KdKerasError("multi-worker runs need --teacher (the same spec on every worker)")
     if spec is None:
         own = os.path.join(workdir, "teacher")
         if os.path.exists(os.path.join(own, "saved_model.pb")):
@@ -64,6 +71,11 @@ def main(argv):
                                   FLAGS.cache or os.path.join(workdir, "teacher_cache.sqlite"),
                                   token_env=FLAGS.teacher_token_env,
                                   signature_name=FLAGS.teacher_signature)
+    if not is_chief(strategy):
+        # One worker pays: the others read its answers from the shared --cache.
+        teacher.follow_seconds = FLAGS.follow_seconds
+        print("teacher: not the chief worker; reading the chief's answers from the cache",
+              flush=True)
     run_fsbbt(config, teacher, unlabeled, eval_set, workdir, strategy, resume=FLAGS.resume)
 
 

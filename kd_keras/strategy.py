@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 STRATEGIES = ("mirrored", "multi_worker", "default")
@@ -17,3 +18,51 @@ def get_strategy(name: str = "mirrored") -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process is the chief: worker 0 (or the chief task) of a multi-worker
+    cluster, or the only process otherwise."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def in_multi_worker_mode(strategy: tf.distribute.Strategy) -> bool:
+    """Whether ``strategy`` spans more than one worker process."""
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())
+
+
+class MultiWorkerFit:
+    """Mixin that lets a custom-``train_step`` model ``fit`` under multi-worker strategies.
+
+    Keras 3's ``fit`` stumbles twice under MultiWorkerMirroredStrategy with more than one
+    worker (keras-team/keras#20585): it reduces one input batch across replicas to build
+    the model symbolically, and it reduces scalar logs with ``axis=0``. Models using this
+    mixin are built (optimizer included, see :func:`compile_built`) before ``fit``, so the
+    first step is skipped, and they return their logs through :meth:`logs`, which gives
+    them a length-1 axis in multi-worker mode. On one device nothing changes.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self.built and (self.optimizer is None or self.optimizer.built):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def logs(self) -> dict:
+        """``{metric name: result}`` for ``train_step``/``test_step`` to return."""
+        reshape = in_multi_worker_mode(tf.distribute.get_strategy())
+        return {m.name: tf.reshape(m.result(), [1]) if reshape else m.result()
+                for m in self.metrics}
+
+
+def compile_built(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
+    """Compiles ``model`` (a MultiWorkerFit) and builds its optimizer's slots now, in the
+    current strategy scope."""
+    model.compile(optimizer=optimizer)
+    optimizer.build(model.trainable_variables)

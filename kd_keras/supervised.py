@@ -25,6 +25,13 @@ def accuracy(logits_or_probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits_or_probs, axis=-1) == labels))
 
 
+def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """The model's outputs for ``images``, in batches, on this process alone (no strategy)."""
+    out = [keras.ops.convert_to_numpy(model(images[i:i + batch_size], training=False))
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
+
+
 def train_classifier(model_name: str, train: ImageSet, *, epochs: int, batch_size: int,
                      learning_rate: float, seed: int = 0,
                      strategy: Optional[tf.distribute.Strategy] = None,
@@ -64,7 +71,7 @@ def train_teacher(config, workdir: str, strategy: Optional[tf.distribute.Strateg
                              batch_size=config.teacher.batch_size,
                              learning_rate=config.teacher.learning_rate, seed=seed,
                              strategy=strategy, callbacks=[tb])
-    test_accuracy = accuracy(model.predict(test.images, batch_size=1024, verbose=0), test.labels)
+    test_accuracy = accuracy(predict_logits(model, test.images), test.labels)
     export_classifier(model, os.path.join(workdir, "teacher"), os.path.join(workdir, "teacher.keras"))
     print(f"teacher: test accuracy {test_accuracy:.4f} on {config.data.test}; exported to "
           f"{os.path.join(workdir, 'teacher')}", flush=True)

@@ -197,23 +197,49 @@ def test_distill_command_end_to_end(idx_dir, tmp_path):
     assert "error: teacher answered 10 classes, the config expects 7" in bad.stderr
 
 
-def test_multi_worker_strategy_runs_the_same_command(idx_dir, tmp_path):
+def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path):
+    """MultiWorkerMirroredStrategy over two local worker processes: the same command on
+    each; only the chief queries, the other reads the shared cache; weights stay in sync."""
     import socket
+    import subprocess
+    import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]},
-                            "task": {"type": "worker", "index": 0}})
-    workdir = tmp_path / "mw"
-    proc = run_command("distill.py", "--config=configs/fashion_mnist.py:quick",
-                       f"--config.data.data_dir={idx_dir}", "--config.teacher.epochs=1",
-                       "--config.synthesis.num_synthetic=100", "--config.cvae.epochs=1",
-                       "--config.student.epochs=1", "--unlabeled=fashion_mnist:train[:50]",
-                       "--eval=fashion_mnist:test", "--strategy=multi_worker",
-                       f"--workdir={workdir}", env={"TF_CONFIG": tf_config})
-    assert "done: student_accuracy" in proc.stdout
-    assert os.path.exists(workdir / "student" / "saved_model.pb")
+    from conftest import ROOT
+    from kd_keras.export import export_classifier
+
+    keras.utils.set_random_seed(0)
+    export_classifier(models.build("lenet5", (28, 28, 1), 10), str(tmp_path / "teacher"),
+                      str(tmp_path / "teacher.keras"))
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                                "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "bin", "distill.py"),
+             "--config=configs/fashion_mnist.py:quick", f"--config.data.data_dir={idx_dir}",
+             "--config.synthesis.num_synthetic=100", "--config.cvae.epochs=1",
+             "--config.student.epochs=2", "--unlabeled=fashion_mnist:train[:50]",
+             "--eval=fashion_mnist:test", "--strategy=multi_worker",
+             f"--teacher=savedmodel:{tmp_path}/teacher", f"--cache={tmp_path}/cache.sqlite",
+             f"--workdir={tmp_path}/w{index}"],
+            env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2"), cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
+    assert "done: student_accuracy" in outputs[0], outputs[0][-3000:]
+    assert chief["teacher_queries"] == 150 and chief["eval_queries"] == 200
+    assert other["teacher_queries"] == 0 and other["teacher_cache_hits"] == 150
+    assert other["eval_queries"] == 0
+    assert chief["student_accuracy"] == other["student_accuracy"]  # the same weights
+    test = data.load("fashion_mnist:test", data_dir=idx_dir)
+    loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
+    predictions = [m.serve(tf.constant(test.images[:16])).numpy() for m in loaded]
+    np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-6)
 
 
 def test_budget_stops_the_run_and_keeps_what_was_paid(idx_dir, tmp_path):

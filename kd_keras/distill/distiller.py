@@ -6,9 +6,10 @@ import keras
 import tensorflow as tf
 
 from kd_keras.distill.losses import LOSSES, per_example_loss
+from kd_keras.strategy import MultiWorkerFit
 
 
-class Distiller(keras.Model):
+class Distiller(MultiWorkerFit, keras.Model):
     """Wraps ``student`` (a logits model); ``fit`` on (images, teacher probabilities).
 
     ``train_step`` computes the chosen loss per example and averages it over the *global*
@@ -53,7 +54,7 @@ class Distiller(keras.Model):
         self.optimizer.apply(grads, self.student.trainable_variables)
         self.loss_tracker.update_state(per_example)
         self.agreement.update_state(tf.argmax(teacher_probs, -1), logits)
-        return {m.name: m.result() for m in self.metrics}
+        return self.logs()
 
     def test_step(self, data):
         images, targets = data
@@ -63,4 +64,4 @@ class Distiller(keras.Model):
                 per_example_loss(self.loss_name, targets, logits, self.temperature))
             targets = tf.argmax(targets, -1)
         self.agreement.update_state(targets, logits)
-        return {m.name: m.result() for m in self.metrics}
+        return self.logs()

@@ -20,7 +20,8 @@ from kd_keras.distill.distiller import Distiller
 from kd_keras.distill.pipeline import collect, label_arrays, label_batches
 from kd_keras.errors import DataError
 from kd_keras.export import export_classifier
-from kd_keras.supervised import accuracy, fit_verbosity
+from kd_keras.strategy import compile_built
+from kd_keras.supervised import accuracy, fit_verbosity, predict_logits
 from kd_keras.synthesis.cvae import CVAE, train_cvae
 from kd_keras.synthesis.mixup import mixup_dataset, plan_mixup
 from kd_keras.teachers import Teacher
@@ -172,7 +173,7 @@ def train_student(config, x: np.ndarray, y: np.ndarray, workdir: str, resume: bo
     with strategy.scope():
         student = models.build(s.model, config.data.image_shape, config.data.num_classes)
         distiller = Distiller(student, loss=s.loss, temperature=s.temperature)
-        distiller.compile(optimizer=keras.optimizers.Adam(
+        compile_built(distiller, keras.optimizers.Adam(
             learning_rate_schedule(s, steps=s.epochs * -(-len(x) // s.batch_size))))
     print(f"student: training {s.model} on {len(x)} images for {s.epochs} epochs "
           f"(loss {s.loss}, strategy with {strategy.num_replicas_in_sync} replica(s))", flush=True)
@@ -219,7 +220,7 @@ def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
               "teacher_queries": teacher.stats.sent, "teacher_cache_hits": teacher.stats.cache_hits}
     if eval_set is not None:
         t = time.time()
-        student_probs = student.predict(eval_set.images, batch_size=1024, verbose=0)
+        student_probs = predict_logits(student, eval_set.images)
         teacher_probs = label_arrays(eval_set.images, eval_teacher, "eval images")
         report["agreement"] = accuracy(student_probs, teacher_probs.argmax(1))
         if eval_set.labels is not None:

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import layers
 
+from kd_keras.strategy import MultiWorkerFit, compile_built
 from kd_keras.synthesis.mixup import quantize
 
 tfd = tfp.distributions
@@ -44,7 +45,7 @@ def _decoder(image_shape: Sequence[int], num_classes: int, latent_dim: int) -> k
     return keras.Model([z_in, y_in], layers.Conv2D(channels, 3, padding="same")(h), name="decoder")
 
 
-class CVAE(keras.Model):
+class CVAE(MultiWorkerFit, keras.Model):
     """Conditional VAE for images in [0, 1]; conditions are class-probability vectors."""
 
     def __init__(self, image_shape: Sequence[int], num_classes: int, latent_dim: int = 2,
@@ -121,7 +122,7 @@ class CVAE(keras.Model):
         self.loss_tracker.update_state(kl - recon)
         self.recon_tracker.update_state(-recon)
         self.kl_tracker.update_state(kl)
-        return {m.name: m.result() for m in self.metrics}
+        return self.logs()
 
     def hybrid_latents(self, n: int, seed: int) -> tf.Tensor:
         """The paper's hybrid latents: first half N(0, I), second half U(-b, b)."""
@@ -152,7 +153,7 @@ def train_cvae(images: np.ndarray, conditions: np.ndarray, *, latent_dim: int, e
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model = CVAE(images.shape[1:], conditions.shape[1], latent_dim, likelihood, uniform_bound)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+        compile_built(model, keras.optimizers.Adam(learning_rate))
     ds = (tf.data.Dataset.from_tensor_slices((images.astype(np.float32), conditions.astype(np.float32)))
           .shuffle(len(images), seed=seed).batch(batch_size).prefetch(tf.data.AUTOTUNE))
     model.fit(ds, epochs=epochs, callbacks=callbacks or [], verbose=verbose, shuffle=False)

@@ -42,13 +42,16 @@ class Teacher:
       concurrency: requests in flight at once (for back ends that benefit, e.g. HTTP).
       max_tries, backoff_seconds: retry policy for transient failures (doubling delay).
       tolerance: how far probability rows may be from summing to 1.
+      follow_seconds: if set, never send: wait up to this long for another process (the
+        chief of a multi-worker run) to put the answers in the shared cache.
     """
 
     def __init__(self, backend: Backend, num_classes: int, *, output: str = "probs",
                  image_shape: Optional[Sequence[int]] = None,
                  cache: Optional[AnswerCache] = None, budget: Optional[int] = None,
                  batch_size: int = 256, concurrency: int = 4, max_tries: int = 5,
-                 backoff_seconds: float = 0.5, tolerance: float = 1e-3):
+                 backoff_seconds: float = 0.5, tolerance: float = 1e-3,
+                 follow_seconds: Optional[float] = None):
         self.backend, self.num_classes, self.output = backend, int(num_classes), output
         self.image_shape = tuple(image_shape) if image_shape is not None else None
         self.cache = cache if cache is not None else AnswerCache(None)
@@ -56,6 +59,7 @@ class Teacher:
         self.batch_size, self.max_tries = int(batch_size), int(max_tries)
         self.concurrency = max(1, int(concurrency)) if backend.concurrent else 1
         self.backoff_seconds, self.tolerance = backoff_seconds, tolerance
+        self.follow_seconds = follow_seconds
         self.identity = f"{backend.identity}|{output}"
         self.stats = QueryStats()
         self._lock = threading.Lock()
@@ -104,6 +108,8 @@ class Teacher:
             return np.zeros((0, self.num_classes), np.float32)
         keys = image_keys(images, self.identity)
         known = self.cache.get_many(keys)
+        if self.follow_seconds is not None:
+            return self._follow(keys, known)
         missing = list(dict.fromkeys(k for k in keys if k not in known))
         with self._lock:
             self.stats.cache_hits += sum(1 for k in keys if k in known)
@@ -125,6 +131,22 @@ class Teacher:
             with self._lock:
                 self._reserved -= len(missing)
         return np.stack([known[k] for k in keys]).astype(np.float32)
+
+    def _follow(self, keys: list, known: dict) -> np.ndarray:
+        """Waits for answers another process is paying for to appear in the shared cache."""
+        deadline = time.time() + self.follow_seconds
+        with self._lock:
+            self.stats.cache_hits += len(keys)
+        while True:
+            missing = [k for k in dict.fromkeys(keys) if k not in known]
+            if not missing:
+                return np.stack([known[k] for k in keys]).astype(np.float32)
+            if time.time() > deadline:
+                raise TeacherError(f"waited {self.follow_seconds:.0f}s for the chief worker's "
+                                   f"answers to {len(missing)} images in {self.cache.path}; "
+                                   "do all workers share one --cache file?")
+            time.sleep(0.5)
+            known.update(self.cache.get_many(missing))
 
     def _run_batches(self, batches, known: dict) -> None:
         def one(batch):
