@@ -12,6 +12,8 @@ from typing import Sequence
 
 import ml_collections
 
+from kd_keras.errors import ConfigError
+
 
 def base_config(*, name: str, train: str, test: str, unlabeled: str,
                 image_shape: Sequence[int], num_classes: int, teacher_model: str,
@@ -97,7 +99,7 @@ def select(get: "callable", arg: str | None) -> ml_collections.ConfigDict:
         return c
     if arg == "quick":
         return make_quick(c)
-    raise ValueError(f"unknown config variant {arg!r}; use 'paper' or 'quick'")
+    raise ConfigError(f"unknown config variant {arg!r}; use 'paper' or 'quick'")
 
 
 def write_resolved(config: ml_collections.ConfigDict, workdir: str, **extra) -> str:

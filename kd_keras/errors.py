@@ -23,3 +23,7 @@ class BadAnswerError(TeacherError):
 
 class BudgetExceededError(TeacherError):
     """Sending the next images would cross the query budget; nothing was sent."""
+
+
+class ConfigError(KdKerasError, ValueError):
+    """A setting names something that does not exist or cannot work together."""

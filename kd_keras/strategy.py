@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from kd_keras.errors import ConfigError
+
 STRATEGIES = ("mirrored", "multi_worker", "default")
 
 
@@ -17,7 +19,7 @@ def get_strategy(name: str = "mirrored") -> tf.distribute.Strategy:
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "default":
         return tf.distribute.get_strategy()
-    raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+    raise ConfigError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from kd_keras import data, models
 from kd_keras.data import ImageSet
+from kd_keras.errors import ConfigError
 from kd_keras.export import export_classifier
 
 
@@ -39,7 +40,7 @@ def train_classifier(model_name: str, train: ImageSet, *, epochs: int, batch_siz
                      validation: Optional[ImageSet] = None) -> keras.Model:
     """Trains ``model_name`` on labelled images with cross-entropy; returns the logits model."""
     if train.labels is None:
-        raise ValueError(f"{train.name} has no labels; a supervised model needs them")
+        raise ConfigError(f"{train.name} has no labels; a supervised model needs them")
     keras.utils.set_random_seed(seed)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():

@@ -195,6 +195,13 @@ def test_distill_command_end_to_end(idx_dir, tmp_path):
                       "--eval=", f"--workdir={tmp_path}/bad", check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "error: teacher answered 10 classes, the config expects 7" in bad.stderr
+    typo = run_command("distill.py", "--config=configs/fashion_mnist.py:quick",
+                       f"--config.data.data_dir={idx_dir}", f"--teacher=savedmodel:{workdir}/student",
+                       "--config.student.model=lenet7", "--config.synthesis.sources=real",
+                       "--unlabeled=fashion_mnist:train[:50]", "--eval=", f"--workdir={tmp_path}/typo",
+                       check=False)
+    assert typo.returncode == 1 and "Traceback" not in typo.stderr
+    assert "error: unknown model 'lenet7'" in typo.stderr
 
 
 def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path):

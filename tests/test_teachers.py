@@ -219,6 +219,11 @@ def test_savedmodel_and_keras_backends_and_serve_command(tmp_path):
     np.testing.assert_allclose(ks.query(x), expected, atol=1e-5)
     with pytest.raises(TeacherError, match="not found"):
         backend_from_spec(f"savedmodel:{tmp_path}/nope")
+    with pytest.raises(TeacherError,
+                       match=r"takes float32 \(None, 6, 6, 1\).*refused images \[2, 5, 5, 1\]"):
+        Teacher(backend_from_spec(f"savedmodel:{tmp_path}/sm"), 5).query(np.random.rand(2, 5, 5, 1))
+    with pytest.raises(TeacherError, match=r"takes inputs \(None, 6, 6, 1\).*refused"):
+        Teacher(backend_from_spec(f"keras:{tmp_path}/m.keras"), 5).query(np.random.rand(2, 5, 5, 1))
 
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "bin", "serve_teacher.py"),
                              f"--savedmodel={tmp_path}/sm", "--port=0", "--model_name=t"],

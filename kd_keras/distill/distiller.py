@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from kd_keras.distill.losses import LOSSES, per_example_loss
+from kd_keras.errors import ConfigError
 from kd_keras.strategy import MultiWorkerFit
 
 
@@ -22,7 +23,7 @@ class Distiller(MultiWorkerFit, keras.Model):
                  **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
-            raise ValueError(f"unknown distillation loss {loss!r}; choose one of {LOSSES}")
+            raise ConfigError(f"unknown distillation loss {loss!r}; choose one of {LOSSES}")
         self.student, self.loss_name, self.temperature = student, loss, float(temperature)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.agreement = keras.metrics.SparseCategoricalAccuracy(name="agreement")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from kd_keras.errors import ConfigError
+
 LOSSES = ("soft_ce", "kl", "hard_ce")
 
 
@@ -36,4 +38,4 @@ def per_example_loss(name: str, teacher_probs, student_logits, temperature: floa
         return kl_with_temperature(teacher_probs, student_logits, temperature)
     if name == "hard_ce":
         return hard_cross_entropy(teacher_probs, student_logits)
-    raise ValueError(f"unknown distillation loss {name!r}; choose one of {LOSSES}")
+    raise ConfigError(f"unknown distillation loss {name!r}; choose one of {LOSSES}")

@@ -18,7 +18,7 @@ from kd_keras import models
 from kd_keras.data import ImageSet, check_image_shape
 from kd_keras.distill.distiller import Distiller
 from kd_keras.distill.pipeline import collect, label_arrays, label_batches
-from kd_keras.errors import DataError
+from kd_keras.errors import ConfigError, DataError
 from kd_keras.export import export_classifier
 from kd_keras.strategy import compile_built
 from kd_keras.supervised import accuracy, fit_verbosity, predict_logits
@@ -35,7 +35,7 @@ def parse_sources(text: str) -> set[str]:
     sources = {s.strip() for s in text.replace("+", ",").split(",") if s.strip()}
     unknown = sources - set(SOURCES)
     if unknown or not sources:
-        raise ValueError(f"synthesis.sources must name some of {SOURCES}, got {text!r}")
+        raise ConfigError(f"synthesis.sources must name some of {SOURCES}, got {text!r}")
     return sources
 
 
@@ -158,7 +158,7 @@ def learning_rate_schedule(student_config, steps: int):
         return student_config.learning_rate
     if student_config.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(student_config.learning_rate, steps)
-    raise ValueError(f"unknown student.lr_schedule {student_config.lr_schedule!r}: "
+    raise ConfigError(f"unknown student.lr_schedule {student_config.lr_schedule!r}: "
                      "constant or cosine")
 
 

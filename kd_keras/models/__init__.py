@@ -6,6 +6,7 @@ from typing import Callable, Sequence
 
 import keras
 
+from kd_keras.errors import ConfigError
 from kd_keras.models.alexnet import alexnet, alexnet_half
 from kd_keras.models.lenet import lenet5, lenet5_half
 from kd_keras.models.resnet import resnet20, resnet32
@@ -23,7 +24,7 @@ BUILDERS: dict[str, Callable[[Sequence[int], int], keras.Model]] = {
 def build(name: str, input_shape: Sequence[int], num_classes: int) -> keras.Model:
     """Builds the model called ``name`` for ``input_shape`` images and ``num_classes``."""
     if name not in BUILDERS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(BUILDERS)}")
+        raise ConfigError(f"unknown model {name!r}; choose one of {sorted(BUILDERS)}")
     return BUILDERS[name](tuple(input_shape), int(num_classes))
 
 

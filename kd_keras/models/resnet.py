@@ -7,6 +7,8 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from kd_keras.errors import ConfigError
+
 
 def _block(x, filters: int, stride: int):
     shortcut = x
@@ -24,7 +26,7 @@ def _block(x, filters: int, stride: int):
 def cifar_resnet(depth: int, input_shape: Sequence[int], num_classes: int) -> keras.Model:
     """ResNet-``depth`` with 3 stages of (depth-2)/6 basic blocks at 16, 32, 64 channels."""
     if (depth - 2) % 6:
-        raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+        raise ConfigError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
     n = (depth - 2) // 6
     inputs = keras.Input(tuple(input_shape))
     x = layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)

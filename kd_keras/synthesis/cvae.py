@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import layers
 
+from kd_keras.errors import ConfigError
 from kd_keras.strategy import MultiWorkerFit, compile_built
 from kd_keras.synthesis.mixup import quantize
 
@@ -34,7 +35,7 @@ def _encoder(image_shape: Sequence[int], num_classes: int, latent_dim: int) -> k
 def _decoder(image_shape: Sequence[int], num_classes: int, latent_dim: int) -> keras.Model:
     height, width, channels = image_shape
     if height % 4 or width % 4:
-        raise ValueError(f"the CVAE needs image sides divisible by 4, got {image_shape}")
+        raise ConfigError(f"the CVAE needs image sides divisible by 4, got {image_shape}")
     z_in, y_in = keras.Input((latent_dim,)), keras.Input((num_classes,))
     h = layers.Concatenate()([z_in, y_in])
     h = layers.Dense(256, activation="relu")(h)
@@ -52,7 +53,7 @@ class CVAE(MultiWorkerFit, keras.Model):
                  likelihood: str = "bernoulli", uniform_bound: float = 3.0, **kwargs):
         super().__init__(**kwargs)
         if likelihood not in ("bernoulli", "normal"):
-            raise ValueError(f"unknown CVAE likelihood {likelihood!r}: bernoulli or normal")
+            raise ConfigError(f"unknown CVAE likelihood {likelihood!r}: bernoulli or normal")
         self.image_shape, self.num_classes = tuple(image_shape), int(num_classes)
         self.latent_dim, self.likelihood_kind = int(latent_dim), likelihood
         self.uniform_bound = float(uniform_bound)

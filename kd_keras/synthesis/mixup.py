@@ -13,6 +13,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.errors import ConfigError
+
 
 @dataclasses.dataclass
 class MixupPlan:
@@ -47,9 +49,9 @@ def plan_mixup(n_real: int, candidates: int, *, alpha: float = 1.0, decimals: in
     reported so another generator (the CVAE) can make up the difference.
     """
     if n_real < 2:
-        raise ValueError("MixUp needs at least two real images")
+        raise ConfigError("MixUp needs at least two real images")
     if not 0.0 <= low < high <= 1.0:
-        raise ValueError(f"MixUp thresholds must satisfy 0 <= low < high <= 1, got {low}, {high}")
+        raise ConfigError(f"MixUp thresholds must satisfy 0 <= low < high <= 1, got {low}, {high}")
     firsts, seconds, lams, dropped, round_ = [], [], [], 0, 0
     while True:
         want = candidates if round_ == 0 else candidates - sum(len(l) for l in lams)
@@ -66,7 +68,7 @@ def plan_mixup(n_real: int, candidates: int, *, alpha: float = 1.0, decimals: in
             dropped = int((~keep).sum())
         round_ += 1
         if round_ > 1000:
-            raise ValueError("MixUp thresholds drop almost every pair; widen low/high")
+            raise ConfigError("MixUp thresholds drop almost every pair; widen low/high")
     return MixupPlan(np.concatenate(firsts), np.concatenate(seconds), np.concatenate(lams), dropped)
 
 

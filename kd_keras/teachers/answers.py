@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from kd_keras.errors import BadAnswerError
+from kd_keras.errors import BadAnswerError, ConfigError
 
 OUTPUTS = ("probs", "logits", "label", "topk")
 
@@ -64,7 +64,7 @@ def to_probabilities(raw: Any, output: str, n: int, num_classes: Optional[int],
                      tol: float = 1e-3) -> np.ndarray:
     """Converts a raw answer for ``n`` images into validated probabilities [n, C]."""
     if output not in OUTPUTS:
-        raise ValueError(f"unknown teacher output {output!r}; choose one of {OUTPUTS}")
+        raise ConfigError(f"unknown teacher output {output!r}; choose one of {OUTPUTS}")
     if output == "topk":
         return _topk(raw, n, num_classes, tol).astype(np.float32)
     if output == "label":

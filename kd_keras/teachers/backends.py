@@ -83,7 +83,12 @@ class SavedModelBackend(Backend):
     def predict(self, images):
         import tensorflow as tf
 
-        out = self._fn(**{self._input: tf.constant(images, tf.float32)})
+        try:
+            out = self._fn(**{self._input: tf.constant(images, tf.float32)})
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+            spec = self._fn.structured_input_signature[1][self._input]
+            raise TeacherError(f"the teacher SavedModel takes {spec.dtype.name} {spec.shape}, and "
+                               f"refused images {list(images.shape)} ({type(e).__name__})") from None
         if len(out) == 1:
             return next(iter(out.values())).numpy()
         return {k: v.numpy() for k, v in out.items()}
@@ -106,7 +111,11 @@ class KerasBackend(Backend):
         self.identity = f"keras:{os.path.abspath(path)}:{digest}"
 
     def predict(self, images):
-        return np.asarray(self._model(images, training=False))
+        try:
+            return np.asarray(self._model(images, training=False))
+        except (ValueError, TypeError) as e:
+            raise TeacherError(f"the teacher model takes inputs {self._model.input_shape}, and "
+                               f"refused images {list(images.shape)} ({type(e).__name__})") from None
 
 
 class HttpBackend(Backend):
