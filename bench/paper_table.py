@@ -46,6 +46,7 @@ ROWS = {
 VARIANTS = {
     "kl4": ["student.loss=kl", "student.temperature=4.0"],
     "cosine": ["student.lr_schedule=cosine"],
+    "uncertain": ["synthesis.selection=uncertainty"],
     "cosine80": ["student.lr_schedule=cosine", "student.epochs=80"],
 }
 

@@ -52,6 +52,12 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.synthesis.num_synthetic = num_synthetic  # M: MixUp + CVAE images together
     c.synthesis.cvae_share = -1.0   # share of M from the CVAE; <0 = the paper's rule
     c.synthesis.grid_size = 8       # TensorBoard image grids are grid_size x grid_size
+    c.synthesis.selection = "random"  # which MixUp images to pay for: random | uncertainty
+
+    c.selection = ml_collections.ConfigDict()  # for synthesis.selection=uncertainty
+    c.selection.pool_factor = 3.0   # candidates drawn per MixUp image paid for
+    c.selection.warmup = 0.5        # share of MixUp images picked at random first
+    c.selection.probe_epochs = 5    # epochs of the probe student that scores candidates
 
     c.mixup = ml_collections.ConfigDict()
     c.mixup.alpha = 1.0             # lambda ~ Beta(alpha, alpha)

@@ -281,3 +281,18 @@ def test_cifar_shaped_run_with_normal_cvae(tmp_path):
     assert report["n_mixup"] + report["n_cvae"] == 60 and report["teacher_queries"] == 100
     loaded = tf.saved_model.load(str(tmp_path / "w" / "student"))
     assert loaded.serve(tf.constant(images.images[:2])).shape == (2, 10)
+
+
+def test_uncertainty_selection_spends_the_same_budget(idx_dir, tmp_path):
+    config = tiny_config(idx_dir)
+    config.synthesis.selection = "uncertainty"
+    config.selection.probe_epochs = 1
+    config.student.epochs = 1
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir).unlabeled()
+    teacher = Teacher(CallableBackend(toy_teacher), 10)
+    report = run_fsbbt(config, teacher, unlabeled, None, str(tmp_path / "w"))
+    assert report["n_mixup"] + report["n_cvae"] == 300
+    assert report["teacher_queries"] == 400  # N + M, as with random MixUp pairs
+    config.synthesis.selection = "most_confusing"
+    with pytest.raises(ValueError, match="synthesis.selection"):
+        run_fsbbt(config, teacher, unlabeled, None, str(tmp_path / "w2"))

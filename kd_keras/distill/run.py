@@ -98,6 +98,9 @@ def build_training_set(config, real: np.ndarray, teacher: Teacher, workdir: str,
                        strategy, timings: dict, log: SummaryLog) -> dict:
     """Real, MixUp and CVAE images with the teacher's probabilities, as the config asks."""
     sources = parse_sources(config.synthesis.sources)
+    if config.synthesis.selection not in ("random", "uncertainty"):
+        raise ConfigError(f"synthesis.selection must be random or uncertainty, "
+                          f"got {config.synthesis.selection!r}")
     grid = config.synthesis.grid_size
     t = time.time()
     real_probs = label_arrays(real, teacher, "real images")
@@ -117,10 +120,14 @@ def build_training_set(config, real: np.ndarray, teacher: Teacher, workdir: str,
             timings["mixup"] = time.time() - t
             return result
 
-        # MixUp images are labelled in the background while the CVAE trains, so a slow
-        # (remote) teacher's latency hides behind training.
         pool = concurrent.futures.ThreadPoolExecutor(1)
-        mixup = pool.submit(label_mixup)
+        if config.synthesis.selection == "uncertainty":
+            result = select_by_uncertainty(config, real, real_probs, len(plan), teacher, strategy)
+            mixup = pool.submit(lambda: result)
+        else:
+            # MixUp images are labelled in the background while the CVAE trains, so a slow
+            # (remote) teacher's latency hides behind training.
+            mixup = pool.submit(label_mixup)
         pool.shutdown(wait=False)
     if n_cvae and config.cvae.train_on == "real+mixup" and mixup is not None:
         parts["mixup"] = mixup.result()
@@ -146,6 +153,40 @@ def build_training_set(config, real: np.ndarray, teacher: Teacher, workdir: str,
     return parts
 
 
+def select_by_uncertainty(config, real: np.ndarray, real_probs: np.ndarray, count: int,
+                          teacher: Teacher, strategy) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` MixUp images chosen by a probe student's uncertainty, with teacher labels.
+
+    Draws ``pool_factor * count`` candidate pairs (no queries), labels a random ``warmup``
+    share of ``count``, trains a probe student briefly on the real and those images, then
+    spends the rest of the budget on the candidates whose probe prediction has the highest
+    entropy: the images the student would learn the least from are never paid for.
+    """
+    sel, mx = config.selection, config.mixup
+    pool = plan_mixup(len(real), int(sel.pool_factor * count), alpha=mx.alpha,
+                      decimals=mx.decimals, low=mx.low, high=mx.high, seed=config.seed, fill=True)
+    n_warm = int(round(sel.warmup * count))
+    warm = pool.subset(np.arange(n_warm))
+    print(f"selection: labelling {n_warm} random MixUp images of a pool of {len(pool)}", flush=True)
+    ds, raised = label_batches(mixup_dataset(real, warm, mx.batch_size), teacher)
+    warm_x, warm_y = collect(ds, raised, n_warm, "mixup (warm-up)", teacher)
+    probe = train_student(config, np.concatenate([real, warm_x]),
+                          np.concatenate([real_probs, warm_y]), strategy,
+                          epochs=sel.probe_epochs, verbose=0)
+    rest = pool.subset(np.arange(n_warm, len(pool)))
+    entropy = np.concatenate([
+        keras.ops.convert_to_numpy(-tf.reduce_sum(
+            tf.nn.softmax(z) * tf.nn.log_softmax(z), axis=-1))
+        for z in (probe(x, training=False) for x in mixup_dataset(real, rest, mx.batch_size))])
+    chosen = rest.subset(np.sort(np.argsort(-entropy)[: count - n_warm]))
+    print(f"selection: labelling the {len(chosen)} candidates the probe is least sure of "
+          f"(mean entropy {entropy.mean():.3f} -> {np.sort(entropy)[-len(chosen):].mean():.3f})",
+          flush=True)
+    ds, raised = label_batches(mixup_dataset(real, chosen, mx.batch_size), teacher)
+    x, y = collect(ds, raised, len(chosen), "mixup (selected)", teacher)
+    return np.concatenate([warm_x, x]), np.concatenate([warm_y, y])
+
+
 def _training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
     return (tf.data.Dataset.from_tensor_slices((x, y))
             .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -162,25 +203,33 @@ def learning_rate_schedule(student_config, steps: int):
                      "constant or cosine")
 
 
-def train_student(config, x: np.ndarray, y: np.ndarray, workdir: str, resume: bool, strategy,
-                  callbacks: Optional[list] = None) -> keras.Model:
-    """Distills the student on (x, y); checkpoints every epoch and resumes with ``resume``."""
+def train_student(config, x: np.ndarray, y: np.ndarray, strategy, *, workdir: Optional[str] = None,
+                  resume: bool = False, callbacks: Optional[list] = None,
+                  epochs: Optional[int] = None, verbose: Optional[int] = None) -> keras.Model:
+    """Distills the config's student on (x, y) and returns it.
+
+    With ``workdir`` it checkpoints every epoch (resumed with ``resume``) and logs to
+    TensorBoard; without, it just trains (e.g. a short-lived probe student).
+    """
     s = config.student
-    backup = os.path.join(workdir, "checkpoints")
-    if not resume and os.path.exists(backup):
-        shutil.rmtree(backup)
+    epochs = s.epochs if epochs is None else epochs
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         student = models.build(s.model, config.data.image_shape, config.data.num_classes)
         distiller = Distiller(student, loss=s.loss, temperature=s.temperature)
         compile_built(distiller, keras.optimizers.Adam(
-            learning_rate_schedule(s, steps=s.epochs * -(-len(x) // s.batch_size))))
-    print(f"student: training {s.model} on {len(x)} images for {s.epochs} epochs "
+            learning_rate_schedule(s, steps=epochs * -(-len(x) // s.batch_size))))
+    cbs = list(callbacks or [])
+    if workdir is not None:
+        backup = os.path.join(workdir, "checkpoints")
+        if not resume and os.path.exists(backup):
+            shutil.rmtree(backup)
+        cbs = [keras.callbacks.BackupAndRestore(backup, delete_checkpoint=True),
+               keras.callbacks.TensorBoard(os.path.join(workdir, "tb", "student"))] + cbs
+    print(f"student: training {s.model} on {len(x)} images for {epochs} epochs "
           f"(loss {s.loss}, strategy with {strategy.num_replicas_in_sync} replica(s))", flush=True)
-    cbs = [keras.callbacks.BackupAndRestore(backup, delete_checkpoint=True),
-           keras.callbacks.TensorBoard(os.path.join(workdir, "tb", "student"))] + (callbacks or [])
-    distiller.fit(_training_dataset(x, y, s.batch_size, config.seed), epochs=s.epochs,
-                  callbacks=cbs, verbose=fit_verbosity(), shuffle=False)
+    distiller.fit(_training_dataset(x, y, s.batch_size, config.seed), epochs=epochs, callbacks=cbs,
+                  verbose=fit_verbosity() if verbose is None else verbose, shuffle=False)
     return student
 
 
@@ -209,8 +258,8 @@ def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
     x = np.concatenate([p[0] for p in parts.values()])
     y = np.concatenate([p[1] for p in parts.values()])
     t = time.time()
-    student = train_student(config, x, y, workdir, resume, strategy,
-                            [_QueryLog(log, teacher)] + (callbacks or []))
+    student = train_student(config, x, y, strategy, workdir=workdir, resume=resume,
+                            callbacks=[_QueryLog(log, teacher)] + (callbacks or []))
     timings["student_train"] = time.time() - t
 
     report = {"name": config.name, "sources": config.synthesis.sources,

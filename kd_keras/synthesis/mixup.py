@@ -28,6 +28,10 @@ class MixupPlan:
     def __len__(self) -> int:
         return int(len(self.lam))
 
+    def subset(self, index: np.ndarray) -> "MixupPlan":
+        """The pairs at ``index`` (the dropped count is kept as information)."""
+        return MixupPlan(self.first[index], self.second[index], self.lam[index], self.dropped)
+
 
 def sample_lambdas(count: int, alpha: float, decimals: int, seed) -> tf.Tensor:
     """``count`` draws of Beta(alpha, alpha), rounded to ``decimals`` (stateless)."""
