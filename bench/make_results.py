@@ -28,6 +28,9 @@ ROW_NAMES = {
     "real_cvae": "real + CVAE",
     "fsbbt": "FS-BBT (real + MixUp + CVAE)",
     "upper_bound": "upper bound (all labelled train images)",
+    "fsbbt@cosine": "FS-BBT + cosine learning-rate decay",
+    "fsbbt@uncertain": "FS-BBT + uncertainty-selected MixUp",
+    "fsbbt@kl4": "FS-BBT + KL loss, T = 4",
 }
 
 
@@ -50,8 +53,8 @@ def table(records, dataset):
     paper = PAPER.get(dataset, {})
     lines = ["| row | student top-1 % (mean ± std) | paper % | teacher queries (training) | agreement % "
              "| wall s (mean) |", "|---|---|---|---|---|---|"]
-    for row in sorted(by_row, key=lambda k: (list(ROW_NAMES).index(k.split("@")[0])
-                                             if k.split("@")[0] in ROW_NAMES else 99, k)):
+    order = list(ROW_NAMES)
+    for row in sorted(by_row, key=lambda k: (order.index(k) if k in order else 99, k)):
         runs = by_row[row]
         rep = [r["report"] for r in runs]
         acc = [x["student_accuracy"] for x in rep if "student_accuracy" in x]
