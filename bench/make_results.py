@@ -128,8 +128,19 @@ def main():
                 *[f"    {c}" for c in commands], ""]
     speed = os.path.join(RESULTS, "speed.json")
     if os.path.exists(speed):
-        s = json.load(open(speed))
-        out += ["## Speed", "", "```", json.dumps(s, indent=2), "```", ""]
+        sp = json.load(open(speed))
+        out += ["## Speed", "", "`bench/speed.py` (one process; the machine's 2 cores were shared "
+                "with benchmark runs, so single timings are noisy).", "",
+                f"Time per stage of `{sp.get('run_report', '?')}`:", "",
+                "| stage | seconds |", "|---|---|",
+                *[f"| {k} | {v:.1f} |" for k, v in sp.get("stage_seconds_of_run", {}).items()], "",
+                f"Student epoch over {sp['n_images']} images: training pipeline "
+                f"{sp['student_epoch_pipeline_s']:.2f} s, batches already in memory "
+                f"{sp['student_epoch_in_memory_s']:.2f} s (medians): pipeline overhead "
+                f"{100 * sp['pipeline_overhead']:+.0f}%.", "",
+                f"Labelling {sp['n_images']} MixUp images with the in-process teacher: streaming "
+                f"pipeline {sp['mixup_label_streaming_s']:.2f} s, generate-then-query "
+                f"{sp['mixup_label_sequential_s']:.2f} s.", ""]
     throughputs = sorted(glob.glob(os.path.join(RESULTS, "teacher_throughput*.json")))
     if throughputs:
         out += ["## Teacher query throughput (images/s)", "",
