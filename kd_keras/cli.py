@@ -14,10 +14,14 @@ from ml_collections import config_flags  # noqa: E402
 from kd_keras.errors import KdKerasError  # noqa: E402
 
 
-def define_common_flags(default_config: str = "configs/fashion_mnist.py") -> None:
+# The configs/ folder next to kd_keras/ (in the source tree, or installed beside it).
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def define_common_flags(default_config: str = "fashion_mnist.py") -> None:
     """``--config`` (ml_collections file, overridable as --config.a.b=v) and ``--workdir``."""
     config_flags.DEFINE_config_file(
-        "config", default_config,
+        "config", os.path.join(CONFIG_DIR, default_config),
         "Experiment config file, optionally FILE:VARIANT (e.g. configs/fashion_mnist.py:quick); "
         "any field can be overridden, e.g. --config.student.epochs=5.", lock_config=True)
     flags.DEFINE_string("workdir", None, "Folder for every output of the run.", required=True)
