@@ -77,7 +77,7 @@ def plot(all_records, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(all_records), figsize=(6 * len(all_records), 4.5),
+    fig, axes = plt.subplots(1, len(all_records), figsize=(6 * len(all_records), 6),
                              squeeze=False)
     for ax, (dataset, records) in zip(axes[0], all_records.items()):
         by_row = defaultdict(list)
@@ -86,10 +86,14 @@ def plot(all_records, path):
                 by_row[r["row"]].append((r["report"]["teacher_queries"]
                                          + r["report"].get("teacher_cache_hits", 0),
                                          100 * r["report"]["student_accuracy"]))
-        for row, points in sorted(by_row.items()):
+        names = list(ROW_NAMES)
+        for row, points in sorted(by_row.items(), key=lambda kv: (
+                names.index(kv[0]) if kv[0] in names else 99, kv[0])):
             q, a = np.array(points).T
+            style = dict(color=f"C{names.index(row) % 10}") if row in names else dict(color="gray")
             ax.errorbar(q.mean(), a.mean(), yerr=a.std() if len(a) > 1 else 0, fmt="o",
-                        capsize=3, label=ROW_NAMES.get(row, row))
+                        capsize=3, label=ROW_NAMES.get(row, row),
+                        ms=4 if row.startswith("fsbbt_M") else 6, **style)
         curve = sorted((int(k[7:]), np.mean([a for _, a in v])) for k, v in by_row.items()
                        if k.startswith("fsbbt_M") and "@" not in k)
         if curve:
@@ -102,7 +106,7 @@ def plot(all_records, path):
         ax.set_title(dataset)
         ax.set_xlabel("teacher queries (training)")
         ax.set_ylabel("student test accuracy %")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
