@@ -34,6 +34,10 @@ flags.DEFINE_list("overrides", [], "Extra --config.* overrides for every run, e.
                   "student.epochs=20.")
 FLAGS = flags.FLAGS
 
+# Every row starts from the paper's method whatever the config's defaults are; rows and
+# variants change only what they name.
+PAPER_METHOD = ["student.lr_schedule=constant", "synthesis.selection=random",
+                "student.loss=soft_ce"]
 ROWS = {
     "student_alone": ["synthesis.sources=real", "student.targets=true_labels"],
     "standard_kd": ["synthesis.sources=real"],
@@ -47,8 +51,17 @@ VARIANTS = {
     "kl4": ["student.loss=kl", "student.temperature=4.0"],
     "cosine": ["student.lr_schedule=cosine"],
     "uncertain": ["synthesis.selection=uncertainty"],
+    "cosine_uncertain": ["student.lr_schedule=cosine", "synthesis.selection=uncertainty"],
     "cosine80": ["student.lr_schedule=cosine", "student.epochs=80"],
 }
+
+
+def _merge(*override_lists: list[str]) -> list[str]:
+    """Overrides as one list in which a later setting of a key replaces an earlier one."""
+    merged: dict[str, str] = {}
+    for overrides in override_lists:
+        merged.update(o.split("=", 1) for o in overrides)
+    return [f"{k}={v}" for k, v in merged.items()]
 
 
 def row_overrides(row: str) -> tuple[list[str], str | None]:
@@ -56,10 +69,11 @@ def row_overrides(row: str) -> tuple[list[str], str | None]:
     base, _, variant = row.partition("@")
     extra = VARIANTS[variant] if variant else []
     if base.startswith("fsbbt_M"):
-        return ROWS["fsbbt"] + [f"synthesis.num_synthetic={int(base[7:])}"] + extra, None
+        return _merge(PAPER_METHOD, ROWS["fsbbt"], [f"synthesis.num_synthetic={int(base[7:])}"],
+                      extra), None
     if base not in ROWS:
         raise ValueError(f"unknown row {row!r}")
-    return ROWS[base] + extra, ("ALL" if base == "upper_bound" else None)
+    return _merge(PAPER_METHOD, ROWS[base], extra), ("ALL" if base == "upper_bound" else None)
 
 
 def done_runs(path: str) -> set:
@@ -94,7 +108,7 @@ def main(argv):
                    f"--workdir={workdir}", f"--teacher=savedmodel:{teacher_dir}/teacher",
                    f"--cache={os.path.join(FLAGS.workroot, 'teacher_cache.sqlite')}",
                    f"--config.seed={seed}"]
-            cmd += [f"--config.{o}" for o in overrides + FLAGS.overrides]
+            cmd += [f"--config.{o}" for o in _merge(overrides, FLAGS.overrides)]
             if unlabeled == "ALL":
                 cmd.append("--unlabeled=" + _train_spec())
             print(f"bench: {row} seed {seed}: {' '.join(cmd[2:])}", flush=True)
