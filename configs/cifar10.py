@@ -3,7 +3,7 @@
 from kd_keras.config import base_config, select
 
 
-def _paper():
+def _settings():
     c = base_config(
         name="cifar10", train="tfds:cifar10:train", test="tfds:cifar10:test",
         unlabeled="tfds:cifar10:train[:2000]", image_shape=(32, 32, 3), num_classes=10,
@@ -14,4 +14,4 @@ def _paper():
 
 
 def get_config(arg=None):
-    return select(_paper, arg)
+    return select(_settings, arg)

@@ -3,7 +3,7 @@
 from kd_keras.config import base_config, select
 
 
-def _paper():
+def _settings():
     c = base_config(
         name="cifar100", train="tfds:cifar100:train", test="tfds:cifar100:test",
         unlabeled="tfds:cifar100:train[:5000]", image_shape=(32, 32, 3), num_classes=100,
@@ -14,4 +14,4 @@ def _paper():
 
 
 def get_config(arg=None):
-    return select(_paper, arg)
+    return select(_settings, arg)

@@ -4,7 +4,7 @@ N = 200 real images and M = 5,000 synthetic ones. Small enough to benchmark in m
 from kd_keras.config import base_config, select
 
 
-def _paper():
+def _settings():
     c = base_config(
         name="digits", train="digits:train", test="digits:test", unlabeled="digits:train[:200]",
         image_shape=(8, 8, 1), num_classes=10, teacher_model="lenet5",
@@ -14,4 +14,4 @@ def _paper():
 
 
 def get_config(arg=None):
-    return select(_paper, arg)
+    return select(_settings, arg)

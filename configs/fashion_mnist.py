@@ -1,12 +1,13 @@
 """Fashion-MNIST, the paper's setting: LeNet-5 -> LeNet-5-Half, N = 2,000, M = 48,000.
 
-Use ``--config=configs/fashion_mnist.py`` (paper) or ``configs/fashion_mnist.py:quick``.
+Use ``--config=configs/fashion_mnist.py`` (our defaults: uncertainty-selected MixUp),
+``configs/fashion_mnist.py:paper`` (the paper's method exactly) or ``:quick`` (a demo).
 """
 
 from kd_keras.config import base_config, select
 
 
-def _paper():
+def _settings():
     return base_config(
         name="fashion_mnist", train="fashion_mnist:train", test="fashion_mnist:test",
         unlabeled="fashion_mnist:train[:2000]", image_shape=(28, 28, 1), num_classes=10,
@@ -15,4 +16,4 @@ def _paper():
 
 
 def get_config(arg=None):
-    return select(_paper, arg)
+    return select(_settings, arg)

@@ -7,7 +7,7 @@ works too where TFDS can download.
 from kd_keras.config import base_config, select
 
 
-def _paper():
+def _settings():
     return base_config(
         name="mnist", train="mnist:train", test="mnist:test", unlabeled="mnist:train[:2000]",
         image_shape=(28, 28, 1), num_classes=10, teacher_model="lenet5",
@@ -15,4 +15,4 @@ def _paper():
 
 
 def get_config(arg=None):
-    return select(_paper, arg)
+    return select(_settings, arg)

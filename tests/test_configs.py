@@ -30,7 +30,9 @@ def test_configs_name_real_models_and_a_quick_variant(name):
 
 
 def test_fashion_mnist_has_the_papers_settings():
-    c = load("fashion_mnist")
+    c = load("fashion_mnist", "paper")
+    assert (c.synthesis.selection, c.student.lr_schedule) == ("random", "constant")
+    assert load("fashion_mnist").synthesis.selection == "uncertainty"  # measured better
     assert (c.synthesis.num_synthetic, c.cvae.latent_dim, c.cvae.batch_size) == (48000, 2, 256)
     assert (c.student.batch_size, c.student.learning_rate, c.student.epochs) == (64, 1e-3, 50)
     assert (c.mixup.alpha, c.mixup.low, c.mixup.high, c.mixup.decimals) == (1.0, 0.05, 0.95, 2)

@@ -102,8 +102,11 @@ class _Epochs(keras.callbacks.Callback):
         self.seen.append(epoch)
 
 
-def test_resume_after_crash_sends_no_new_queries(idx_dir, tmp_path):
+@pytest.mark.parametrize("selection", ["random", "uncertainty"])
+def test_resume_after_crash_sends_no_new_queries(idx_dir, tmp_path, selection):
     config = tiny_config(idx_dir)
+    config.synthesis.selection = selection
+    config.selection.probe_epochs = 1
     unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir).unlabeled()
     cache = str(tmp_path / "cache.sqlite")
     workdir = str(tmp_path / "run")

@@ -122,7 +122,8 @@ def build_training_set(config, real: np.ndarray, teacher: Teacher, workdir: str,
 
         pool = concurrent.futures.ThreadPoolExecutor(1)
         if config.synthesis.selection == "uncertainty":
-            result = select_by_uncertainty(config, real, real_probs, len(plan), teacher, strategy)
+            result = select_by_uncertainty(config, real, real_probs, len(plan), teacher, strategy,
+                                           workdir, resume)
             mixup = pool.submit(lambda: result)
         else:
             # MixUp images are labelled in the background while the CVAE trains, so a slow
@@ -154,18 +155,28 @@ def build_training_set(config, real: np.ndarray, teacher: Teacher, workdir: str,
 
 
 def select_by_uncertainty(config, real: np.ndarray, real_probs: np.ndarray, count: int,
-                          teacher: Teacher, strategy) -> tuple[np.ndarray, np.ndarray]:
+                          teacher: Teacher, strategy, workdir: str,
+                          resume: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``count`` MixUp images chosen by a probe student's uncertainty, with teacher labels.
 
     Draws ``pool_factor * count`` candidate pairs (no queries), labels a random ``warmup``
     share of ``count``, trains a probe student briefly on the real and those images, then
     spends the rest of the budget on the candidates whose probe prediction has the highest
-    entropy: the images the student would learn the least from are never paid for.
+    entropy: the images the student would learn the least from are never paid for. The
+    choice is saved in ``workdir/selection.npy``; a resumed run reuses it, so it sends
+    nothing new.
     """
     sel, mx = config.selection, config.mixup
     pool = plan_mixup(len(real), int(sel.pool_factor * count), alpha=mx.alpha,
                       decimals=mx.decimals, low=mx.low, high=mx.high, seed=config.seed, fill=True)
     n_warm = int(round(sel.warmup * count))
+    path = os.path.join(workdir, "selection.npy")
+    if resume and os.path.exists(path):
+        chosen = np.load(path)
+        print(f"selection: reusing the {len(chosen)} MixUp images chosen before ({path})",
+              flush=True)
+        ds, raised = label_batches(mixup_dataset(real, pool.subset(chosen), mx.batch_size), teacher)
+        return collect(ds, raised, len(chosen), "mixup (selected)", teacher)
     warm = pool.subset(np.arange(n_warm))
     print(f"selection: labelling {n_warm} random MixUp images of a pool of {len(pool)}", flush=True)
     ds, raised = label_batches(mixup_dataset(real, warm, mx.batch_size), teacher)
@@ -175,15 +186,14 @@ def select_by_uncertainty(config, real: np.ndarray, real_probs: np.ndarray, coun
                           epochs=sel.probe_epochs, verbose=0)
     rest = pool.subset(np.arange(n_warm, len(pool)))
     entropy = np.concatenate([
-        keras.ops.convert_to_numpy(-tf.reduce_sum(
-            tf.nn.softmax(z) * tf.nn.log_softmax(z), axis=-1))
+        keras.ops.convert_to_numpy(-tf.reduce_sum(tf.nn.softmax(z) * tf.nn.log_softmax(z), -1))
         for z in (probe(x, training=False) for x in mixup_dataset(real, rest, mx.batch_size))])
-    chosen = rest.subset(np.sort(np.argsort(-entropy)[: count - n_warm]))
-    print(f"selection: labelling the {len(chosen)} candidates the probe is least sure of "
-          f"(mean entropy {entropy.mean():.3f} -> {np.sort(entropy)[-len(chosen):].mean():.3f})",
-          flush=True)
-    ds, raised = label_batches(mixup_dataset(real, chosen, mx.batch_size), teacher)
-    x, y = collect(ds, raised, len(chosen), "mixup (selected)", teacher)
+    top = np.sort(np.argsort(-entropy)[: count - n_warm])
+    np.save(path, np.concatenate([np.arange(n_warm), n_warm + top]))
+    print(f"selection: labelling the {len(top)} candidates the probe is least sure of "
+          f"(mean entropy {entropy.mean():.3f} -> {entropy[top].mean():.3f})", flush=True)
+    ds, raised = label_batches(mixup_dataset(real, rest.subset(top), mx.batch_size), teacher)
+    x, y = collect(ds, raised, len(top), "mixup (selected)", teacher)
     return np.concatenate([warm_x, x]), np.concatenate([warm_y, y])
 
 
