@@ -31,7 +31,14 @@ ROW_NAMES = {
     "fsbbt@cosine": "FS-BBT + cosine learning-rate decay",
     "fsbbt@uncertain": "FS-BBT + uncertainty-selected MixUp",
     "fsbbt@kl4": "FS-BBT + KL loss, T = 4",
+    "fsbbt@cosine_uncertain": "FS-BBT + cosine decay + uncertainty-selected MixUp",
 }
+
+
+def row_name(row: str) -> str:
+    if row.startswith("fsbbt_M"):
+        return f"FS-BBT, M = {int(row[7:])} synthetic images"
+    return ROW_NAMES.get(row, row)
 
 
 def load(path):
@@ -62,10 +69,19 @@ def table(records, dataset):
         # Images the teacher labelled for this run: sent now or found in the cache that
         # the benchmark's runs share (a standalone run would have sent them all).
         queries = sorted({x["teacher_queries"] + x.get("teacher_cache_hits", 0) for x in rep})
-        name = ROW_NAMES.get(row, row)
+        name = row_name(row)
         lines.append(f"| {name} | {fmt(acc)} | {paper.get(row, '–')} | "
                      f"{'/'.join(map(str, queries))} | {fmt(agree)} | "
                      f"{np.mean([x['wall_seconds'] for x in rep]):.0f} |")
+    curve = sorted((r["report"]["n_mixup"] + r["report"]["n_cvae"], r["report"]["student_accuracy"],
+                    r["report"]["teacher_queries"] + r["report"].get("teacher_cache_hits", 0),
+                    r["seed"]) for r in records
+                   if (r["row"] == "fsbbt" or r["row"].startswith("fsbbt_M"))
+                   and "student_accuracy" in r["report"])
+    if any(r["row"].startswith("fsbbt_M") for r in records):
+        lines += ["", "Query efficiency (FS-BBT, the paper's method, by synthetic images M):", "",
+                  "| M | teacher queries | student top-1 % | seed |", "|---|---|---|---|"]
+        lines += [f"| {m} | {q} | {100 * a:.2f} | {seed} |" for m, a, q, seed in curve]
     teacher = sorted({round(r["report"]["teacher_accuracy"] * 100, 2) for r in records
                       if "teacher_accuracy" in r["report"]})
     return "\n".join(lines), teacher
@@ -92,7 +108,7 @@ def plot(all_records, path):
             q, a = np.array(points).T
             style = dict(color=f"C{names.index(row) % 10}") if row in names else dict(color="gray")
             ax.errorbar(q.mean(), a.mean(), yerr=a.std() if len(a) > 1 else 0, fmt="o",
-                        capsize=3, label=ROW_NAMES.get(row, row),
+                        capsize=3, label=row_name(row),
                         ms=4 if row.startswith("fsbbt_M") else 6, **style)
         curve = sorted((int(k[7:]), np.mean([a for _, a in v])) for k, v in by_row.items()
                        if k.startswith("fsbbt_M") and "@" not in k)
