@@ -108,30 +108,31 @@ def build_training_set(config, real: np.ndarray, teacher: Teacher, workdir: str,
     log.grid("samples/real", real, grid)
     parts = {"real": (real, real_probs)} if "real" in sources else {}
     plan, n_cvae = synthetic_counts(config, len(real))
-    mixup = None
+    mixup = None  # a Future while MixUp images are labelled in the background
     if plan is not None:
         print(f"mixup: generating and labelling {len(plan)} images "
               f"({plan.dropped} near-copy pairs dropped)", flush=True)
-
-        def label_mixup():
-            t = time.time()
-            ds, raised = label_batches(mixup_dataset(real, plan, config.mixup.batch_size), teacher)
-            result = collect(ds, raised, len(plan), "mixup", teacher)
-            timings["mixup"] = time.time() - t
-            return result
-
-        pool = concurrent.futures.ThreadPoolExecutor(1)
         if config.synthesis.selection == "uncertainty":
-            result = select_by_uncertainty(config, real, real_probs, len(plan), teacher, strategy,
-                                           workdir, resume)
-            mixup = pool.submit(lambda: result)
+            t = time.time()
+            parts["mixup"] = select_by_uncertainty(config, real, real_probs, len(plan), teacher,
+                                                   strategy, workdir, resume)
+            timings["mixup"] = time.time() - t
         else:
-            # MixUp images are labelled in the background while the CVAE trains, so a slow
-            # (remote) teacher's latency hides behind training.
+            def label_mixup():
+                t = time.time()
+                ds, raised = label_batches(mixup_dataset(real, plan, config.mixup.batch_size),
+                                           teacher)
+                result = collect(ds, raised, len(plan), "mixup", teacher)
+                timings["mixup"] = time.time() - t
+                return result
+
+            # Labelled in the background while the CVAE trains, so a slow (remote)
+            # teacher's latency hides behind training.
+            pool = concurrent.futures.ThreadPoolExecutor(1)
             mixup = pool.submit(label_mixup)
-        pool.shutdown(wait=False)
-    if n_cvae and config.cvae.train_on == "real+mixup" and mixup is not None:
-        parts["mixup"] = mixup.result()
+            pool.shutdown(wait=False)
+            if n_cvae and config.cvae.train_on == "real+mixup":
+                parts["mixup"] = mixup.result()
     if n_cvae:
         t = time.time()
         train_x, train_p = real, real_probs
@@ -143,6 +144,7 @@ def build_training_set(config, real: np.ndarray, teacher: Teacher, workdir: str,
         timings["cvae_train"] = time.time() - t
     if mixup is not None:
         parts["mixup"] = mixup.result()  # before "cvae": keeps the training-set order
+    if "mixup" in parts:
         log.grid("samples/mixup", parts["mixup"][0], grid)
     if n_cvae:
         t = time.time()
