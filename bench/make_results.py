@@ -106,15 +106,14 @@ def plot(all_records, path):
         for row, points in sorted(by_row.items(), key=lambda kv: (
                 names.index(kv[0]) if kv[0] in names else 99, kv[0])):
             q, a = np.array(points).T
-            style = dict(color=f"C{names.index(row) % 10}") if row in names else dict(color="gray")
+            style = dict(color=f"C{names.index(row) % 10}") if row in names else dict(color="black")
             ax.errorbar(q.mean(), a.mean(), yerr=a.std() if len(a) > 1 else 0, fmt="o",
                         capsize=3, label=row_name(row),
                         ms=4 if row.startswith("fsbbt_M") else 6, **style)
-        curve = sorted((int(k[7:]), np.mean([a for _, a in v])) for k, v in by_row.items()
-                       if k.startswith("fsbbt_M") and "@" not in k)
-        if curve:
-            ax.plot([np.mean([q for q, _ in by_row[f"fsbbt_M{m}"]]) for m, _ in curve],
-                    [a for _, a in curve], "k--", lw=1, label="FS-BBT vs M")
+        curve = sorted((np.mean([q for q, _ in v]), np.mean([a for _, a in v]))
+                       for k, v in by_row.items() if k == "fsbbt" or k.startswith("fsbbt_M"))
+        if len(curve) > 1:
+            ax.plot(*zip(*curve), "k--", lw=1, label="FS-BBT vs M (paper's method)")
         for name, value in PAPER.get(dataset, {}).items():
             if name in ("fsbbt", "divbfkd"):
                 ax.axhline(value, ls=":", lw=1, color="gray")
