@@ -23,7 +23,7 @@ from kd_keras.export import export_classifier
 from kd_keras.strategy import compile_built
 from kd_keras.supervised import accuracy, fit_verbosity, predict_logits
 from kd_keras.synthesis.cvae import CVAE, train_cvae
-from kd_keras.synthesis.mixup import mixup_dataset, plan_mixup
+from kd_keras.synthesis.mixup import MixupPlan, mixup_dataset, plan_mixup
 from kd_keras.teachers import Teacher
 from kd_keras.tensorboard import SummaryLog
 
@@ -39,7 +39,7 @@ def parse_sources(text: str) -> set[str]:
     return sources
 
 
-def synthetic_counts(config, n_real: int) -> tuple[object, int]:
+def synthetic_counts(config, n_real: int) -> tuple[Optional[MixupPlan], int]:
     """(MixUp plan or None, number of CVAE images) for the config's sources and M."""
     sources, m, mx = parse_sources(config.synthesis.sources), config.synthesis.num_synthetic, config.mixup
     share = config.synthesis.cvae_share
