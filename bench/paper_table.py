@@ -85,8 +85,6 @@ def done_runs(path: str) -> set:
 
 def main(argv):
     del argv
-    from kd_keras.config import base_config  # noqa: F401  (import check before long work)
-
     os.makedirs(FLAGS.workroot, exist_ok=True)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
     py = sys.executable
@@ -132,7 +130,6 @@ def main(argv):
 
 
 def _train_spec() -> str:
-    from ml_collections import config_flags  # noqa: F401
     import importlib.util
 
     path, _, variant = FLAGS.config.partition(":")
