@@ -14,3 +14,4 @@ $PY bench/paper_table.py $FM --seeds=1,2 --rows=student_alone,standard_kd,fsbbt,
 $PY bench/paper_table.py $FM --seeds=0 --rows=fsbbt_M5000,fsbbt_M10000,fsbbt_M25000
 $PY bench/paper_table.py $DG --seeds=1,2 --rows=real_mixup,real_cvae
 $PY bench/paper_table.py $FM --seeds=1,2 --rows=real_mixup,real_cvae,upper_bound
+$PY bench/paper_table.py $FM --seeds=1,2 --rows=fsbbt_M5000,fsbbt_M10000,fsbbt_M25000
