@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "tensorboard>=2.21,<2.22",
     "numpy>=1.26",
     "orjson>=3.9",  # fast, exact JSON for the TF Serving REST protocol
+    "tensorflow-serving-api==2.21.0",  # TF Serving gRPC protos (grpcio comes with tensorflow)
 ]
 
 setup(

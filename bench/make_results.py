@@ -165,15 +165,20 @@ def main():
         out += ["## Teacher query throughput (images/s)", "",
                 "`bench/teacher_throughput.py`: the teacher called in-process against the same "
                 "SavedModel served by `bin/serve_teacher.py` in its own process on loopback "
-                "(TF Serving REST JSON), by batch size and requests in flight.", "",
-                "| teacher | image shape | best in-process | best HTTP (batch x concurrency) "
-                "| HTTP / in-process |", "|---|---|---|---|---|"]
+                "over TF Serving REST (JSON) and gRPC (binary tensors), by batch size and requests "
+                "in flight.", "",
+                "| teacher | image shape | best in-process | protocol | best served (batch x "
+                "concurrency) | served / in-process |", "|---|---|---|---|---|---|"]
         for path in throughputs:
             t = json.load(open(path))
-            best = max(t["http"], key=t["http"].get)
-            out.append(f"| {t.get('teacher', os.path.basename(path))} | {t.get('image_shape', '')} "
-                       f"| {max(t['in_process'].values()):.0f} | {t['http'][best]:.0f} ({best}) "
-                       f"| {t['best_ratio']:.2f} |")
+            local = max(t["in_process"].values())
+            for protocol in ("http", "grpc"):
+                if not t.get(protocol):
+                    continue
+                best = max(t[protocol], key=t[protocol].get)
+                out.append(f"| {t.get('teacher', os.path.basename(path))} "
+                           f"| {t.get('image_shape', '')} | {local:.0f} | {protocol} "
+                           f"| {t[protocol][best]:.0f} ({best}) | {t[protocol][best] / local:.2f} |")
         out.append("")
     if all_records:
         plot(all_records, os.path.join(DOCS, "results.png"))

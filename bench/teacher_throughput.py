@@ -1,6 +1,6 @@
 """Teacher query throughput: in-process SavedModel vs the same model served over the
-TensorFlow Serving REST protocol on loopback (bin/serve_teacher.py in its own process, as
-a real server would be), queried in batches with concurrency.
+TensorFlow Serving REST and gRPC protocols on loopback (bin/serve_teacher.py in its own
+process, as a real server would be), queried in batches with concurrency.
 
   python bench/teacher_throughput.py --savedmodel=runs/fmnist_teacher/teacher \
       --images=fashion_mnist:train[:20000] --out=bench/results/teacher_throughput.json
@@ -22,7 +22,8 @@ flags.DEFINE_string("model", None, "Instead of --savedmodel: export an untrained
                     "name (e.g. resnet32; throughput does not depend on weights) and use it.")
 flags.DEFINE_string("images", "fashion_mnist:train[:20000]", "Images to send, or random:N:H:W:C.")
 flags.DEFINE_list("batch_sizes", ["256", "1024"], "Images per request to try.")
-flags.DEFINE_list("concurrency", ["1", "2", "4"], "Requests in flight to try (HTTP).")
+flags.DEFINE_list("concurrency", ["1", "2", "4"], "Requests in flight to try (served).")
+flags.DEFINE_list("protocols", ["http", "grpc"], "Served protocols to measure.")
 flags.DEFINE_string("out", "bench/results/teacher_throughput.json", "Where to write results.")
 FLAGS = flags.FLAGS
 
@@ -36,7 +37,7 @@ def _rate(teacher, images):
 def main(argv):
     del argv
     from kd_keras import data
-    from kd_keras.teachers import HttpBackend, SavedModelBackend, Teacher
+    from kd_keras.teachers import SavedModelBackend, Teacher, backend_from_spec
     import tempfile
 
     import numpy as np
@@ -59,25 +60,33 @@ def main(argv):
         raise app.UsageError("give --savedmodel or --model")
     backend = SavedModelBackend(savedmodel)
     results = {"teacher": FLAGS.model or FLAGS.savedmodel, "images": len(images),
-               "image_shape": list(images.shape[1:]), "in_process": {}, "http": {}}
+               "image_shape": list(images.shape[1:]), "in_process": {},
+               **{p: {} for p in FLAGS.protocols}}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     server = subprocess.Popen([sys.executable, os.path.join(root, "bin", "serve_teacher.py"),
-                               f"--savedmodel={savedmodel}", "--port=0"],
+                               f"--savedmodel={savedmodel}", "--port=0", "--grpc_port=0"],
                               stdout=subprocess.PIPE, text=True)
-    url = server.stdout.readline().split(" at ")[1].split(":predict")[0]
+    urls = {}
+    for _ in range(2):  # "serving DIR at URL" for REST, then for gRPC
+        url = server.stdout.readline().strip().split(" at ")[1]
+        urls["http" if url.startswith("http") else "grpc"] = url
     for bs in map(int, FLAGS.batch_sizes):
         backend.predict(images[:bs])  # warm up
         results["in_process"][bs] = _rate(Teacher(backend, 10, batch_size=bs), images)
         print(f"in-process batch {bs}: {results['in_process'][bs]:.0f} images/s", flush=True)
-        for c in map(int, FLAGS.concurrency):
-            rate = _rate(Teacher(HttpBackend(url), 10, batch_size=bs, concurrency=c), images)
-            results["http"][f"{bs}x{c}"] = rate
-            print(f"http batch {bs} concurrency {c}: {rate:.0f} images/s", flush=True)
+        for protocol in FLAGS.protocols:
+            for c in map(int, FLAGS.concurrency):
+                teacher = Teacher(backend_from_spec(urls[protocol]), 10, batch_size=bs,
+                                  concurrency=c)
+                rate = _rate(teacher, images)
+                results[protocol][f"{bs}x{c}"] = rate
+                print(f"{protocol} batch {bs} concurrency {c}: {rate:.0f} images/s", flush=True)
     server.kill()
-    best_http = max(results["http"].values())
     best_local = max(results["in_process"].values())
-    results["best_ratio"] = best_http / best_local
-    print(f"best HTTP / best in-process: {results['best_ratio']:.2f}", flush=True)
+    for protocol in FLAGS.protocols:
+        results[f"best_ratio_{protocol}"] = max(results[protocol].values()) / best_local
+        print(f"best {protocol} / best in-process: {results[f'best_ratio_{protocol}']:.2f}",
+              flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
     with open(FLAGS.out, "w") as f:
         json.dump(results, f, indent=2)

@@ -33,8 +33,9 @@ def define_common_flags(default_config: str = "fashion_mnist.py") -> None:
 def define_teacher_flags() -> None:
     """``--teacher`` spec, what it answers, and where its bearer token lives."""
     flags.DEFINE_string("teacher", None,
-                        "Teacher to query: savedmodel:DIR, keras:FILE.keras, or "
-                        "http(s)://host:port/v1/models/NAME[/versions/V] (TF Serving REST).")
+                        "Teacher to query: savedmodel:DIR, keras:FILE.keras, "
+                        "http(s)://host:port/v1/models/NAME[/versions/V] (TF Serving REST), or "
+                        "grpc://host:port/models/NAME[/versions/V] (TF Serving gRPC, faster).")
     flags.DEFINE_enum("teacher_output", None, ["probs", "logits", "label", "topk"],
                       "What the teacher answers (default: the config's query.output, probs).")
     flags.DEFINE_string("teacher_signature", None,
@@ -42,7 +43,8 @@ def define_teacher_flags() -> None:
                         "as signature_name to a TF Serving endpoint.")
     flags.DEFINE_string("teacher_token_env", None,
                         "Name of an environment variable holding a bearer token for an HTTP "
-                        "teacher; the token itself never appears in logs, configs or reports.")
+                        "or gRPC teacher; the token itself never appears in logs, configs or "
+                        "reports.")
 
 
 def apply_teacher_flags(config) -> None:

@@ -10,9 +10,11 @@ import pytest
 
 from conftest import ROOT, run_command
 from kd_keras.errors import BadAnswerError, BudgetExceededError, DataError, TeacherError
-from kd_keras.teachers import (AnswerCache, CallableBackend, HttpBackend, Teacher,
+from kd_keras.teachers import (AnswerCache, CallableBackend, GrpcBackend, Teacher,
                                backend_from_spec, to_probabilities)
-from kd_keras.teachers.server import PredictServer
+from kd_keras.teachers.server import GrpcPredictServer, PredictServer
+
+SERVERS = {"http": PredictServer, "grpc": GrpcPredictServer}
 
 SHAPE = (6, 6, 1)
 W = np.random.default_rng(0).normal(size=(36, 5)).astype(np.float32)
@@ -28,36 +30,41 @@ def images(n, seed=1):
     return np.random.default_rng(seed).random((n, *SHAPE)).astype(np.float32)
 
 
+@pytest.fixture(params=sorted(SERVERS))
+def protocol(request):
+    return request.param
+
+
 @pytest.fixture
-def server():
-    s = PredictServer(softmax_teacher, "toy").start()
+def server(protocol):
+    s = SERVERS[protocol](softmax_teacher, "toy").start()
     yield s
-    s.shutdown()
-    s.server_close()
+    s.close()
 
 
-def http_teacher(url, **kw):
+def served_teacher(url, **kw):
+    """A Teacher for a REST or gRPC url, with short timeouts and backoff for tests."""
     kw.setdefault("backoff_seconds", 0.001)
-    return Teacher(HttpBackend(url, timeout=5), 5, image_shape=SHAPE, **kw)
+    return Teacher(backend_from_spec(url, timeout=5), 5, image_shape=SHAPE, **kw)
 
 
 def test_rest_round_trip_matches_the_model(server):
     x = images(10)
-    np.testing.assert_allclose(http_teacher(server.url).query(x), softmax_teacher(x), atol=1e-5)
-    versioned = http_teacher(server.url + "/versions/3")
+    np.testing.assert_allclose(served_teacher(server.url).query(x), softmax_teacher(x), atol=1e-5)
+    versioned = served_teacher(server.url + "/versions/3")
     np.testing.assert_allclose(versioned.query(x), softmax_teacher(x), atol=1e-5)
 
 
 def test_batched_concurrent_queries_equal_one_by_one(server):
     x = images(53)
-    batched = http_teacher(server.url, batch_size=7, concurrency=4)
-    single = http_teacher(server.url, batch_size=1, concurrency=1)
+    batched = served_teacher(server.url, batch_size=7, concurrency=4)
+    single = served_teacher(server.url, batch_size=1, concurrency=1)
     np.testing.assert_allclose(batched.query(x), single.query(x), atol=1e-6)
     assert batched.stats.requests == 8 and single.stats.requests == 53
 
 
 def test_budget_stops_before_crossing(server):
-    t = http_teacher(server.url, budget=50, batch_size=16)
+    t = served_teacher(server.url, budget=50, batch_size=16)
     t.query(images(40))
     with pytest.raises(BudgetExceededError, match="budget of 50"):
         t.query(images(20, seed=2))
@@ -66,26 +73,66 @@ def test_budget_stops_before_crossing(server):
     assert t.stats.sent == 40 and t.stats.cache_hits == 40
 
 
-def test_retries_recover_from_injected_faults():
-    s = PredictServer(softmax_teacher, "toy", fail_first=3, error_rate=0.3, seed=1).start()
+def test_retries_recover_from_injected_faults(protocol):
+    s = SERVERS[protocol](softmax_teacher, "toy", fail_first=3, error_rate=0.3, seed=1).start()
     try:
-        t = http_teacher(s.url, batch_size=8, concurrency=2, max_tries=12)
+        t = served_teacher(s.url, batch_size=8, concurrency=2, max_tries=12)
         x = images(64)
         np.testing.assert_allclose(t.query(x), softmax_teacher(x), atol=1e-5)
         assert t.stats.retries >= 3 and t.stats.sent == 64
     finally:
-        s.shutdown()
-        s.server_close()
+        s.close()
 
 
-def test_dead_endpoint_gives_up_cleanly():
+@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/v1/models/toy",
+                                 "grpc://127.0.0.1:{port}/models/toy"])
+def test_dead_endpoint_gives_up_cleanly(url):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    t = http_teacher(f"http://127.0.0.1:{port}/v1/models/toy", max_tries=3)
+    t = served_teacher(url.format(port=port), max_tries=3)
     with pytest.raises(TeacherError, match="unreachable.*gave up after 3 tries"):
         t.query(images(4))
     assert t.stats.requests == 3 and t.stats.sent == 0
+
+
+def test_grpc_reads_the_input_name_from_the_signature():
+    s = GrpcPredictServer(softmax_teacher, "toy", input_name="pixels",
+                          input_shape=(None, *SHAPE)).start()
+    try:
+        x = images(5)
+        backend = GrpcBackend(s.url, timeout=5)
+        np.testing.assert_allclose(Teacher(backend, 5).query(x), softmax_teacher(x), atol=1e-5)
+        assert backend.input_name == "pixels"
+        named = Teacher(GrpcBackend(s.url + "?input=pixels", timeout=5), 5)
+        np.testing.assert_allclose(named.query(x), softmax_teacher(x), atol=1e-5)
+        with pytest.raises(TeacherError, match="takes one input 'pixels', got \\['images'\\]"):
+            Teacher(GrpcBackend(s.url + "?input=images", timeout=5), 5).query(x)
+        with pytest.raises(TeacherError, match="no signature 'other'"):
+            Teacher(GrpcBackend(s.url, timeout=5, signature_name="other"), 5).query(x)
+        with pytest.raises(TeacherError, match="NOT_FOUND: Servable not found"):
+            Teacher(GrpcBackend(s.url.replace("toy", "nope"), timeout=5), 5).query(x)
+        assert s.images_answered == 10
+    finally:
+        s.close()
+    with pytest.raises(TeacherError, match="bad gRPC teacher.*grpc://host:port/models/NAME"):
+        backend_from_spec("grpc://127.0.0.1/teacher")
+
+
+@pytest.mark.parametrize("predict,error,message", [
+    (lambda x: np.full((len(x), 5), np.nan), BadAnswerError, "NaN"),
+    (lambda x: softmax_teacher(x)[:, :3], BadAnswerError, "3 classes, the config expects 5"),
+    (lambda x: x.reshape(-1, 7), TeacherError, "INVALID_ARGUMENT: ValueError: cannot reshape"),
+])
+def test_bad_grpc_answers_are_clear_errors(predict, error, message):
+    s = GrpcPredictServer(predict, "toy").start()
+    try:
+        cache = AnswerCache(None)
+        with pytest.raises(error, match=message):
+            served_teacher(s.url, cache=cache).query(images(3))
+        assert len(cache) == 0
+    finally:
+        s.close()
 
 
 @pytest.mark.parametrize("bad,message", [
@@ -130,7 +177,7 @@ def test_malformed_http_answers(code, body, error, message):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        t = http_teacher(f"http://127.0.0.1:{srv.server_address[1]}/v1/models/x")
+        t = served_teacher(f"http://127.0.0.1:{srv.server_address[1]}/v1/models/x")
         with pytest.raises(error, match=message):
             t.query(images(1))
     finally:
@@ -141,19 +188,19 @@ def test_malformed_http_answers(code, body, error, message):
 def test_cache_makes_a_second_run_send_nothing(server, tmp_path):
     path = str(tmp_path / "cache.sqlite")
     x = np.concatenate([images(30), images(30)[:5]])  # duplicates are sent once
-    first = http_teacher(server.url, cache=AnswerCache(path))
+    first = served_teacher(server.url, cache=AnswerCache(path))
     a = first.query(x)
     assert first.stats.sent == 30 and server.images_answered == 30
-    second = http_teacher(server.url, cache=AnswerCache(path))
+    second = served_teacher(server.url, cache=AnswerCache(path))
     np.testing.assert_array_equal(second.query(x), a)
     assert second.stats.sent == 0 and server.images_answered == 30
-    other_teacher = http_teacher(server.url + "/versions/2", cache=AnswerCache(path))
+    other_teacher = served_teacher(server.url + "/versions/2", cache=AnswerCache(path))
     other_teacher.query(x[:3])  # another teacher's answers are not reused
     assert other_teacher.stats.sent == 3
 
 
 def test_wrong_image_shape_is_refused_before_sending(server):
-    t = http_teacher(server.url)
+    t = served_teacher(server.url)
     with pytest.raises(DataError, match=r"shape \(7, 7, 1\), the teacher takes \(6, 6, 1\)"):
         t.query(np.zeros((2, 7, 7, 1), np.float32))
     assert server.requests == 0
@@ -172,16 +219,17 @@ def test_output_modes():
     np.testing.assert_allclose(p[0], [0.1, 0.6, 0.1, 0.1, 0.1], atol=1e-6)
 
 
-def test_token_is_sent_and_never_leaks(tmp_path):
+@pytest.mark.parametrize("refusal", ["401", "UNAUTHENTICATED"])
+def test_token_is_sent_and_never_leaks(tmp_path, refusal, monkeypatch):
     secret = "s3cret-token-value"
-    os.environ["KD_TEST_TOKEN"] = secret
-    s = PredictServer(lambda x: softmax_teacher(x.reshape(len(x), 6, 6, 1)), "toy",
-                      token=secret).start()
+    monkeypatch.setenv("KD_TEST_TOKEN", secret)
+    server = PredictServer if refusal == "401" else GrpcPredictServer
+    s = server(softmax_teacher, "toy", token=secret).start()
     try:
         with pytest.raises(TeacherError) as e:
-            http_teacher(s.url).query(images(2))
-        assert "401" in str(e.value) and secret not in str(e.value)
-        ok = Teacher(HttpBackend(s.url, token_env="KD_TEST_TOKEN"), 5, image_shape=SHAPE)
+            served_teacher(s.url).query(images(2))
+        assert refusal in str(e.value) and secret not in str(e.value)
+        ok = Teacher(backend_from_spec(s.url, token_env="KD_TEST_TOKEN"), 5, image_shape=SHAPE)
         assert ok.query(images(2)).shape == (2, 5) and secret not in ok.identity
         npz = tmp_path / "x.npz"
         np.savez(npz, images=images(12))
@@ -198,8 +246,7 @@ def test_token_is_sent_and_never_leaks(tmp_path):
             assert secret.encode() not in (work / f).read_bytes()
         assert secret not in proc.stdout + proc.stderr
     finally:
-        s.shutdown()
-        s.server_close()
+        s.close()
 
 
 def test_savedmodel_and_keras_backends_and_serve_command(tmp_path):
@@ -225,13 +272,16 @@ def test_savedmodel_and_keras_backends_and_serve_command(tmp_path):
         Teacher(backend_from_spec(f"keras:{tmp_path}/m.keras"), 5).query(np.random.rand(2, 5, 5, 1))
 
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "bin", "serve_teacher.py"),
-                             f"--savedmodel={tmp_path}/sm", "--port=0", "--model_name=t"],
+                             f"--savedmodel={tmp_path}/sm", "--port=0", "--grpc_port=0",
+                             "--model_name=t"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        line = proc.stdout.readline()
-        url = line.split(" at ")[1].split(":predict")[0]
-        served = Teacher(HttpBackend(url), 5)
-        np.testing.assert_allclose(served.query(x), expected, atol=1e-5)
+        rest = proc.stdout.readline().split(" at ")[1].split(":predict")[0]
+        grpc = proc.stdout.readline().split(" at ")[1].strip()
+        assert rest.startswith("http://") and grpc.startswith("grpc://") and grpc.endswith("/t")
+        for url in (rest, grpc):
+            served = Teacher(backend_from_spec(url), 5)
+            np.testing.assert_allclose(served.query(x), expected, atol=1e-5)
     finally:
         proc.kill()
         proc.wait()

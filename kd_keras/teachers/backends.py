@@ -10,14 +10,17 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
+import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from kd_keras.errors import TeacherError, TransientTeacherError
+from kd_keras.errors import BadAnswerError, TeacherError, TransientTeacherError
 
 
 try:  # orjson writes float32 arrays exactly and parses several times faster than json
@@ -73,7 +76,9 @@ class SavedModelBackend(Backend):
             raise TeacherError(f"teacher SavedModel {path} has no signature {signature!r} "
                                f"(has {list(self._loaded.signatures)})")
         self._fn = self._loaded.signatures[signature]
-        self._input = next(iter(self._fn.structured_input_signature[1]))
+        self.input_name = next(iter(self._fn.structured_input_signature[1]))
+        self.input_shape = self._fn.structured_input_signature[1][self.input_name].shape
+        self.output_names = sorted(self._fn.structured_outputs)
         try:  # the fingerprint changes when the model does, so stale answers are never reused
             checksum = tf.saved_model.experimental.read_fingerprint(path).saved_model_checksum
         except Exception:  # older SavedModels have no fingerprint
@@ -84,9 +89,9 @@ class SavedModelBackend(Backend):
         import tensorflow as tf
 
         try:
-            out = self._fn(**{self._input: tf.constant(images, tf.float32)})
+            out = self._fn(**{self.input_name: tf.constant(images, tf.float32)})
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
-            spec = self._fn.structured_input_signature[1][self._input]
+            spec = self._fn.structured_input_signature[1][self.input_name]
             raise TeacherError(f"the teacher SavedModel takes {spec.dtype.name} {spec.shape}, and "
                                f"refused images {list(images.shape)} ({type(e).__name__})") from None
         if len(out) == 1:
@@ -165,8 +170,6 @@ class HttpBackend(Backend):
                 http.client.HTTPException) as e:
             reason = getattr(e, "reason", e)
             raise TransientTeacherError(f"teacher at {self.url} unreachable: {reason}") from None
-        from kd_keras.errors import BadAnswerError
-
         try:
             answer = loads(body)
         except JSONDecodeError:
@@ -180,6 +183,110 @@ class HttpBackend(Backend):
             raise BadAnswerError(f"teacher at {self.url} answered JSON without 'predictions' "
                                  f"(keys: {sorted(answer)})")
         return answer["predictions"]
+
+
+_GRPC_PATH = re.compile(r"^/(?:v1/)?models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?/?$")
+# gRPC codes worth another try, as HTTP 429 and 5xx are for REST.
+_GRPC_TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL")
+GRPC_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+
+
+class GrpcBackend(Backend):
+    """The TensorFlow Serving gRPC ``PredictionService``: images travel as binary tensors.
+
+    ``url`` is ``grpc://host:port/models/NAME[/versions/V]`` (``grpcs://`` for TLS). JSON
+    costs far more than a small model itself; this is the fast path to a served teacher.
+    The input name is read once from the model's signature (``GetModelMetadata``) unless
+    given as ``?input=NAME``. A bearer token from ``token_env`` goes in the call metadata.
+    """
+
+    concurrent = True
+
+    def __init__(self, url: str, token_env: Optional[str] = None, timeout: float = 30.0,
+                 signature_name: Optional[str] = None):
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        parts = urllib.parse.urlsplit(url)
+        m = _GRPC_PATH.match(parts.path)
+        if parts.scheme not in ("grpc", "grpcs") or not parts.hostname or not parts.port or not m:
+            raise TeacherError(f"bad gRPC teacher {url!r}: use grpc://host:port/models/NAME"
+                               "[/versions/V][?input=NAME]")
+        self.url = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path.rstrip('/')}"
+        self.model_name, self.version = m.group("name"), m.group("version")
+        self.signature_name = signature_name or "serving_default"
+        self.input_name = urllib.parse.parse_qs(parts.query).get("input", [None])[0]
+        self._token = os.environ.get(token_env) if token_env else None
+        if token_env and not self._token:
+            raise TeacherError(f"the teacher token variable ${token_env} is not set")
+        self.timeout = timeout
+        self.identity = f"grpc:{self.url}:{signature_name or ''}"
+        target = f"{parts.hostname}:{parts.port}"
+        self._channel = (grpc.secure_channel(target, grpc.ssl_channel_credentials(), GRPC_OPTIONS)
+                         if parts.scheme == "grpcs"
+                         else grpc.insecure_channel(target, GRPC_OPTIONS))
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._lock = threading.Lock()
+
+    def _metadata(self):
+        return [("authorization", f"Bearer {self._token}")] if self._token else None
+
+    def _spec(self, message) -> None:
+        message.model_spec.name = self.model_name
+        message.model_spec.signature_name = self.signature_name
+        if self.version:
+            message.model_spec.version.value = int(self.version)
+
+    def _call(self, method, request):
+        import grpc
+
+        try:
+            return method(request, timeout=self.timeout, metadata=self._metadata())
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                message = f"teacher at {self.url} unreachable (UNAVAILABLE): {e.details()}"
+            else:
+                message = f"teacher at {self.url} answered {e.code().name}: {e.details()}"
+            if e.code().name in _GRPC_TRANSIENT:
+                raise TransientTeacherError(message) from None
+            raise TeacherError(message) from None
+
+    def _input_key(self) -> str:
+        """The signature's one input name, asked of the server once."""
+        with self._lock:
+            if self.input_name is None:
+                from tensorflow_serving.apis import get_model_metadata_pb2
+
+                request = get_model_metadata_pb2.GetModelMetadataRequest()
+                self._spec(request)
+                request.metadata_field.append("signature_def")
+                answer = self._call(self._stub.GetModelMetadata, request)
+                signatures = get_model_metadata_pb2.SignatureDefMap()
+                answer.metadata["signature_def"].Unpack(signatures)
+                if self.signature_name not in signatures.signature_def:
+                    raise TeacherError(f"teacher at {self.url} has no signature "
+                                       f"{self.signature_name!r} (has "
+                                       f"{sorted(signatures.signature_def)})")
+                inputs = sorted(signatures.signature_def[self.signature_name].inputs)
+                if len(inputs) != 1:
+                    raise TeacherError(f"teacher at {self.url} takes inputs {inputs}; name the "
+                                       "image input with ?input=NAME in the teacher spec")
+                self.input_name = inputs[0]
+            return self.input_name
+
+    def predict(self, images):
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        self._spec(request)
+        request.inputs[self._input_key()].CopyFrom(
+            tf.make_tensor_proto(np.ascontiguousarray(images, np.float32)))
+        outputs = self._call(self._stub.Predict, request).outputs
+        if not outputs:
+                raise BadAnswerError(f"teacher at {self.url} answered no output tensor")
+        arrays = {k: tf.make_ndarray(v) for k, v in outputs.items()}
+        return next(iter(arrays.values())) if len(arrays) == 1 else arrays
 
 
 def _error_detail(body: bytes) -> str:

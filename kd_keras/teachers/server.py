@@ -1,30 +1,69 @@
-"""A small server for the TensorFlow Serving REST predict protocol, on localhost.
+"""Small servers for the TensorFlow Serving predict protocols, on localhost.
 
-For demos, tests and as a reference of the protocol: ``POST /v1/models/NAME[/versions/V]:predict``
-with ``{"instances": [...]}`` answers ``{"predictions": [...]}``; errors answer
-``{"error": "..."}``. Faults (an error rate, added latency) can be injected for testing.
+For demos, tests and as a reference of the protocols. REST: ``POST
+/v1/models/NAME[/versions/V]:predict`` with ``{"instances": [...]}`` answers
+``{"predictions": [...]}``; errors answer ``{"error": "..."}``. gRPC: the
+``tensorflow.serving.PredictionService`` methods ``Predict`` and ``GetModelMetadata``, with
+binary tensors. Both can check a bearer token and inject faults (an error rate, added
+latency, failing first requests) for testing.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hmac
 import random
 import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
+import grpc
 import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from kd_keras.teachers.backends import dumps, loads
+from kd_keras.teachers.backends import GRPC_OPTIONS, dumps, loads
 
 _PREDICT = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?:predict$")
 _STATUS = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?$")
 
 
-class PredictServer(ThreadingHTTPServer):
-    """Serves ``predict_fn(images) -> array`` under the model name ``model_name``."""
+class _Serving:
+    """What both servers share: the model, the token check, fault injection and counters."""
+
+    def _setup(self, predict_fn, model_name, token, error_rate, latency_seconds, fail_first,
+               seed) -> None:
+        self.predict_fn, self.model_name, self.token = predict_fn, model_name, token
+        self.error_rate, self.latency_seconds, self.fail_first = error_rate, latency_seconds, fail_first
+        self._rng, self._lock = random.Random(seed), threading.Lock()
+        self.requests = 0
+        self.images_answered = 0
+
+    def _authorized(self, header: str) -> bool:
+        if not self.token:
+            return True
+        return hmac.compare_digest(header.encode(), f"Bearer {self.token}".encode())
+
+    def _inject_fault(self) -> bool:
+        """Adds the configured latency; True if this request must fail."""
+        if self.latency_seconds:
+            time.sleep(self.latency_seconds)
+        with self._lock:
+            self.requests += 1
+            if self.requests <= self.fail_first:
+                return True
+            return self._rng.random() < self.error_rate
+
+    def _answered(self, n: int) -> None:
+        with self._lock:
+            self.images_answered += n
+
+
+class PredictServer(ThreadingHTTPServer, _Serving):
+    """Serves ``predict_fn(images) -> array`` over REST under the model name ``model_name``."""
 
     daemon_threads = True
 
@@ -33,11 +72,7 @@ class PredictServer(ThreadingHTTPServer):
                  error_rate: float = 0.0, latency_seconds: float = 0.0, fail_first: int = 0,
                  seed: int = 0):
         super().__init__((host, port), _Handler)
-        self.predict_fn, self.model_name, self.token = predict_fn, model_name, token
-        self.error_rate, self.latency_seconds, self.fail_first = error_rate, latency_seconds, fail_first
-        self._rng, self._lock = random.Random(seed), threading.Lock()
-        self.requests = 0
-        self.images_answered = 0
+        self._setup(predict_fn, model_name, token, error_rate, latency_seconds, fail_first, seed)
 
     @property
     def url(self) -> str:
@@ -45,16 +80,14 @@ class PredictServer(ThreadingHTTPServer):
         return f"http://{host}:{port}/v1/models/{self.model_name}"
 
     def start(self) -> "PredictServer":
-        """Serves in a daemon thread; returns self (call ``shutdown()`` to stop)."""
+        """Serves in a daemon thread; returns self (call ``close()`` to stop)."""
         threading.Thread(target=self.serve_forever, daemon=True).start()
         return self
 
-    def _inject_fault(self) -> bool:
-        with self._lock:
-            self.requests += 1
-            if self.requests <= self.fail_first:
-                return True
-            return self._rng.random() < self.error_rate
+    def close(self) -> None:
+        """Stops a server started with ``start()`` and frees its port."""
+        self.shutdown()
+        self.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -72,12 +105,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _authorized(self) -> bool:
-        if not self.server.token:
-            return True
-        given = self.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {self.server.token}".encode())
-
     def do_GET(self):
         m = _STATUS.match(self.path)
         if not m or m.group("name") != self.server.model_name:
@@ -92,10 +119,8 @@ class _Handler(BaseHTTPRequestHandler):
         m = _PREDICT.match(self.path)
         if not m or m.group("name") != self.server.model_name:
             return self._send(404, {"error": f"Servable not found for request: {self.path}"})
-        if not self._authorized():
+        if not self.server._authorized(self.headers.get("Authorization", "")):
             return self._send(401, {"error": "missing or wrong bearer token"})
-        if self.server.latency_seconds:
-            time.sleep(self.server.latency_seconds)
         if self.server._inject_fault():
             return self._send(503, {"error": "injected fault: service unavailable"})
         try:
@@ -107,6 +132,107 @@ class _Handler(BaseHTTPRequestHandler):
             predictions = np.asarray(self.server.predict_fn(images))
         except Exception as e:  # report, as TF Serving does, rather than drop the connection
             return self._send(400, {"error": f"{type(e).__name__}: {str(e).splitlines()[0]}"})
-        with self.server._lock:
-            self.server.images_answered += len(images)
+        self.server._answered(len(images))
         self._send(200, {"predictions": predictions})
+
+
+class GrpcPredictServer(_Serving):
+    """Serves ``predict_fn`` over the TF Serving gRPC ``PredictionService`` (Predict and
+    GetModelMetadata), one signature taking images under ``input_name``."""
+
+    def __init__(self, predict_fn: Callable[[np.ndarray], np.ndarray], model_name: str = "teacher",
+                 host: str = "127.0.0.1", port: int = 0, token: Optional[str] = None,
+                 error_rate: float = 0.0, latency_seconds: float = 0.0, fail_first: int = 0,
+                 seed: int = 0, *, input_name: str = "images",
+                 input_shape: Optional[Sequence[Optional[int]]] = None,
+                 output_names: Sequence[str] = ("probabilities",),
+                 signature_name: str = "serving_default", max_workers: int = 8):
+        self._setup(predict_fn, model_name, token, error_rate, latency_seconds, fail_first, seed)
+        self.input_name, self.input_shape = input_name, input_shape
+        self.output_names, self.signature_name = list(output_names), signature_name
+        self._server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers),
+                                   options=GRPC_OPTIONS)
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            _Servicer(self), self._server)
+        self.host = host
+        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        if not self.port:
+            raise OSError(f"cannot listen for gRPC on {host}:{port}")
+
+    @property
+    def url(self) -> str:
+        return f"grpc://{self.host}:{self.port}/models/{self.model_name}"
+
+    def start(self) -> "GrpcPredictServer":
+        """Serves on gRPC's own threads; returns self (call ``close()`` to stop)."""
+        self._server.start()
+        return self
+
+    def close(self) -> None:
+        """Stops at once, cancelling calls in flight."""
+        self._server.stop(None)
+
+    def signature_def(self):
+        """The one signature served, as ``GetModelMetadata`` reports it."""
+        signature = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
+        info = signature.inputs[self.input_name]
+        info.name, info.dtype = f"{self.input_name}:0", tf.float32.as_datatype_enum
+        if self.input_shape is not None:
+            info.tensor_shape.CopyFrom(tf.TensorShape(self.input_shape).as_proto())
+        for name in self.output_names:
+            out = signature.outputs[name]
+            out.name, out.dtype = f"{name}:0", tf.float32.as_datatype_enum
+        return signature
+
+
+def _check(server: GrpcPredictServer, model_spec, context, signature: bool = True) -> None:
+    """Aborts the call unless it names the served model (and signature) with the token."""
+    if model_spec.name != server.model_name:
+        context.abort(grpc.StatusCode.NOT_FOUND,
+                      f"Servable not found for request: Latest({model_spec.name})")
+    if signature and model_spec.signature_name not in ("", server.signature_name):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"Serving signature key \"{model_spec.signature_name}\" not found.")
+    header = dict(context.invocation_metadata()).get("authorization", "")
+    if not server._authorized(header):
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+
+
+class _Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """The two PredictionService methods a teacher needs; the others answer UNIMPLEMENTED."""
+
+    def __init__(self, server: GrpcPredictServer):
+        self.server = server
+
+    def Predict(self, request, context):  # noqa: N802 - the gRPC method name
+        server = self.server
+        _check(server, request.model_spec, context)
+        if server._inject_fault():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "injected fault: service unavailable")
+        if list(request.inputs) != [server.input_name]:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"the signature takes one input {server.input_name!r}, got "
+                          f"{sorted(request.inputs)}")
+        try:
+            images = tf.make_ndarray(request.inputs[server.input_name]).astype(np.float32)
+            out = server.predict_fn(images)
+        except Exception as e:  # report, as TF Serving does, rather than drop the call
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        outputs = out if isinstance(out, dict) else {server.output_names[0]: out}
+        response = predict_pb2.PredictResponse()
+        response.model_spec.CopyFrom(request.model_spec)
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(np.asarray(value)))
+        server._answered(len(images))
+        return response
+
+    def GetModelMetadata(self, request, context):  # noqa: N802
+        server = self.server
+        _check(server, request.model_spec, context, signature=False)  # lists all signatures
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        signatures.signature_def[server.signature_name].CopyFrom(server.signature_def())
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.CopyFrom(request.model_spec)
+        response.metadata["signature_def"].Pack(signatures)
+        return response
