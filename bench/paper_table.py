@@ -37,7 +37,7 @@ FLAGS = flags.FLAGS
 # Every row starts from the paper's method whatever the config's defaults are; rows and
 # variants change only what they name.
 PAPER_METHOD = ["student.lr_schedule=constant", "synthesis.selection=random",
-                "student.loss=soft_ce"]
+                "student.loss=soft_ce", "student.augment=none"]
 ROWS = {
     "student_alone": ["synthesis.sources=real", "student.targets=true_labels"],
     "standard_kd": ["synthesis.sources=real"],
@@ -53,6 +53,8 @@ VARIANTS = {
     "uncertain": ["synthesis.selection=uncertainty"],
     "cosine_uncertain": ["student.lr_schedule=cosine", "synthesis.selection=uncertainty"],
     "cosine80": ["student.lr_schedule=cosine", "student.epochs=80"],
+    "uncertain_shift": ["synthesis.selection=uncertainty", "student.augment=shift"],
+    "uncertain_flip_shift": ["synthesis.selection=uncertainty", "student.augment=flip_shift"],
 }
 
 

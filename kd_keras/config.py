@@ -87,6 +87,9 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.student.loss = "soft_ce"      # soft_ce|kl|hard_ce
     c.student.temperature = 4.0     # for loss=kl
     c.student.targets = "teacher"   # teacher|true_labels ("student alone" baseline)
+    # Label-preserving augmentation reusing each image's answer: none|shift|flip_shift
+    c.student.augment = "none"
+    c.student.shift = 0.1           # largest shift, as a fraction of height and width
     return c
 
 
@@ -95,6 +98,7 @@ def make_paper(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.name += "_paper"
     c.synthesis.selection = "random"
     c.student.lr_schedule = "constant"
+    c.student.augment = "none"
     return c
 
 

@@ -12,7 +12,8 @@ from kd_keras.config import base_config
 from kd_keras.distill import Distiller, kl_with_temperature, soft_cross_entropy
 from kd_keras.distill.losses import hard_cross_entropy
 from kd_keras.distill.run import run_fsbbt
-from kd_keras.errors import BadAnswerError, DataError
+from kd_keras.distill.augment import augment_dataset
+from kd_keras.errors import BadAnswerError, ConfigError, DataError
 from kd_keras.teachers import AnswerCache, CallableBackend, Teacher
 
 PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
@@ -271,6 +272,7 @@ def test_cifar_shaped_run_with_normal_cvae(tmp_path):
                     student_model="alexnet_half", teacher_epochs=1, num_synthetic=60,
                     cvae_epochs=1, cvae_likelihood="normal")
     c.student.epochs, c.student.batch_size = 1, 20
+    c.student.augment = "flip_shift"
     rng = np.random.default_rng(0)
     images = data.ImageSet(rng.random((40, 32, 32, 3), dtype=np.float32), name="random")
     proj = rng.normal(size=(32 * 32 * 3, 10)).astype(np.float32) * 0.05
@@ -299,3 +301,19 @@ def test_uncertainty_selection_spends_the_same_budget(idx_dir, tmp_path):
     config.synthesis.selection = "most_confusing"
     with pytest.raises(ValueError, match="synthesis.selection"):
         run_fsbbt(config, teacher, unlabeled, None, str(tmp_path / "w2"))
+
+
+def test_augmentation_moves_pixels_and_keeps_targets():
+    x = np.zeros((16, 8, 8, 1), np.float32)
+    x[:, 2:5, 1:3] = 1.0  # an off-centre block: shifts and mirrors both move it
+    y = np.eye(4, dtype=np.float32)[np.arange(16) % 4]
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    assert augment_dataset(batches, "none") is batches
+    for name in ("shift", "flip_shift"):
+        ax, ay = map(np.concatenate, zip(*augment_dataset(batches, name, 0.25).as_numpy_iterator()))
+        assert ax.shape == x.shape and np.array_equal(ay, y)
+        moved = np.abs(ax - x).reshape(16, -1).max(1) > 0.5
+        assert moved.sum() >= 8, f"{name} moved only {moved.sum()} of 16 images"
+        assert np.all(ax >= 0) and np.all(ax <= 1)
+    with pytest.raises(ConfigError, match="unknown student.augment 'rotate'"):
+        augment_dataset(batches, "rotate")

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from kd_keras import models
 from kd_keras.data import ImageSet, check_image_shape
+from kd_keras.distill.augment import augment_dataset
 from kd_keras.distill.distiller import Distiller
 from kd_keras.distill.pipeline import collect, label_arrays, label_batches
 from kd_keras.errors import ConfigError, DataError
@@ -199,10 +200,12 @@ def select_by_uncertainty(config, real: np.ndarray, real_probs: np.ndarray, coun
     return np.concatenate([warm_x, x]), np.concatenate([warm_y, y])
 
 
-def _training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
-    return (tf.data.Dataset.from_tensor_slices((x, y))
-            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+def _training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
+                      augment: str = "none", shift: float = 0.1) -> tf.data.Dataset:
+    ds = (tf.data.Dataset.from_tensor_slices((x, y))
+          .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+          .batch(batch_size))
+    return augment_dataset(ds, augment, shift, seed).prefetch(tf.data.AUTOTUNE)
 
 
 def learning_rate_schedule(student_config, steps: int):
@@ -239,8 +242,9 @@ def train_student(config, x: np.ndarray, y: np.ndarray, strategy, *, workdir: Op
         cbs = [keras.callbacks.BackupAndRestore(backup, delete_checkpoint=True),
                keras.callbacks.TensorBoard(os.path.join(workdir, "tb", "student"))] + cbs
     print(f"student: training {s.model} on {len(x)} images for {epochs} epochs "
-          f"(loss {s.loss}, strategy with {strategy.num_replicas_in_sync} replica(s))", flush=True)
-    distiller.fit(_training_dataset(x, y, s.batch_size, config.seed), epochs=epochs, callbacks=cbs,
+          f"(loss {s.loss}, augment {s.augment}, strategy with {strategy.num_replicas_in_sync} replica(s))", flush=True)
+    dataset = _training_dataset(x, y, s.batch_size, config.seed, s.augment, s.shift)
+    distiller.fit(dataset, epochs=epochs, callbacks=cbs,
                   verbose=fit_verbosity() if verbose is None else verbose, shuffle=False)
     return student
 
