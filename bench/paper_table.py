@@ -55,6 +55,8 @@ VARIANTS = {
     "cosine80": ["student.lr_schedule=cosine", "student.epochs=80"],
     "uncertain_shift": ["synthesis.selection=uncertainty", "student.augment=shift"],
     "uncertain_flip_shift": ["synthesis.selection=uncertainty", "student.augment=flip_shift"],
+    "uncertain_kl4": ["synthesis.selection=uncertainty", "student.loss=kl", "student.temperature=4.0"],
+    "uncertain_e100": ["synthesis.selection=uncertainty", "student.epochs=100"],
 }
 
 
