@@ -159,7 +159,7 @@ def main():
                 f"{100 * sp['pipeline_overhead']:+.0f}%.", "",
                 f"Labelling {sp['n_images']} MixUp images with the in-process teacher: streaming "
                 f"pipeline {sp['mixup_label_streaming_s']:.2f} s, generate-then-query "
-                f"{sp['mixup_label_sequential_s']:.2f} s.", ""]
+                f"{sp['mixup_label_sequential_s']:.2f} s (medians after an untimed warm-up pass).", ""]
     throughputs = sorted(glob.glob(os.path.join(RESULTS, "teacher_throughput*.json")))
     if throughputs:
         out += ["## Teacher query throughput (images/s)", "",
