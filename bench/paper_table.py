@@ -57,6 +57,7 @@ VARIANTS = {
     "uncertain_flip_shift": ["synthesis.selection=uncertainty", "student.augment=flip_shift"],
     "uncertain_kl4": ["synthesis.selection=uncertainty", "student.loss=kl", "student.temperature=4.0"],
     "uncertain_e100": ["synthesis.selection=uncertainty", "student.epochs=100"],
+    "uncertain_cvae_mixup": ["synthesis.selection=uncertainty", "cvae.train_on=real+mixup"],
 }
 
 
