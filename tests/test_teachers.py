@@ -282,6 +282,10 @@ def test_savedmodel_and_keras_backends_and_serve_command(tmp_path):
         for url in (rest, grpc):
             served = Teacher(backend_from_spec(url), 5)
             np.testing.assert_allclose(served.query(x), expected, atol=1e-5)
+        busy = run_command("serve_teacher.py", f"--savedmodel={tmp_path}/sm",
+                           f"--port={rest.split(':')[2].split('/')[0]}", check=False)
+        assert busy.returncode == 1 and "error: cannot serve REST on 127.0.0.1:" in busy.stderr
+        assert "Traceback" not in busy.stderr
     finally:
         proc.kill()
         proc.wait()
