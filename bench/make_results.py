@@ -32,6 +32,11 @@ ROW_NAMES = {
     "fsbbt@uncertain": "FS-BBT + uncertainty-selected MixUp",
     "fsbbt@kl4": "FS-BBT + KL loss, T = 4",
     "fsbbt@cosine_uncertain": "FS-BBT + cosine decay + uncertainty-selected MixUp",
+    "fsbbt@uncertain_shift": "FS-BBT + uncertainty + shifted copies (augment=shift)",
+    "fsbbt@uncertain_flip_shift": "FS-BBT + uncertainty + shifted/mirrored copies (flip_shift)",
+    "fsbbt@uncertain_kl4": "FS-BBT + uncertainty + KL loss, T = 4",
+    "fsbbt@uncertain_e100": "FS-BBT + uncertainty + 100 student epochs",
+    "fsbbt@uncertain_cvae_mixup": "FS-BBT + uncertainty + CVAE trained on real and MixUp",
 }
 
 
