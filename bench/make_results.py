@@ -66,7 +66,8 @@ def table(records, dataset):
     lines = ["| row | student top-1 % (mean ± std) | paper % | teacher queries (training) | agreement % "
              "| wall s (mean) |", "|---|---|---|---|---|---|"]
     order = list(ROW_NAMES)
-    for row in sorted(by_row, key=lambda k: (order.index(k) if k in order else 99, k)):
+    for row in sorted(by_row, key=lambda k: (order.index(k) if k in order else 99,
+                                             int(k[7:]) if k.startswith("fsbbt_M") else 0, k)):
         runs = by_row[row]
         rep = [r["report"] for r in runs]
         acc = [x["student_accuracy"] for x in rep if "student_accuracy" in x]
@@ -78,15 +79,20 @@ def table(records, dataset):
         lines.append(f"| {name} | {fmt(acc)} | {paper.get(row, '–')} | "
                      f"{'/'.join(map(str, queries))} | {fmt(agree)} | "
                      f"{np.mean([x['wall_seconds'] for x in rep]):.0f} |")
-    curve = sorted((r["report"]["n_mixup"] + r["report"]["n_cvae"], r["report"]["student_accuracy"],
-                    r["report"]["teacher_queries"] + r["report"].get("teacher_cache_hits", 0),
-                    r["seed"]) for r in records
-                   if (r["row"] == "fsbbt" or r["row"].startswith("fsbbt_M"))
-                   and "student_accuracy" in r["report"])
+    curve = defaultdict(list)  # M -> [(accuracy, queries, seed)]
+    for r in records:
+        if (r["row"] == "fsbbt" or r["row"].startswith("fsbbt_M")) and "student_accuracy" in r["report"]:
+            rep = r["report"]
+            curve[rep["n_mixup"] + rep["n_cvae"]].append(
+                (rep["student_accuracy"], rep["teacher_queries"] + rep.get("teacher_cache_hits", 0),
+                 r["seed"]))
     if any(r["row"].startswith("fsbbt_M") for r in records):
         lines += ["", "Query efficiency (FS-BBT, the paper's method, by synthetic images M):", "",
-                  "| M | teacher queries | student top-1 % | seed |", "|---|---|---|---|"]
-        lines += [f"| {m} | {q} | {100 * a:.2f} | {seed} |" for m, a, q, seed in curve]
+                  "| M | teacher queries | student top-1 % | per seed |", "|---|---|---|---|"]
+        for m, runs in sorted(curve.items()):
+            runs.sort(key=lambda run: run[2])
+            lines.append(f"| {m} | {max(q for _, q, _ in runs)} | {fmt([a for a, _, _ in runs])} | "
+                         + ", ".join(f"s{seed}: {100 * a:.2f}" for a, _, seed in runs) + " |")
     teacher = sorted({round(r["report"]["teacher_accuracy"] * 100, 2) for r in records
                       if "teacher_accuracy" in r["report"]})
     return "\n".join(lines), teacher
@@ -153,9 +159,12 @@ def main():
     speed = os.path.join(RESULTS, "speed.json")
     if os.path.exists(speed):
         sp = json.load(open(speed))
-        out += ["## Speed", "", "`bench/speed.py` (one process; the machine's 2 cores were shared "
-                "with benchmark runs, so single timings are noisy).", "",
-                f"Time per stage of `{sp.get('run_report', '?')}`:", "",
+        loadavg = sp.get("load_average_at_start")
+        out += ["## Speed", "", "`bench/speed.py`, in one process; load average (1, 5, 15 min) "
+                f"when it started: {loadavg or 'not recorded'} on {os.cpu_count()} cores "
+                "(other work on the cores makes single timings noisy).", "",
+                f"Time per stage of `{sp.get('run_report', '?')}` (a benchmark run, sharing the "
+                "cores with another):", "",
                 "| stage | seconds |", "|---|---|",
                 *[f"| {k} | {v:.1f} |" for k, v in sp.get("stage_seconds_of_run", {}).items()], "",
                 f"Student epoch over {sp['n_images']} images: training pipeline "

@@ -45,7 +45,7 @@ def main(argv):
 
     real = data.load(FLAGS.unlabeled, (28, 28, 1)).images
     plan = plan_mixup(len(real), FLAGS.synthetic, fill=True)
-    results = {}
+    results = {"load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
 
     # MixUp labelling: streaming vs generate-then-query, each with a fresh in-memory cache
     # (the SavedModel is loaded once). A first untimed pass traces both pipelines; then the
