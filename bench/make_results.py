@@ -37,6 +37,8 @@ ROW_NAMES = {
     "fsbbt@uncertain_kl4": "FS-BBT + uncertainty + KL loss, T = 4",
     "fsbbt@uncertain_e100": "FS-BBT + uncertainty + 100 student epochs",
     "fsbbt@uncertain_cvae_mixup": "FS-BBT + uncertainty + CVAE trained on real and MixUp",
+    "fsbbt@uncertain_w03": "FS-BBT + uncertainty, 30 % random warm-up (default 50 %)",
+    "fsbbt@uncertain_pool6": "FS-BBT + uncertainty, 6 candidates per paid image (default 3)",
 }
 
 

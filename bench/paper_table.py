@@ -58,6 +58,8 @@ VARIANTS = {
     "uncertain_kl4": ["synthesis.selection=uncertainty", "student.loss=kl", "student.temperature=4.0"],
     "uncertain_e100": ["synthesis.selection=uncertainty", "student.epochs=100"],
     "uncertain_cvae_mixup": ["synthesis.selection=uncertainty", "cvae.train_on=real+mixup"],
+    "uncertain_w03": ["synthesis.selection=uncertainty", "selection.warmup=0.3"],
+    "uncertain_pool6": ["synthesis.selection=uncertainty", "selection.pool_factor=6.0"],
 }
 
 
