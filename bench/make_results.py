@@ -165,8 +165,8 @@ def main():
         out += ["## Speed", "", "`bench/speed.py`, in one process; load average (1, 5, 15 min) "
                 f"when it started: {loadavg or 'not recorded'} on {os.cpu_count()} cores "
                 "(other work on the cores makes single timings noisy).", "",
-                f"Time per stage of `{sp.get('run_report', '?')}` (a benchmark run, sharing the "
-                "cores with another):", "",
+                f"Time per stage of `{sp.get('run_report', '?')}` (a benchmark run; other runs may have "
+                "shared the cores):", "",
                 "| stage | seconds |", "|---|---|",
                 *[f"| {k} | {v:.1f} |" for k, v in sp.get("stage_seconds_of_run", {}).items()], "",
                 f"Student epoch over {sp['n_images']} images: training pipeline "
