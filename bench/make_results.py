@@ -156,6 +156,8 @@ def main():
                            f"{r['config']} --out=bench/results/{dataset}.jsonl" for r in records})
         out += [f"## {dataset}", "", f"Teacher test accuracy measured: {teacher} % "
                 f"(paper: {PAPER.get(dataset, {}).get('teacher', '–')}).", "", tab, "",
+                "Rows with one seed are explorations: the standard deviation between seeds is "
+                "shown above, and a one-seed difference smaller than it is not evidence.", "",
                 "Commands (rows and seeds as in each record of the JSONL):", "",
                 *[f"    {c}" for c in commands], ""]
     speed = os.path.join(RESULTS, "speed.json")
