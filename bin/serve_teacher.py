@@ -23,6 +23,9 @@ flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.")
 flags.DEFINE_integer("port", 8501, "REST port to listen on (0 picks a free one).")
 flags.DEFINE_integer("grpc_port", None, "Also serve gRPC (TF Serving PredictionService) on this "
                      "port (0 picks a free one); none means REST only.")
+flags.DEFINE_string("tls_cert", None, "PEM certificate chain: serve gRPC over TLS (grpcs://); "
+                    "needs --tls_key.")
+flags.DEFINE_string("tls_key", None, "PEM private key for --tls_cert.")
 flags.DEFINE_string("token_env", None, "Environment variable with the bearer token clients "
                     "must send; none means no check.")
 flags.DEFINE_float("error_rate", 0.0, "Fault injection: share of requests answered with HTTP 503.")
@@ -35,6 +38,7 @@ def main(argv):
     del argv
     from kd_keras.errors import KdKerasError
     from kd_keras.teachers import SavedModelBackend
+    from kd_keras.teachers.backends import read_pem
     from kd_keras.teachers.server import GrpcPredictServer, PredictServer
 
     token = None
@@ -42,6 +46,11 @@ def main(argv):
         token = os.environ.get(FLAGS.token_env)
         if not token:
             raise KdKerasError(f"--token_env: ${FLAGS.token_env} is not set")
+    tls = None
+    if FLAGS.tls_cert or FLAGS.tls_key:
+        if not (FLAGS.tls_cert and FLAGS.tls_key and FLAGS.grpc_port is not None):
+            raise KdKerasError("TLS needs --tls_cert, --tls_key and --grpc_port together")
+        tls = (read_pem(FLAGS.tls_key, "--tls_key"), read_pem(FLAGS.tls_cert, "--tls_cert"))
     backend = SavedModelBackend(FLAGS.savedmodel)
     common = dict(token=token, error_rate=FLAGS.error_rate, latency_seconds=FLAGS.latency,
                   fail_first=FLAGS.fail_first)
@@ -56,7 +65,7 @@ def main(argv):
             grpc_server = GrpcPredictServer(
                 backend.predict, FLAGS.model_name, FLAGS.host, FLAGS.grpc_port, **common,
                 input_name=backend.input_name, input_shape=backend.input_shape,
-                output_names=backend.output_names).start()
+                output_names=backend.output_names, tls=tls).start()
         except (OSError, RuntimeError) as e:
             raise KdKerasError(f"cannot serve gRPC on {FLAGS.host}:{FLAGS.grpc_port}: {e}") from None
         print(f"serving {FLAGS.savedmodel} at {grpc_server.url}", flush=True)

@@ -119,6 +119,38 @@ def test_grpc_reads_the_input_name_from_the_signature():
         backend_from_spec("grpc://127.0.0.1/teacher")
 
 
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 and its key, made by openssl."""
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
+                   check=True, capture_output=True)
+    return d / "cert.pem", d / "key.pem"
+
+
+def test_grpcs_serves_over_tls_trusting_a_private_ca(tls_files, monkeypatch):
+    cert, key = tls_files
+    monkeypatch.setenv("KD_TEST_TOKEN", "tls-token")
+    s = GrpcPredictServer(softmax_teacher, "toy", token="tls-token",
+                          tls=(key.read_bytes(), cert.read_bytes())).start()
+    try:
+        assert s.url.startswith("grpcs://127.0.0.1:")
+        x = images(6)
+        t = Teacher(backend_from_spec(f"{s.url}?ca={cert}", timeout=5, token_env="KD_TEST_TOKEN"), 5)
+        np.testing.assert_allclose(t.query(x), softmax_teacher(x), atol=1e-5)
+        # Without TLS the server cannot be reached; it is the same failure as a dead endpoint.
+        plain = served_teacher(s.url.replace("grpcs://", "grpc://"), max_tries=2)
+        with pytest.raises(TeacherError, match="unreachable.*gave up after 2 tries"):
+            plain.query(x)
+        assert s.images_answered == 6
+    finally:
+        s.close()
+    with pytest.raises(TeacherError, match=r"cannot read the gRPC teacher's CA file \(\?ca=\) /nope"):
+        backend_from_spec("grpcs://127.0.0.1:1/models/toy?ca=/nope/ca.pem")
+
+
 @pytest.mark.parametrize("predict,error,message", [
     (lambda x: np.full((len(x), 5), np.nan), BadAnswerError, "NaN"),
     (lambda x: softmax_teacher(x)[:, :3], BadAnswerError, "3 classes, the config expects 5"),
@@ -249,7 +281,8 @@ def test_token_is_sent_and_never_leaks(tmp_path, refusal, monkeypatch):
         s.close()
 
 
-def test_savedmodel_and_keras_backends_and_serve_command(tmp_path):
+def test_savedmodel_and_keras_backends_and_serve_command(tmp_path, tls_files):
+    cert, key = tls_files
     import keras
 
     from kd_keras.export import export_classifier
@@ -273,19 +306,23 @@ def test_savedmodel_and_keras_backends_and_serve_command(tmp_path):
 
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "bin", "serve_teacher.py"),
                              f"--savedmodel={tmp_path}/sm", "--port=0", "--grpc_port=0",
-                             "--model_name=t"],
+                             "--model_name=t", f"--tls_cert={cert}", f"--tls_key={key}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         rest = proc.stdout.readline().split(" at ")[1].split(":predict")[0]
         grpc = proc.stdout.readline().split(" at ")[1].strip()
-        assert rest.startswith("http://") and grpc.startswith("grpc://") and grpc.endswith("/t")
-        for url in (rest, grpc):
+        assert rest.startswith("http://") and grpc.startswith("grpcs://") and grpc.endswith("/t")
+        for url in (rest, f"{grpc}?ca={cert}"):
             served = Teacher(backend_from_spec(url), 5)
             np.testing.assert_allclose(served.query(x), expected, atol=1e-5)
         busy = run_command("serve_teacher.py", f"--savedmodel={tmp_path}/sm",
                            f"--port={rest.split(':')[2].split('/')[0]}", check=False)
         assert busy.returncode == 1 and "error: cannot serve REST on 127.0.0.1:" in busy.stderr
         assert "Traceback" not in busy.stderr
+        no_key = run_command("serve_teacher.py", f"--savedmodel={tmp_path}/sm", "--grpc_port=0",
+                             f"--tls_cert={cert}", f"--tls_key={tmp_path}/missing.pem", check=False)
+        assert no_key.returncode == 1 and "Traceback" not in no_key.stderr
+        assert f"error: cannot read --tls_key {tmp_path}/missing.pem" in no_key.stderr
     finally:
         proc.kill()
         proc.wait()

@@ -191,10 +191,20 @@ _GRPC_TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "AB
 GRPC_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
 
+def read_pem(path: str, what: str) -> bytes:
+    """The bytes of a PEM file (certificate, key or CA roots), or a clear error naming ``what``."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise TeacherError(f"cannot read {what} {path}: {e.strerror}") from None
+
+
 class GrpcBackend(Backend):
     """The TensorFlow Serving gRPC ``PredictionService``: images travel as binary tensors.
 
-    ``url`` is ``grpc://host:port/models/NAME[/versions/V]`` (``grpcs://`` for TLS). JSON
+    ``url`` is ``grpc://host:port/models/NAME[/versions/V]``, or ``grpcs://`` for TLS, trusting
+    the system's roots or the PEM file given as ``?ca=PATH`` (a private CA). JSON
     costs far more than a small model itself; this is the fast path to a served teacher.
     The input name is read once from the model's signature (``GetModelMetadata``) unless
     given as ``?input=NAME``. A bearer token from ``token_env`` goes in the call metadata.
@@ -215,16 +225,20 @@ class GrpcBackend(Backend):
         self.url = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path.rstrip('/')}"
         self.model_name, self.version = m.group("name"), m.group("version")
         self.signature_name = signature_name or "serving_default"
-        self.input_name = urllib.parse.parse_qs(parts.query).get("input", [None])[0]
+        query = urllib.parse.parse_qs(parts.query)
+        self.input_name = query.get("input", [None])[0]
         self._token = os.environ.get(token_env) if token_env else None
         if token_env and not self._token:
             raise TeacherError(f"the teacher token variable ${token_env} is not set")
         self.timeout = timeout
         self.identity = f"grpc:{self.url}:{signature_name or ''}"
         target = f"{parts.hostname}:{parts.port}"
-        self._channel = (grpc.secure_channel(target, grpc.ssl_channel_credentials(), GRPC_OPTIONS)
-                         if parts.scheme == "grpcs"
-                         else grpc.insecure_channel(target, GRPC_OPTIONS))
+        if parts.scheme == "grpcs":
+            credentials = grpc.ssl_channel_credentials(
+                read_pem(query["ca"][0], "the gRPC teacher's CA file (?ca=)") if "ca" in query else None)
+            self._channel = grpc.secure_channel(target, credentials, GRPC_OPTIONS)
+        else:
+            self._channel = grpc.insecure_channel(target, GRPC_OPTIONS)
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._lock = threading.Lock()
 

@@ -146,7 +146,8 @@ class GrpcPredictServer(_Serving):
                  seed: int = 0, *, input_name: str = "images",
                  input_shape: Optional[Sequence[Optional[int]]] = None,
                  output_names: Sequence[str] = ("probabilities",),
-                 signature_name: str = "serving_default", max_workers: int = 8):
+                 signature_name: str = "serving_default", max_workers: int = 8,
+                 tls: Optional[tuple[bytes, bytes]] = None):
         self._setup(predict_fn, model_name, token, error_rate, latency_seconds, fail_first, seed)
         self.input_name, self.input_shape = input_name, input_shape
         self.output_names, self.signature_name = list(output_names), signature_name
@@ -154,14 +155,18 @@ class GrpcPredictServer(_Serving):
                                    options=GRPC_OPTIONS)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             _Servicer(self), self._server)
-        self.host = host
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        self.host, self.tls = host, tls is not None
+        address = f"{host}:{port}"
+        # tls is (private key PEM, certificate chain PEM): clients then use grpcs://.
+        self.port = (self._server.add_secure_port(address, grpc.ssl_server_credentials([tls]))
+                     if tls else self._server.add_insecure_port(address))
         if not self.port:
             raise OSError(f"cannot listen for gRPC on {host}:{port}")
 
     @property
     def url(self) -> str:
-        return f"grpc://{self.host}:{self.port}/models/{self.model_name}"
+        scheme = "grpcs" if self.tls else "grpc"
+        return f"{scheme}://{self.host}:{self.port}/models/{self.model_name}"
 
     def start(self) -> "GrpcPredictServer":
         """Serves on gRPC's own threads; returns self (call ``close()`` to stop)."""
