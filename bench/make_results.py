@@ -21,6 +21,13 @@ PAPER = {
     "fashion_mnist": {"teacher": 90.15, "student_alone": 81.37, "standard_kd": 83.87,
                       "fsbbt": 84.73, "divbfkd": 86.50},
 }
+# Result files named <dataset>.<tag>.jsonl hold reruns under changed conditions; each tag says which.
+TAG_NOTES = {
+    "teacher_b": "The same benchmark rerun on a second machine of the same kind, with a teacher "
+                 "retrained there by the same command and seed (`bin/train_teacher.py`, through "
+                 "`bench/paper_table.py`): floating-point differences between CPUs give a "
+                 "different teacher, so these runs are compared only with each other, seed by seed.",
+}
 ROW_NAMES = {
     "student_alone": "student alone (N real, true labels)",
     "standard_kd": "standard KD (N real, teacher labels)",
@@ -64,13 +71,13 @@ def table(records, dataset):
     by_row = defaultdict(list)
     for r in records:
         by_row[r["row"]].append(r)
-    paper = PAPER.get(dataset, {})
-    lines = ["| row | student top-1 % (mean ± std) | paper % | teacher queries (training) | agreement % "
-             "| wall s (mean) |", "|---|---|---|---|---|---|"]
+    paper = PAPER.get(dataset.split(".")[0], {})
+    lines = ["| row | student top-1 % (mean ± std) | per seed | paper % | teacher queries (training) "
+             "| agreement % | wall s (mean) |", "|---|---|---|---|---|---|---|"]
     order = list(ROW_NAMES)
     for row in sorted(by_row, key=lambda k: (order.index(k) if k in order else 99,
                                              int(k[7:]) if k.startswith("fsbbt_M") else 0, k)):
-        runs = by_row[row]
+        runs = sorted(by_row[row], key=lambda r: r["seed"])
         rep = [r["report"] for r in runs]
         acc = [x["student_accuracy"] for x in rep if "student_accuracy" in x]
         agree = [x["agreement"] for x in rep if "agreement" in x]
@@ -78,7 +85,9 @@ def table(records, dataset):
         # the benchmark's runs share (a standalone run would have sent them all).
         queries = sorted({x["teacher_queries"] + x.get("teacher_cache_hits", 0) for x in rep})
         name = row_name(row)
-        lines.append(f"| {name} | {fmt(acc)} | {paper.get(row, '–')} | "
+        per_seed = ", ".join(f"s{r['seed']}: {100 * r['report']['student_accuracy']:.2f}"
+                             for r in runs if "student_accuracy" in r["report"]) if len(acc) > 1 else ""
+        lines.append(f"| {name} | {fmt(acc)} | {per_seed} | {paper.get(row, '–')} | "
                      f"{'/'.join(map(str, queries))} | {fmt(agree)} | "
                      f"{np.mean([x['wall_seconds'] for x in rep]):.0f} |")
     curve = defaultdict(list)  # M -> [(accuracy, queries, seed)]
@@ -127,7 +136,7 @@ def plot(all_records, path):
                        for k, v in by_row.items() if k == "fsbbt" or k.startswith("fsbbt_M"))
         if len(curve) > 1:
             ax.plot(*zip(*curve), "k--", lw=1, label="FS-BBT vs M (paper's method)")
-        for name, value in PAPER.get(dataset, {}).items():
+        for name, value in PAPER.get(dataset.split(".")[0], {}).items():
             if name in ("fsbbt", "divbfkd"):
                 ax.axhline(value, ls=":", lw=1, color="gray")
                 ax.text(ax.get_xlim()[0], value, f" paper {name} {value}", fontsize=7, va="bottom")
@@ -154,8 +163,10 @@ def main():
         tab, teacher = table(records, dataset)
         commands = sorted({r.get("command") or f"python bench/paper_table.py --config="
                            f"{r['config']} --out=bench/results/{dataset}.jsonl" for r in records})
-        out += [f"## {dataset}", "", f"Teacher test accuracy measured: {teacher} % "
-                f"(paper: {PAPER.get(dataset, {}).get('teacher', '–')}).", "", tab, "",
+        base, _, tag = dataset.partition(".")
+        out += [f"## {dataset}", "", *([TAG_NOTES[tag], ""] if tag else []),
+                f"Teacher test accuracy measured: {teacher} % "
+                f"(paper: {PAPER.get(base, {}).get('teacher', '–')}).", "", tab, "",
                 "Rows with one seed are explorations: the standard deviation between seeds is "
                 "shown above, and a one-seed difference smaller than it is not evidence.", "",
                 "Commands (rows and seeds as in each record of the JSONL):", "",
