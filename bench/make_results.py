@@ -26,7 +26,9 @@ TAG_NOTES = {
     "teacher_b": "The same benchmark rerun on a second machine of the same kind, with a teacher "
                  "retrained there by the same command and seed (`bin/train_teacher.py`, through "
                  "`bench/paper_table.py`): floating-point differences between CPUs give a "
-                 "different teacher, so these runs are compared only with each other, seed by seed.",
+                 "different teacher, so these runs are compared only with each other, seed by seed. "
+                 "That machine ran these runs about 4x slower (two at a time, as before): wall "
+                 "seconds are not comparable with the first section.",
 }
 ROW_NAMES = {
     "student_alone": "student alone (N real, true labels)",
