@@ -43,6 +43,7 @@ ROWS = {
     "standard_kd": ["synthesis.sources=real"],
     "real_mixup": ["synthesis.sources=real,mixup"],
     "real_cvae": ["synthesis.sources=real,cvae"],
+    "real_cutmix": ["synthesis.sources=real,cutmix"],
     "fsbbt": ["synthesis.sources=real,mixup,cvae"],
     "upper_bound": ["synthesis.sources=real", "student.targets=true_labels"],
 }
@@ -57,7 +58,6 @@ VARIANTS = {
     "uncertain_flip_shift": ["synthesis.selection=uncertainty", "student.augment=flip_shift"],
     "uncertain_kl4": ["synthesis.selection=uncertainty", "student.loss=kl", "student.temperature=4.0"],
     "uncertain_e100": ["synthesis.selection=uncertainty", "student.epochs=100"],
-    "uncertain_cvae_mixup": ["synthesis.selection=uncertainty", "cvae.train_on=real+mixup"],
     "uncertain_w03": ["synthesis.selection=uncertainty", "selection.warmup=0.3"],
     "uncertain_pool6": ["synthesis.selection=uncertainty", "selection.pool_factor=6.0"],
 }

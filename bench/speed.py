@@ -38,7 +38,7 @@ def main(argv):
 
     from kd_keras import data, models
     from kd_keras.distill import Distiller
-    from kd_keras.distill.pipeline import collect, label_batches
+    from kd_keras.teachers.labelling import collect, label_batches
     from kd_keras.distill.run import _training_dataset
     from kd_keras.synthesis import mixup_dataset, plan_mixup
     from kd_keras.teachers import Teacher, backend_from_spec

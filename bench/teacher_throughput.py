@@ -54,8 +54,7 @@ def main(argv):
 
         tmp = tempfile.mkdtemp()
         savedmodel = os.path.join(tmp, "sm")
-        export_classifier(models.build(FLAGS.model, images.shape[1:], 10), savedmodel,
-                          os.path.join(tmp, "m.keras"))
+        export_classifier(models.build(FLAGS.model, images.shape[1:], 10), tmp, "sm")
     if not savedmodel:
         raise app.UsageError("give --savedmodel or --model")
     backend = SavedModelBackend(savedmodel)

@@ -42,10 +42,14 @@ def main(argv):
     from kd_keras.errors import KdKerasError
     from kd_keras.strategy import get_strategy, is_chief
     from kd_keras.supervised import train_teacher
+    from kd_keras.distill.run import OUTPUTS
     from kd_keras.teachers import teacher_from_config
+    from kd_keras.workdir import Workdir
 
-    config, workdir = FLAGS.config, FLAGS.workdir
+    config = FLAGS.config
     cli.apply_teacher_flags(config)
+    workdir = Workdir(FLAGS.workdir)
+    workdir.check_outputs(OUTPUTS + ("config.json",))
     unlabeled_spec = FLAGS.unlabeled or config.data.unlabeled
     eval_spec = config.data.test if FLAGS.eval is None else FLAGS.eval
     write_resolved(config, workdir, teacher=FLAGS.teacher, unlabeled=unlabeled_spec,
@@ -55,8 +59,8 @@ def main(argv):
     if spec is None and FLAGS.strategy == "multi_worker":
         raise KdKerasError("multi-worker runs need --teacher (the same spec on every worker)")
     if spec is None:
-        own = os.path.join(workdir, "teacher")
-        if os.path.exists(os.path.join(own, "saved_model.pb")):
+        own = workdir.join("teacher")
+        if workdir.owns("teacher") and os.path.exists(os.path.join(own, "saved_model.pb")):
             print(f"teacher: reusing {own}", flush=True)
         else:
             train_teacher(config, workdir, strategy)
@@ -68,7 +72,7 @@ def main(argv):
         unlabeled = unlabeled.unlabeled()  # the teacher's answers are all the student sees
     eval_set = load(eval_spec) if eval_spec else None
     teacher = teacher_from_config(spec, config,
-                                  FLAGS.cache or os.path.join(workdir, "teacher_cache.sqlite"),
+                                  FLAGS.cache or workdir.join("teacher_cache.sqlite"),
                                   token_env=FLAGS.teacher_token_env,
                                   signature_name=FLAGS.teacher_signature)
     if not is_chief(strategy):

@@ -18,7 +18,8 @@ cli.define_common_flags()
 cli.define_teacher_flags()
 flags = cli.flags
 flags.DEFINE_string("images", None, "Image source spec to label (e.g. folder:PATH).", required=True)
-flags.DEFINE_string("output", None, "npz file to write.", required=True)
+flags.DEFINE_string("output", None, "npz file to write (a folder gets labels.npz inside).",
+                    required=True)
 flags.mark_flag_as_required("teacher")
 FLAGS = flags.FLAGS
 
@@ -29,23 +30,33 @@ def main(argv):
 
     from kd_keras import data
     from kd_keras.config import write_resolved
-    from kd_keras.distill.pipeline import label_arrays
+    from kd_keras.errors import DataError
     from kd_keras.teachers import teacher_from_config
+    from kd_keras.teachers.labelling import label_arrays
+    from kd_keras.workdir import Workdir
 
     config = FLAGS.config
     cli.apply_teacher_flags(config)
-    write_resolved(config, FLAGS.workdir, teacher=FLAGS.teacher, images=FLAGS.images)
+    output = FLAGS.output
+    if os.path.isdir(output) or output.endswith(os.sep):
+        output = os.path.join(output, "labels.npz")
+    if not output.endswith(".npz"):
+        output += ".npz"  # what np.savez would do silently
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if os.path.exists(out_dir) and not os.access(out_dir, os.W_OK):
+        raise DataError(f"--output {output}: the folder is not writable")
+    workdir = Workdir(FLAGS.workdir)
+    write_resolved(config, workdir, teacher=FLAGS.teacher, images=FLAGS.images)
     source = data.load(FLAGS.images, config.data.image_shape, seed=config.seed,
                        data_dir=config.data.data_dir or None)
     teacher = teacher_from_config(FLAGS.teacher, config,
-                                  os.path.join(FLAGS.workdir, "teacher_cache.sqlite"),
+                                  workdir.join("teacher_cache.sqlite"),
                                   token_env=FLAGS.teacher_token_env,
                                   signature_name=FLAGS.teacher_signature)
     probs = label_arrays(source.images, teacher, FLAGS.images)
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    np.savez_compressed(FLAGS.output, images=source.images, probs=probs,
-                        labels=probs.argmax(axis=1))
-    print(f"wrote {len(probs)} answers to {FLAGS.output}; teacher queries sent: "
+    os.makedirs(out_dir, exist_ok=True)
+    np.savez_compressed(output, images=source.images, probs=probs, labels=probs.argmax(axis=1))
+    print(f"wrote {len(probs)} answers to {output}; teacher queries sent: "
           f"{teacher.stats.sent}, cache hits: {teacher.stats.cache_hits}", flush=True)
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sys
+import threading
 from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -11,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from kd_keras.errors import KdKerasError  # noqa: E402
+from kd_keras.errors import Interrupted, KdKerasError  # noqa: E402
 
 
 # The configs/ folder next to kd_keras/ (in the source tree, or installed beside it).
@@ -54,19 +57,78 @@ def apply_teacher_flags(config) -> None:
             config.query.output = flags.FLAGS.teacher_output
 
 
+def _one_line(e: BaseException) -> str:
+    """A parse-time exception as one readable line (KeyError reprs and multi-line messages)."""
+    text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    missing = re.search(r"No such file or directory: '([^']+)'", str(text))
+    if missing:
+        return f"config file {missing.group(1)} not found"
+    if "ConfigError: " in str(text):
+        return str(text).rsplit("ConfigError: ", 1)[1].strip().splitlines()[0]
+    lines = [l.strip() for l in str(text).strip().strip("'\"").splitlines() if l.strip()]
+    if isinstance(e, KeyError) and lines:
+        lines[0] = f"the config has no field {lines[0]!s}".replace("'", "")
+    return " ".join(lines[:1] + lines[-1:]) if len(lines) > 1 else (lines[0] if lines else repr(e))
+
+
+def _parse_or_exit(argv: list) -> list:
+    """Parses flags and loads --config (with its overrides) now, so a missing config file,
+    an unknown variant or a field typo is one ``error:`` line, not a traceback. Returns the
+    arguments left after the flags."""
+    app.define_help_flags()
+    try:
+        remaining = flags.FLAGS(argv)
+        if "config" in flags.FLAGS:
+            from kd_keras.validation import check_config
+
+            check_config(flags.FLAGS.config)
+    except (flags.Error, KdKerasError, KeyError, OSError, ValueError, AttributeError,
+            TypeError) as e:
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, KdKerasError):
+            e = cause
+        print(f"error: {_one_line(e)}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    return remaining
+
+
+def _watch_interrupts() -> None:
+    """On Ctrl-C, aborts teacher requests in flight at once, even while the main thread is
+    blocked inside TensorFlow (where Python's own handler cannot run until it returns)."""
+    from kd_keras.teachers.backends import cancel_requests
+
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        signal.set_wakeup_fd(write_fd)
+    except ValueError:  # not the main thread: nothing to watch
+        return
+
+    def watch():
+        while True:
+            byte = os.read(read_fd, 1)
+            if byte and byte[0] == signal.SIGINT:
+                cancel_requests()
+
+    threading.Thread(target=watch, daemon=True, name="kd-interrupt-watch").start()
+
+
 def run(main: Callable[[list], None]) -> None:
-    """Runs an absl main; a KdKerasError becomes one 'error:' line and exit status 1."""
+    """Runs an absl main; a KdKerasError becomes one 'error:' line and exit status 1, and
+    Ctrl-C stops within seconds, keeping what was paid for."""
+    remaining = _parse_or_exit(sys.argv)
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # keep TF's info chatter out of progress
+        _watch_interrupts()
         try:
             main(argv)
+        except (KeyboardInterrupt, Interrupted):
+            print("interrupted: answers and checkpoints written so far are kept; "
+                  "run again with --resume to continue", file=sys.stderr, flush=True)
+            os._exit(130)  # worker threads may still be unwinding a cancelled request
         except KdKerasError as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
             sys.exit(1)
-        except KeyboardInterrupt:
-            print("interrupted: answers and checkpoints written so far are kept; "
-                  "run again with --resume to continue", file=sys.stderr)
-            sys.exit(130)
 
-    app.run(guarded)
+    app.run(guarded, flags_parser=lambda _: remaining)  # parsed once, above

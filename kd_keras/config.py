@@ -7,7 +7,6 @@ settings for its data set, and ``:quick`` shrinks it with :func:`make_quick`.
 from __future__ import annotations
 
 import json
-import os
 from typing import Sequence
 
 import ml_collections
@@ -48,25 +47,35 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.query.output = "probs"        # what the teacher answers: probs|logits|label|topk
 
     c.synthesis = ml_collections.ConfigDict()
-    c.synthesis.sources = "real,mixup,cvae"   # which sets the student learns from
-    c.synthesis.num_synthetic = num_synthetic  # M: MixUp + CVAE images together
-    c.synthesis.cvae_share = -1.0   # share of M from the CVAE; <0 = the paper's rule
+    # Which sets the student learns from: "real" and registered generators (mixup, cvae,
+    # cutmix, ...), each optionally with its share of M, e.g. "real,mixup:0.8,cutmix:0.2".
+    c.synthesis.sources = "real,mixup,cvae"
+    c.synthesis.num_synthetic = num_synthetic  # M: synthetic images of all generators
+    # Without shares: "paper" lets the other generators make up the near-copy pairs MixUp
+    # drops (FS-BBT: CVAE images replace dropped pairs); "even" splits M evenly.
+    c.synthesis.split = "paper"
+    c.synthesis.batch_size = 1024   # synthetic images made per tf.data step
     c.synthesis.grid_size = 8       # TensorBoard image grids are grid_size x grid_size
-    # Which MixUp images to pay for: random (the paper's) | uncertainty (a probe student
+    # Which synthetic images to pay for: random (the paper's) | uncertainty (a probe student
     # picks them; better on Fashion-MNIST over 3 seeds, docs/RESULTS.md).
     c.synthesis.selection = "uncertainty"
 
     c.selection = ml_collections.ConfigDict()  # for synthesis.selection=uncertainty
-    c.selection.pool_factor = 3.0   # candidates drawn per MixUp image paid for
-    c.selection.warmup = 0.5        # share of MixUp images picked at random first
+    c.selection.pool_factor = 3.0   # candidates drawn per synthetic image paid for
+    c.selection.warmup = 0.5        # share of the images picked at random first
     c.selection.probe_epochs = 5    # epochs of the probe student that scores candidates
+    c.selection.generators = "mixup"  # generators selection chooses among: names or "all"
 
     c.mixup = ml_collections.ConfigDict()
     c.mixup.alpha = 1.0             # lambda ~ Beta(alpha, alpha)
     c.mixup.decimals = 2            # lambda is rounded to this many decimals
     c.mixup.low = 0.05              # pairs with lambda <= low are near-copies: dropped
     c.mixup.high = 0.95             # pairs with lambda >= high are near-copies: dropped
-    c.mixup.batch_size = 1024       # pairs generated per tf.data step
+
+    c.cutmix = ml_collections.ConfigDict()
+    c.cutmix.alpha = 1.0            # box area share from Beta(alpha, alpha)
+    c.cutmix.low = 0.05             # boxes covering <= low or >= high of the image are
+    c.cutmix.high = 0.95            # near-copies of one real image: redrawn
 
     c.cvae = ml_collections.ConfigDict()
     c.cvae.latent_dim = 2
@@ -75,7 +84,6 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.cvae.learning_rate = 1e-3
     c.cvae.likelihood = cvae_likelihood  # bernoulli|normal per pixel
     c.cvae.uniform_bound = 3.0      # hybrid sampling: half N(0, I), half U(-b, b)
-    c.cvae.train_on = "real"        # real|real+mixup
     c.cvae.condition = "onehot"     # onehot (teacher's top-1, the paper's) | soft
 
     c.student = ml_collections.ConfigDict()
@@ -112,23 +120,30 @@ def make_quick(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
+VARIANTS = {"paper": make_paper, "quick": make_quick}
+
+
 def select(get: "callable", arg: str | None) -> ml_collections.ConfigDict:
-    """Applies the variant named after ``:`` in ``--config=FILE:VARIANT``: none (our
-    defaults), ``paper`` (the paper's method exactly) or ``quick`` (a few-minute demo)."""
+    """Applies the variants named after ``:`` in ``--config=FILE:VARIANT[,VARIANT…]``, in
+    order: ``paper`` (the paper's method exactly), ``quick`` (a few-minute demo); none
+    gives our defaults. E.g. ``configs/fashion_mnist.py:paper,quick``."""
     c = get()
-    if arg in (None, ""):
-        return c
-    if arg == "paper":
-        return make_paper(c)
-    if arg == "quick":
-        return make_quick(c)
-    raise ConfigError(f"unknown config variant {arg!r}; use 'paper' or 'quick'")
+    for name in [a.strip() for a in (arg or "").split(",") if a.strip()]:
+        if name not in VARIANTS:
+            raise ConfigError(f"unknown config variant {name!r}; use one or more of "
+                              f"{sorted(VARIANTS)}, comma-separated")
+        c = VARIANTS[name](c)
+    return c
 
 
-def write_resolved(config: ml_collections.ConfigDict, workdir: str, **extra) -> str:
-    """Writes the resolved config (plus run flags) to ``workdir/config.json``; returns the path."""
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "config.json")
+def write_resolved(config: ml_collections.ConfigDict, workdir, **extra) -> str:
+    """Writes the resolved config (plus run flags) to ``workdir/config.json``; returns the path.
+
+    ``workdir`` is a :class:`kd_keras.workdir.Workdir` or a folder path."""
+    from kd_keras.workdir import Workdir
+
+    wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+    path = wd.claim("config.json")
     with open(path, "w") as f:
         json.dump({"config": config.to_dict(), "flags": extra}, f, indent=2, default=str)
     return path

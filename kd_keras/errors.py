@@ -14,7 +14,18 @@ class TeacherError(KdKerasError):
 
 
 class TransientTeacherError(TeacherError):
-    """A failure worth retrying: timeout, lost connection, HTTP 429 or 5xx."""
+    """A failure worth retrying: timeout, lost connection, HTTP 429 or 5xx.
+
+    ``retry_after`` is the wait in seconds the server asked for (``Retry-After``), if any.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Interrupted(KdKerasError):
+    """The user stopped the run (Ctrl-C); what was paid for so far is kept."""
 
 
 class BadAnswerError(TeacherError):

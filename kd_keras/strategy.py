@@ -67,4 +67,5 @@ def compile_built(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> 
     """Compiles ``model`` (a MultiWorkerFit) and builds its optimizer's slots now, in the
     current strategy scope."""
     model.compile(optimizer=optimizer)
-    optimizer.build(model.trainable_variables)
+    # compile may wrap the optimizer (a LossScaleOptimizer under mixed_float16): build that.
+    model.optimizer.build(model.trainable_variables)

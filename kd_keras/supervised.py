@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Optional
 
 import keras
@@ -11,14 +9,11 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras import data, models
+from kd_keras.context import RunContext
 from kd_keras.data import ImageSet
 from kd_keras.errors import ConfigError
 from kd_keras.export import export_classifier
-
-
-def fit_verbosity() -> int:
-    """A progress bar on a terminal, one line per epoch in logs."""
-    return 1 if sys.stdout.isatty() else 2
+from kd_keras.workdir import Workdir
 
 
 def accuracy(logits_or_probs: np.ndarray, labels: np.ndarray) -> float:
@@ -50,30 +45,33 @@ def train_classifier(model_name: str, train: ImageSet, *, epochs: int, batch_siz
                       metrics=["accuracy"])
     val = (validation.images, validation.labels) if validation is not None else None
     model.fit(train.images, train.labels, batch_size=batch_size, epochs=epochs,
-              validation_data=val, callbacks=callbacks or [], verbose=fit_verbosity())
+              validation_data=val, callbacks=callbacks or [], verbose=RunContext.verbosity())
     return model
 
 
-def train_teacher(config, workdir: str, strategy: Optional[tf.distribute.Strategy] = None
-                  ) -> dict:
+def train_teacher(config, workdir: str | Workdir,
+                  strategy: Optional[tf.distribute.Strategy] = None) -> dict:
     """Trains the config's teacher on its labelled set, exports it, and reports accuracy.
 
     Writes ``workdir/teacher/`` (SavedModel answering probabilities), ``workdir/teacher.keras``,
     TensorBoard logs under ``workdir/tb/teacher`` and returns ``{"test_accuracy": ...}``.
     """
+    wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+    wd.check_outputs(["teacher", "teacher.keras", "tb"])
     shape, seed = config.data.image_shape, config.seed
     data_dir = config.data.data_dir or None
     train = data.load(config.data.train, shape, seed=seed, data_dir=data_dir)
     test = data.load(config.data.test, shape, seed=seed, data_dir=data_dir)
     print(f"teacher: training {config.teacher.model} on {len(train)} images of "
           f"{config.data.train} for {config.teacher.epochs} epochs", flush=True)
-    tb = keras.callbacks.TensorBoard(os.path.join(workdir, "tb", "teacher"))
+    wd.claim("tb")
+    tb = keras.callbacks.TensorBoard(wd.join("tb", "teacher"))
     model = train_classifier(config.teacher.model, train, epochs=config.teacher.epochs,
                              batch_size=config.teacher.batch_size,
                              learning_rate=config.teacher.learning_rate, seed=seed,
                              strategy=strategy, callbacks=[tb])
     test_accuracy = accuracy(predict_logits(model, test.images), test.labels)
-    export_classifier(model, os.path.join(workdir, "teacher"), os.path.join(workdir, "teacher.keras"))
+    path = export_classifier(model, wd, "teacher")
     print(f"teacher: test accuracy {test_accuracy:.4f} on {config.data.test}; exported to "
-          f"{os.path.join(workdir, 'teacher')}", flush=True)
-    return {"test_accuracy": test_accuracy, "savedmodel": os.path.join(workdir, "teacher")}
+          f"{path}", flush=True)
+    return {"test_accuracy": test_accuracy, "savedmodel": path}

@@ -5,7 +5,10 @@ import pytest
 
 from conftest import ROOT
 from kd_keras import models
-from kd_keras.distill.run import parse_sources, synthetic_counts
+from kd_keras.distill.run import plan
+from kd_keras.errors import ConfigError
+from kd_keras.synthesis import parse_sources
+from kd_keras.validation import check_config
 
 CONFIGS = ["fashion_mnist", "mnist", "cifar10", "cifar100", "digits"]
 
@@ -22,7 +25,7 @@ def test_configs_name_real_models_and_a_quick_variant(name):
     paper, quick = load(name), load(name, "quick")
     for c in (paper, quick):
         assert c.teacher.model in models.BUILDERS and c.student.model in models.BUILDERS
-        parse_sources(c.synthesis.sources)
+        check_config(c)
     assert quick.student.epochs < paper.student.epochs
     assert quick.synthesis.num_synthetic <= paper.synthesis.num_synthetic
     with pytest.raises(ValueError, match="unknown config variant"):
@@ -41,16 +44,50 @@ def test_fashion_mnist_has_the_papers_settings():
 
 def test_synthetic_counts_follow_the_sources():
     c = load("fashion_mnist")
-    plan, n_cvae = synthetic_counts(c, 2000)
-    assert len(plan) + n_cvae == 48000 and 3000 < n_cvae < 7000  # CVAE replaces dropped pairs
-    c.synthesis.cvae_share = 0.25
-    plan, n_cvae = synthetic_counts(c, 2000)
-    assert (len(plan), n_cvae) == (36000, 12000)
+    counts = plan(c, 2000)[2]
+    assert sum(counts.values()) == 48000 and 3000 < counts["cvae"] < 7000  # paper's rule
+    c.synthesis.sources = "real,mixup:0.75,cvae:0.25"
+    assert plan(c, 2000)[2] == {"mixup": 36000, "cvae": 12000}
+    c.synthesis.sources = "real,mixup,cvae:0.25"  # the others share what is left
+    assert plan(c, 2000)[2] == {"mixup": 36000, "cvae": 12000}
+    c.synthesis.sources = "real,mixup,cutmix,cvae"
+    c.synthesis.split = "even"
+    assert plan(c, 2000)[2] == {"mixup": 16000, "cutmix": 16000, "cvae": 16000}
     c.synthesis.sources = "real,mixup"
-    assert len(synthetic_counts(c, 2000)[0]) == 48000
+    assert plan(c, 2000)[2] == {"mixup": 48000}
     c.synthesis.sources = "real,cvae"
-    assert synthetic_counts(c, 2000) == (None, 48000)
+    assert plan(c, 2000)[2] == {"cvae": 48000}
     c.synthesis.sources = "real"
-    assert synthetic_counts(c, 2000) == (None, 0)
-    with pytest.raises(ValueError, match="synthesis.sources"):
-        parse_sources("real,gan")
+    assert plan(c, 2000)[2] == {}
+    for bad in ("real,gan", "real,mixup,mixup", "real:0.5,mixup", "mixup:2", "mixup:x", ""):
+        with pytest.raises(ConfigError, match="synthesis.sources"):
+            parse_sources(bad)
+
+
+def test_variants_combine_in_order():
+    c = load("fashion_mnist", "paper,quick")
+    assert c.name == "fashion_mnist_paper_quick"
+    assert c.synthesis.selection == "random" and c.student.epochs == 3
+    with pytest.raises(ConfigError, match="unknown config variant 'fast'"):
+        load("fashion_mnist", "paper,fast")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("query.output", "prob", "query.output must be one of"),
+    ("query.batch_size", 0, "query.batch_size must be >= 1"),
+    ("query.max_tries", 0, "query.max_tries must be >= 1"),
+    ("student.temperature", 0.0, "student.temperature must be > 0"),
+    ("student.loss", "kld", "student.loss must be one of"),
+    ("student.targets", "teachr", "student.targets must be one of"),
+    ("cvae.condition", "one_hot", "cvae.condition must be one of"),
+    ("synthesis.selection", "uncertain", "synthesis.selection must be one of"),
+    ("selection.warmup", 1.5, "selection.warmup must be"),
+    ("mixup.low", 0.99, "mixup.low must be below mixup.high"),
+    ("student.model", "lenet7", "student.model must be one of"),
+])
+def test_check_config_names_the_bad_setting(field, value, message):
+    c = load("fashion_mnist")
+    section, key = field.split(".")
+    c[section][key] = value
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        check_config(c)

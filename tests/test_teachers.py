@@ -289,12 +289,12 @@ def test_savedmodel_and_keras_backends_and_serve_command(tmp_path, tls_files):
 
     inputs = keras.Input(SHAPE)
     model = keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Flatten()(inputs)))
-    export_classifier(model, str(tmp_path / "sm"), str(tmp_path / "m.keras"))
+    export_classifier(model, str(tmp_path), "sm")
     x = images(9)
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(x)))
     sm = Teacher(backend_from_spec(f"savedmodel:{tmp_path}/sm"), 5)
     np.testing.assert_allclose(sm.query(x), expected, atol=1e-5)
-    ks = Teacher(backend_from_spec(f"keras:{tmp_path}/m.keras"), 5, output="logits")
+    ks = Teacher(backend_from_spec(f"keras:{tmp_path}/sm.keras"), 5, output="logits")
     np.testing.assert_allclose(ks.query(x), expected, atol=1e-5)
     with pytest.raises(TeacherError, match="not found"):
         backend_from_spec(f"savedmodel:{tmp_path}/nope")
@@ -302,7 +302,7 @@ def test_savedmodel_and_keras_backends_and_serve_command(tmp_path, tls_files):
                        match=r"takes float32 \(None, 6, 6, 1\).*refused images \[2, 5, 5, 1\]"):
         Teacher(backend_from_spec(f"savedmodel:{tmp_path}/sm"), 5).query(np.random.rand(2, 5, 5, 1))
     with pytest.raises(TeacherError, match=r"takes inputs \(None, 6, 6, 1\).*refused"):
-        Teacher(backend_from_spec(f"keras:{tmp_path}/m.keras"), 5).query(np.random.rand(2, 5, 5, 1))
+        Teacher(backend_from_spec(f"keras:{tmp_path}/sm.keras"), 5).query(np.random.rand(2, 5, 5, 1))
 
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "bin", "serve_teacher.py"),
                              f"--savedmodel={tmp_path}/sm", "--port=0", "--grpc_port=0",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kd_keras.distill.losses import LOSSES, per_example_loss
-from kd_keras.errors import ConfigError
+from kd_keras.distill.losses import DistillationLoss, get_loss
 from kd_keras.strategy import MultiWorkerFit
 
 
@@ -15,16 +14,24 @@ class Distiller(MultiWorkerFit, keras.Model):
 
     ``train_step`` computes the chosen loss per example and averages it over the *global*
     batch, so gradients summed across replicas of a tf.distribute strategy equal those of
-    one device. ``test_step`` takes probabilities or integer labels as targets and reports
-    top-1 agreement with them.
+    one device. The loss is scaled by the optimizer (``scale_loss``) before gradients are
+    taken, so a ``mixed_float16`` policy's loss scaling works. ``test_step`` takes
+    probabilities or integer labels as targets and reports top-1 agreement with them.
+
+    Args:
+      student: a Keras model answering logits.
+      loss: a registered loss name (see :mod:`kd_keras.distill.losses`) or a
+        :class:`DistillationLoss` object.
+      temperature: for losses that take one (``kl``).
     """
 
-    def __init__(self, student: keras.Model, loss: str = "soft_ce", temperature: float = 4.0,
-                 **kwargs):
+    def __init__(self, student: keras.Model, loss: str | DistillationLoss = "soft_ce",
+                 temperature: float = 4.0, **kwargs):
         super().__init__(**kwargs)
-        if loss not in LOSSES:
-            raise ConfigError(f"unknown distillation loss {loss!r}; choose one of {LOSSES}")
-        self.student, self.loss_name, self.temperature = student, loss, float(temperature)
+        self.distillation_loss = (loss if isinstance(loss, DistillationLoss)
+                                  else get_loss(loss, temperature))
+        self.student, self.temperature = student, float(temperature)
+        self.loss_name = self.distillation_loss.name
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.agreement = keras.metrics.SparseCategoricalAccuracy(name="agreement")
         self.built = student.built  # a functional student is built: checkpoints can load
@@ -48,10 +55,11 @@ class Distiller(MultiWorkerFit, keras.Model):
     def train_step(self, data):
         images, teacher_probs = data
         with tf.GradientTape() as tape:
-            logits = self.student(images, training=True)
-            per_example = per_example_loss(self.loss_name, teacher_probs, logits, self.temperature)
+            logits = tf.cast(self.student(images, training=True), tf.float32)
+            per_example = self.distillation_loss(teacher_probs, logits)
             loss = tf.nn.compute_average_loss(per_example)
-        grads = tape.gradient(loss, self.student.trainable_variables)
+            scaled = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16
+        grads = tape.gradient(scaled, self.student.trainable_variables)
         self.optimizer.apply(grads, self.student.trainable_variables)
         self.loss_tracker.update_state(per_example)
         self.agreement.update_state(tf.argmax(teacher_probs, -1), logits)
@@ -59,10 +67,9 @@ class Distiller(MultiWorkerFit, keras.Model):
 
     def test_step(self, data):
         images, targets = data
-        logits = self.student(images, training=False)
+        logits = tf.cast(self.student(images, training=False), tf.float32)
         if targets.shape.rank == 2:  # probabilities: compare with their top-1
-            self.loss_tracker.update_state(
-                per_example_loss(self.loss_name, targets, logits, self.temperature))
+            self.loss_tracker.update_state(self.distillation_loss(targets, logits))
             targets = tf.argmax(targets, -1)
         self.agreement.update_state(targets, logits)
         return self.logs()

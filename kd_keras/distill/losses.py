@@ -1,41 +1,111 @@
-"""Per-example distillation losses: teacher probabilities against student logits."""
+"""Distillation losses: teacher probabilities against student logits, one value per image.
+
+Each loss is a small class in the manner of Keras's ``DistillationLoss``: arguments checked
+in the constructor, ``compute_loss(teacher_probs, student_logits)`` and ``get_config``.
+A registry maps ``student.loss`` names to them; a new loss is one class with
+``@register_loss("name")`` and one test.
+"""
 
 from __future__ import annotations
+
+import inspect
+from typing import Callable
 
 import tensorflow as tf
 
 from kd_keras.errors import ConfigError
 
-LOSSES = ("soft_ce", "kl", "hard_ce")
+_LOSSES: dict[str, type["DistillationLoss"]] = {}
 
 
-def soft_cross_entropy(teacher_probs: tf.Tensor, student_logits: tf.Tensor) -> tf.Tensor:
+def register_loss(name: str) -> Callable[[type["DistillationLoss"]], type["DistillationLoss"]]:
+    """Class decorator adding a loss to the registry under ``name``."""
+
+    def add(cls):
+        cls.name = name
+        _LOSSES[name] = cls
+        return cls
+
+    return add
+
+
+class DistillationLoss:
+    """Base class: ``compute_loss`` returns the per-example loss ``[batch]``."""
+
+    name = ""
+
+    def compute_loss(self, teacher_probs: tf.Tensor, student_logits: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, teacher_probs, student_logits):
+        return self.compute_loss(tf.convert_to_tensor(teacher_probs),
+                                 tf.convert_to_tensor(student_logits))
+
+    def get_config(self) -> dict:
+        return {}
+
+
+@register_loss("soft_ce")
+class SoftCrossEntropy(DistillationLoss):
     """``-sum_c p_c log softmax(z)_c``: the paper's loss on the teacher's soft labels."""
-    return -tf.reduce_sum(teacher_probs * tf.nn.log_softmax(student_logits), axis=-1)
+
+    def compute_loss(self, teacher_probs, student_logits):
+        logq = tf.nn.log_softmax(student_logits)
+        return -tf.reduce_sum(tf.cast(teacher_probs, logq.dtype) * logq, axis=-1)
 
 
-def kl_with_temperature(teacher_probs: tf.Tensor, student_logits: tf.Tensor,
-                        temperature: float) -> tf.Tensor:
+@register_loss("kl")
+class KLWithTemperature(DistillationLoss):
     """``T^2 KL(p^T || softmax(z / T))`` (Hinton et al.); ``p^T`` is the teacher softened
     by T from its probabilities (log p plays the role of its logits)."""
-    t = tf.cast(temperature, student_logits.dtype)
-    p = tf.nn.softmax(tf.math.log(tf.maximum(teacher_probs, 1e-12)) / t)
-    log_q = tf.nn.log_softmax(student_logits / t)
-    return t * t * tf.reduce_sum(p * (tf.math.log(tf.maximum(p, 1e-12)) - log_q), axis=-1)
+
+    def __init__(self, temperature: float = 4.0):
+        if not temperature > 0:
+            raise ConfigError(f"the KL loss needs a temperature > 0, got {temperature}")
+        self.temperature = float(temperature)
+
+    def compute_loss(self, teacher_probs, student_logits):
+        t = tf.cast(self.temperature, student_logits.dtype)
+        probs = tf.cast(teacher_probs, student_logits.dtype)
+        p = tf.nn.softmax(tf.math.log(tf.maximum(probs, 1e-12)) / t)
+        log_q = tf.nn.log_softmax(student_logits / t)
+        return t * t * tf.reduce_sum(p * (tf.math.log(tf.maximum(p, 1e-12)) - log_q), axis=-1)
+
+    def get_config(self):
+        return {"temperature": self.temperature}
 
 
-def hard_cross_entropy(teacher_probs: tf.Tensor, student_logits: tf.Tensor) -> tf.Tensor:
+@register_loss("hard_ce")
+class HardCrossEntropy(DistillationLoss):
     """Cross-entropy on the teacher's top-1 class (for label-only teachers)."""
-    labels = tf.argmax(teacher_probs, axis=-1)
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=student_logits)
+
+    def compute_loss(self, teacher_probs, student_logits):
+        labels = tf.argmax(teacher_probs, axis=-1)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=student_logits)
 
 
-def per_example_loss(name: str, teacher_probs, student_logits, temperature: float = 4.0):
-    """The loss called ``name`` (one of LOSSES), one value per example."""
-    if name == "soft_ce":
-        return soft_cross_entropy(teacher_probs, student_logits)
-    if name == "kl":
-        return kl_with_temperature(teacher_probs, student_logits, temperature)
-    if name == "hard_ce":
-        return hard_cross_entropy(teacher_probs, student_logits)
-    raise ConfigError(f"unknown distillation loss {name!r}; choose one of {LOSSES}")
+def loss_names() -> tuple[str, ...]:
+    """The registered loss names."""
+    return tuple(sorted(_LOSSES))
+
+
+def get_loss(name: str, temperature: float = 4.0) -> DistillationLoss:
+    """The loss registered as ``name``; ``temperature`` goes to losses that take one."""
+    if name not in _LOSSES:
+        raise ConfigError(f"unknown distillation loss {name!r}; choose one of {loss_names()}")
+    cls = _LOSSES[name]
+    takes = "temperature" in inspect.signature(cls).parameters
+    return cls(temperature) if takes else cls()
+
+
+# Plain functions, kept for callers that want one loss directly.
+def soft_cross_entropy(teacher_probs, student_logits):
+    return SoftCrossEntropy()(teacher_probs, student_logits)
+
+
+def kl_with_temperature(teacher_probs, student_logits, temperature: float):
+    return KLWithTemperature(temperature)(teacher_probs, student_logits)
+
+
+def hard_cross_entropy(teacher_probs, student_logits):
+    return HardCrossEntropy()(teacher_probs, student_logits)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import keras
 import numpy as np
 import tensorflow as tf
+
+from kd_keras.workdir import Workdir
 
 
 def with_softmax(logits_model: keras.Model) -> keras.Model:
@@ -17,18 +16,21 @@ def with_softmax(logits_model: keras.Model) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"{logits_model.name}_probs")
 
 
-def export_classifier(logits_model: keras.Model, savedmodel_dir: str, keras_path: str) -> None:
-    """Writes ``logits_model`` (+softmax) as a SavedModel and as a ``.keras`` file.
+def export_classifier(logits_model: keras.Model, workdir: Workdir | str, name: str) -> str:
+    """Writes ``logits_model`` (+softmax) as the SavedModel ``workdir/name/`` and the logits
+    model itself as ``workdir/name.keras``; returns the SavedModel's path.
 
     The SavedModel has a ``serve`` endpoint and a ``serving_default`` signature taking
-    float32 images in [0, 1] and returning probabilities; the ``.keras`` file holds the
-    logits model itself, for further training or fine-tuning.
+    float32 images in [0, 1] and returning probabilities; the ``.keras`` file is for further
+    training or fine-tuning. Only outputs a kd_keras run made are ever replaced (see
+    :class:`kd_keras.workdir.Workdir`), and the old SavedModel survives a failed export.
     """
-    if os.path.exists(savedmodel_dir):
-        shutil.rmtree(savedmodel_dir)
-    os.makedirs(os.path.dirname(os.path.abspath(keras_path)), exist_ok=True)
-    with_softmax(logits_model).export(savedmodel_dir, format="tf_saved_model", verbose=False)
-    logits_model.save(keras_path)
+    wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
+    wd.check_outputs([name, name + ".keras"])
+    path = wd.replace_dir(name, lambda tmp: with_softmax(logits_model).export(
+        tmp, format="tf_saved_model", verbose=False))
+    logits_model.save(wd.claim(name + ".keras"))
+    return path
 
 
 def load_serving(savedmodel_dir: str):

@@ -8,6 +8,7 @@ likelihood p(x | z, y) (Bernoulli or Normal per pixel); ``train_step`` maximises
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import keras
@@ -18,6 +19,7 @@ from keras import layers
 
 from kd_keras.errors import ConfigError
 from kd_keras.strategy import MultiWorkerFit, compile_built
+from kd_keras.synthesis.base import ArrayCandidates, Synthesizer, register
 from kd_keras.synthesis.mixup import quantize
 
 tfd = tfp.distributions
@@ -159,3 +161,35 @@ def train_cvae(images: np.ndarray, conditions: np.ndarray, *, latent_dim: int, e
           .shuffle(len(images), seed=seed).batch(batch_size).prefetch(tf.data.AUTOTUNE))
     model.fit(ds, epochs=epochs, callbacks=callbacks or [], verbose=verbose, shuffle=False)
     return model
+
+
+@register("cvae")
+class CVAESynthesizer(Synthesizer):
+    """The CVAE as a generator (``config.cvae``): trained on the real images conditioned on
+    the teacher's answers (one-hot top-1, the paper's, or soft), or reloaded from
+    ``WORKDIR/cvae.weights.h5`` on ``--resume``; candidates are hybrid samples."""
+
+    def prepare(self, ctx, real, real_probs) -> None:
+        c, num_classes = self.config.cvae, real_probs.shape[1]
+        conditions = (real_probs if c.condition == "soft"
+                      else np.eye(num_classes, dtype=np.float32)[real_probs.argmax(1)])
+        kwargs = dict(latent_dim=c.latent_dim, likelihood=c.likelihood,
+                      uniform_bound=c.uniform_bound)
+        path = ctx.workdir.claim("cvae.weights.h5")
+        if ctx.resume and os.path.exists(path):
+            print(f"cvae: reloading {path}", flush=True)
+            with ctx.strategy.scope():
+                self.model = CVAE(real.shape[1:], num_classes, **kwargs)
+            self.model.load_weights(path)
+            return
+        print(f"cvae: training on {len(real)} images for {c.epochs} epochs", flush=True)
+        with ctx.stage("cvae_train"):
+            self.model = train_cvae(
+                real, conditions, epochs=c.epochs, batch_size=c.batch_size,
+                learning_rate=c.learning_rate, seed=self.config.seed, strategy=ctx.strategy,
+                callbacks=[keras.callbacks.TensorBoard(ctx.workdir.join("tb", "cvae"))],
+                verbose=ctx.verbosity(), **kwargs)
+        self.model.save_weights(path)
+
+    def candidates(self, count: int, seed: int) -> ArrayCandidates:
+        return ArrayCandidates(self.model.sample(count, seed=seed)[0])

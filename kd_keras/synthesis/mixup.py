@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras.errors import ConfigError
+from kd_keras.synthesis.base import IndexedCandidates, Synthesizer, register
 
 
 @dataclasses.dataclass
@@ -93,3 +94,27 @@ def mixup_dataset(real: np.ndarray, plan: MixupPlan, batch_size: int = 1024) -> 
     ds = tf.data.Dataset.from_tensor_slices((plan.first, plan.second, plan.lam)).batch(batch_size)
     return ds.map(lambda i, j, l: mix(real_t, i, j, l), num_parallel_calls=tf.data.AUTOTUNE,
                   deterministic=True)
+
+
+@register("mixup")
+class MixupSynthesizer(Synthesizer):
+    """MixUp as a generator: candidates are planned pairs and weights (``config.mixup``);
+    images are mixed on the fly in tf.data. Needs no preparation beyond the real images."""
+
+    def _plan_args(self) -> dict:
+        m = self.config.mixup
+        return dict(alpha=m.alpha, decimals=m.decimals, low=m.low, high=m.high)
+
+    def prepare(self, ctx, real, real_probs) -> None:
+        self.real = tf.constant(real, tf.float32)
+
+    def near_copies(self, count: int, n_real: int) -> int:
+        return plan_mixup(n_real, count, seed=self.config.seed, fill=False,
+                          **self._plan_args()).dropped
+
+    def candidates(self, count: int, seed: int) -> IndexedCandidates:
+        plan = plan_mixup(int(self.real.shape[0]), count, seed=seed, fill=True,
+                          **self._plan_args())
+        real = self.real
+        return IndexedCandidates((plan.first, plan.second, plan.lam),
+                                 lambda i, j, lam: mix(real, i, j, lam))

@@ -12,15 +12,47 @@ import json
 import os
 import re
 import socket
+import ssl
 import threading
-import urllib.error
+import time
 import urllib.parse
-import urllib.request
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from kd_keras.errors import BadAnswerError, TeacherError, TransientTeacherError
+from kd_keras.errors import BadAnswerError, Interrupted, TeacherError, TransientTeacherError
+
+# Set when the user interrupts the run (Ctrl-C): requests in flight are aborted and no
+# new one starts. See :func:`cancel_requests`.
+CANCEL = threading.Event()
+_ACTIVE: set = set()  # open HTTP connections, so an interrupt can abort them
+_ACTIVE_LOCK = threading.Lock()
+
+
+def cancel_requests() -> None:
+    """Aborts every teacher request in flight and refuses new ones (called on Ctrl-C from
+    a watcher thread, while the main thread may be blocked inside TensorFlow)."""
+    CANCEL.set()
+    with _ACTIVE_LOCK:
+        for conn in list(_ACTIVE):
+            _abort(conn)
+
+
+def _abort(conn: http.client.HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds from a ``Retry-After`` header given in seconds (dates are ignored)."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 try:  # orjson writes float32 arrays exactly and parses several times faster than json
@@ -127,20 +159,31 @@ class HttpBackend(Backend):
     """The TensorFlow Serving REST predict API: ``POST {url}:predict``.
 
     ``url`` is ``http(s)://host:port/v1/models/NAME[/versions/V]``. A bearer token, if
-    needed, is read from the environment variable ``token_env`` and never logged.
+    needed, is read from the environment variable ``token_env``, sent to that origin only
+    and never logged (error bodies echoed from the server are shown with it masked).
+    Each request has a real deadline of ``timeout`` seconds, however slowly the server
+    trickles its bytes; answers larger than ``max_answer_bytes`` are refused; a redirect is
+    an error naming where it pointed (a predict call is never re-sent elsewhere).
     """
 
     concurrent = True
 
     def __init__(self, url: str, token_env: Optional[str] = None, timeout: float = 30.0,
-                 signature_name: Optional[str] = None):
+                 signature_name: Optional[str] = None, max_answer_bytes: int = 256 << 20):
         self.url = url.rstrip("/")
         if ":predict" in self.url:
             self.url = self.url[: self.url.index(":predict")]
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise TeacherError(f"bad REST teacher {url!r}: use http(s)://host:port/v1/models/NAME")
+        self._https, self._host = parts.scheme == "https", parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._path = (parts.path or "/") + ":predict"
         self._token = os.environ.get(token_env) if token_env else None
         if token_env and not self._token:
             raise TeacherError(f"the teacher token variable ${token_env} is not set")
-        self.timeout, self.signature_name = timeout, signature_name
+        self.timeout, self.signature_name = float(timeout), signature_name
+        self.max_answer_bytes = int(max_answer_bytes)
         self.identity = f"http:{self.url}:{signature_name or ''}"
 
     def _body(self, images: np.ndarray) -> bytes:
@@ -151,34 +194,79 @@ class HttpBackend(Backend):
             payload["signature_name"] = self.signature_name
         return dumps(payload)
 
-    def predict(self, images):
-        request = urllib.request.Request(self.url + ":predict", data=self._body(images),
-                                         method="POST",
-                                         headers={"Content-Type": "application/json"})
+    def _mask(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout,
+                                               context=ssl.create_default_context())
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+
+    def _exchange(self, body: bytes) -> tuple[int, dict, bytes]:
+        """One POST under a deadline; (status, headers, body). Aborted on deadline or Ctrl-C."""
+        if CANCEL.is_set():
+            raise Interrupted("interrupted before sending")
+        headers = {"Content-Type": "application/json"}
         if self._token:
-            request.add_header("Authorization", f"Bearer {self._token}")
+            headers["Authorization"] = f"Bearer {self._token}"
+        conn = self._connection()
+        timer = threading.Timer(self.timeout, _abort, (conn,))
+        timer.daemon = True
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(conn)
+        start = time.monotonic()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read()
-        except urllib.error.HTTPError as e:
-            detail = _error_detail(e.read())
-            message = f"teacher at {self.url} answered HTTP {e.code}: {detail}"
-            if e.code == 429 or e.code >= 500:
-                raise TransientTeacherError(message) from None
-            raise TeacherError(message) from None
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError,
-                http.client.HTTPException) as e:
-            reason = getattr(e, "reason", e)
+            timer.start()
+            conn.request("POST", self._path, body=body, headers=headers)
+            response = conn.getresponse()
+            length = response.getheader("Content-Length")
+            if length and length.isdigit() and int(length) > self.max_answer_bytes:
+                raise BadAnswerError(f"teacher at {self.url} announced an answer of {int(length)} "
+                                     f"bytes, more than the {self.max_answer_bytes} allowed")
+            data = response.read(self.max_answer_bytes + 1)
+            if len(data) > self.max_answer_bytes:
+                raise BadAnswerError(f"teacher at {self.url} answered more than "
+                                     f"{self.max_answer_bytes} bytes; refused")
+            if time.monotonic() - start > self.timeout:
+                raise socket.timeout()
+            return response.status, dict(response.getheaders()), data
+        except (OSError, http.client.HTTPException) as e:
+            if CANCEL.is_set():
+                raise Interrupted("interrupted during a teacher request") from None
+            if time.monotonic() - start >= self.timeout - 0.05:
+                raise TransientTeacherError(f"teacher at {self.url} gave no full answer within "
+                                            f"the {self.timeout:g}s deadline") from None
+            reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
             raise TransientTeacherError(f"teacher at {self.url} unreachable: {reason}") from None
+        finally:
+            timer.cancel()
+            with _ACTIVE_LOCK:
+                _ACTIVE.discard(conn)
+            conn.close()
+
+    def predict(self, images):
+        status, headers, body = self._exchange(self._body(images))
+        headers = {k.lower(): v for k, v in headers.items()}
+        if 300 <= status < 400:
+            raise TeacherError(f"teacher at {self.url} redirected (HTTP {status}) to "
+                               f"{self._mask(headers.get('location', '(no Location)'))}; "
+                               "kd_keras follows no redirect on predict calls: give the final URL")
+        if status >= 400:
+            message = f"teacher at {self.url} answered HTTP {status}: {self._mask(_error_detail(body))}"
+            if status == 429 or status >= 500:
+                raise TransientTeacherError(message, _retry_after(headers.get("retry-after")))
+            raise TeacherError(message)
         try:
             answer = loads(body)
         except JSONDecodeError:
             raise BadAnswerError(f"teacher at {self.url} answered something that is not JSON: "
-                                 f"{body[:80]!r}") from None
+                                 f"{self._mask(repr(body[:80]))}") from None
         if not isinstance(answer, dict):
             raise BadAnswerError(f"teacher at {self.url} answered JSON without 'predictions'")
         if "error" in answer:
-            raise TeacherError(f"teacher at {self.url} answered an error: {answer['error']}")
+            raise TeacherError(f"teacher at {self.url} answered an error: "
+                               f"{self._mask(str(answer['error']))}")
         if "predictions" not in answer:
             raise BadAnswerError(f"teacher at {self.url} answered JSON without 'predictions' "
                                  f"(keys: {sorted(answer)})")
@@ -254,8 +342,15 @@ class GrpcBackend(Backend):
     def _call(self, method, request):
         import grpc
 
+        if CANCEL.is_set():
+            raise Interrupted("interrupted before sending")
+        call = method.future(request, timeout=self.timeout, metadata=self._metadata())
         try:
-            return method(request, timeout=self.timeout, metadata=self._metadata())
+            while not call.done():  # wait in slices so Ctrl-C can cancel the call
+                if CANCEL.wait(0.1):
+                    call.cancel()
+                    raise Interrupted("interrupted during a teacher request")
+            return call.result()
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.UNAVAILABLE:
                 message = f"teacher at {self.url} unreachable (UNAVAILABLE): {e.details()}"
@@ -305,6 +400,6 @@ class GrpcBackend(Backend):
 
 def _error_detail(body: bytes) -> str:
     try:
-        return str(loads(body)["error"])
+        return str(loads(body)["error"])[:500]
     except (ValueError, KeyError, TypeError, *JSONDecodeError):
         return body[:200].decode("utf-8", "replace") or "(empty body)"

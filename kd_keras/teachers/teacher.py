@@ -11,10 +11,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from kd_keras.errors import (BadAnswerError, BudgetExceededError, DataError, TeacherError,
-                             TransientTeacherError)
-from kd_keras.teachers.answers import to_probabilities
-from kd_keras.teachers.backends import Backend
+from kd_keras.errors import (BadAnswerError, BudgetExceededError, ConfigError, DataError,
+                             Interrupted, TeacherError, TransientTeacherError)
+from kd_keras.teachers.answers import OUTPUTS, to_probabilities
+from kd_keras.teachers.backends import CANCEL, Backend
 from kd_keras.teachers.cache import AnswerCache, image_keys
 
 
@@ -44,6 +44,11 @@ class Teacher:
       tolerance: how far probability rows may be from summing to 1.
       follow_seconds: if set, never send: wait up to this long for another process (the
         chief of a multi-worker run) to put the answers in the shared cache.
+      retry_after_cap: the longest wait a server's ``Retry-After`` may ask for.
+
+    The budget covers every answer a run ever paid for once :meth:`open_ledger` ties the
+    teacher to a run (the ledger lives in the cache file); images another process sharing
+    the cache is buying right now are waited for, not bought twice.
     """
 
     def __init__(self, backend: Backend, num_classes: int, *, output: str = "probs",
@@ -51,7 +56,12 @@ class Teacher:
                  cache: Optional[AnswerCache] = None, budget: Optional[int] = None,
                  batch_size: int = 256, concurrency: int = 4, max_tries: int = 5,
                  backoff_seconds: float = 0.5, tolerance: float = 1e-3,
-                 follow_seconds: Optional[float] = None):
+                 follow_seconds: Optional[float] = None, retry_after_cap: float = 60.0):
+        if output not in OUTPUTS:
+            raise ConfigError(f"unknown teacher output {output!r}; choose one of {OUTPUTS}")
+        if int(batch_size) < 1 or int(max_tries) < 1 or int(num_classes) < 1:
+            raise ConfigError("the teacher's batch_size, max_tries and num_classes must be >= 1; "
+                              f"got {batch_size}, {max_tries}, {num_classes}")
         self.backend, self.num_classes, self.output = backend, int(num_classes), output
         self.image_shape = tuple(image_shape) if image_shape is not None else None
         self.cache = cache if cache is not None else AnswerCache(None)
@@ -59,11 +69,30 @@ class Teacher:
         self.batch_size, self.max_tries = int(batch_size), int(max_tries)
         self.concurrency = max(1, int(concurrency)) if backend.concurrent else 1
         self.backoff_seconds, self.tolerance = backoff_seconds, tolerance
-        self.follow_seconds = follow_seconds
+        self.follow_seconds, self.retry_after_cap = follow_seconds, float(retry_after_cap)
         self.identity = f"{backend.identity}|{output}"
         self.stats = QueryStats()
         self._lock = threading.Lock()
         self._reserved = 0  # images being sent right now by concurrent query() calls
+        self.run: Optional[str] = None  # the run whose ledger the answers go to
+        self.paid_before = 0  # answers that run paid for in earlier processes
+
+    @property
+    def paid(self) -> int:
+        """Answers the run has paid for, in this process and (after open_ledger) before."""
+        return self.paid_before + self.stats.sent
+
+    def open_ledger(self, run: str, resume: bool) -> None:
+        """Ties answers to ``run`` (e.g. its workdir): a resumed run's budget counts what
+        it paid before; a new run starts its ledger at zero."""
+        if self.follow_seconds is not None:
+            return  # a follower never pays
+        if not resume:
+            self.cache.reset_ledger(run)
+        self.run, self.paid_before = run, self.cache.paid(run)
+        if resume and self.budget:
+            print(f"budget: {self.paid_before} of {self.budget} answers paid before; "
+                  f"{max(self.budget - self.paid_before, 0)} left", flush=True)
 
     def fork(self, budget: Optional[int] = None) -> "Teacher":
         """The same teacher and cache with fresh counters (e.g. to count eval queries apart)."""
@@ -71,6 +100,7 @@ class Teacher:
         other.__dict__.update(self.__dict__)
         other.budget, other.stats = budget or None, QueryStats()
         other._lock, other._reserved = threading.Lock(), 0
+        other.run, other.paid_before = None, 0
         return other
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
@@ -95,7 +125,10 @@ class Teacher:
                     raise TeacherError(f"{e} (gave up after {self.max_tries} tries)") from None
                 with self._lock:
                     self.stats.retries += 1
-                time.sleep(delay)
+                wait = delay if e.retry_after is None else min(max(e.retry_after, delay),
+                                                               self.retry_after_cap)
+                if CANCEL.wait(wait):
+                    raise Interrupted("interrupted while waiting to retry") from None
                 delay *= 2
         with self._lock:  # the teacher answered: these images are paid for
             self.stats.sent += len(images)
@@ -110,27 +143,48 @@ class Teacher:
         known = self.cache.get_many(keys)
         if self.follow_seconds is not None:
             return self._follow(keys, known)
-        missing = list(dict.fromkeys(k for k in keys if k not in known))
         with self._lock:
             self.stats.cache_hits += sum(1 for k in keys if k in known)
-            committed = self.stats.sent + self._reserved
-            if self.budget is not None and committed + len(missing) > self.budget:
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        while True:
+            missing = [k for k in dict.fromkeys(keys) if k not in known]
+            if not missing:
+                return np.stack([known[k] for k in keys]).astype(np.float32)
+            mine, others = self.cache.claim(missing)
+            if mine:
+                self._buy(mine, images[[first[k] for k in mine]], known)
+            if others:  # another process is buying these: wait for its answers
+                self._wait_for(others, known)
+
+    def _buy(self, keys: list, images: np.ndarray, known: dict) -> None:
+        """Sends claimed images in batches within the budget; their answers go to ``known``."""
+        with self._lock:
+            committed = self.paid + self._reserved
+            if self.budget is not None and committed + len(keys) > self.budget:
+                self.cache.release(keys)
                 raise BudgetExceededError(
-                    f"sending {len(missing)} more images would cross the query budget of "
-                    f"{self.budget} ({committed} already sent); nothing was sent. "
+                    f"sending {len(keys)} more images would cross the query budget of "
+                    f"{self.budget} ({committed} already paid by this run); nothing was sent. "
                     "Raise --config.query.budget or use fewer synthetic images.")
-            self._reserved += len(missing)
+            self._reserved += len(keys)
         try:
-            if missing:
-                first = {k: i for i, k in reversed(list(enumerate(keys)))}
-                todo = images[[first[k] for k in missing]]
-                batches = [(missing[i:i + self.batch_size], todo[i:i + self.batch_size])
-                           for i in range(0, len(missing), self.batch_size)]
-                self._run_batches(batches, known)
+            batches = [(keys[i:i + self.batch_size], images[i:i + self.batch_size])
+                       for i in range(0, len(keys), self.batch_size)]
+            self._run_batches(batches, known)
         finally:
+            self.cache.release([k for k in keys if k not in known])
             with self._lock:
-                self._reserved -= len(missing)
-        return np.stack([known[k] for k in keys]).astype(np.float32)
+                self._reserved -= len(keys)
+
+    def _wait_for(self, keys: list, known: dict) -> None:
+        """Polls the cache until answers to ``keys`` appear or their claims lapse."""
+        while keys:
+            if CANCEL.wait(0.2):
+                raise Interrupted("interrupted while waiting for another process's answers")
+            known.update(self.cache.get_many(keys))
+            keys = [k for k in keys if k not in known]
+            if keys and self.cache.claim(keys)[0]:
+                return  # some claims lapsed and are ours now: the caller buys them
 
     def _follow(self, keys: list, known: dict) -> np.ndarray:
         """Waits for answers another process is paying for to appear in the shared cache."""
@@ -152,7 +206,8 @@ class Teacher:
         def one(batch):
             batch_keys, batch_images = batch
             probs = self._ask(batch_images)
-            self.cache.put_many(batch_keys, probs)  # committed before anything else can fail
+            # committed (with the ledger) before anything else can fail
+            self.cache.put_many(batch_keys, probs, self.run, len(batch_keys))
             return batch_keys, probs
 
         errors = []

@@ -1,6 +1,6 @@
 """The tf.data labelling pipeline: images are generated on the fly, sent to the teacher in
 large batches (through the Teacher wrapper: budget, cache, retries) and prefetched, so
-generation and querying overlap."""
+generation and querying overlap. Every command that buys answers labels through here."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.teachers import Teacher
+from kd_keras.teachers.teacher import Teacher
 
 
 def label_batches(images: tf.data.Dataset, teacher: Teacher, parallel: int = 2) -> tuple:
@@ -63,3 +63,10 @@ def label_arrays(images: np.ndarray, teacher: Teacher, what: str,
     """Teacher probabilities for in-memory images, through the same pipeline."""
     ds = tf.data.Dataset.from_tensor_slices(images.astype(np.float32)).batch(batch_size)
     return collect(*label_batches(ds, teacher), total=len(images), what=what, teacher=teacher)[1]
+
+
+def label_candidates(candidates, teacher: Teacher, what: str,
+                     batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Makes and labels synthetic candidates (a :class:`kd_keras.synthesis.Candidates`)."""
+    return collect(*label_batches(candidates.dataset(batch_size), teacher), total=len(candidates),
+                   what=what, teacher=teacher)

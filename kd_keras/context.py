@@ -1,0 +1,51 @@
+"""One object for what every stage of a run needs: config, folder, strategy, teacher, logs."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+import time
+from typing import Iterator, Optional
+
+import tensorflow as tf
+
+from kd_keras.tensorboard import SummaryLog
+from kd_keras.workdir import Workdir
+
+
+@dataclasses.dataclass
+class RunContext:
+    """The run a stage belongs to.
+
+    Attributes:
+      config: the resolved, validated experiment config.
+      workdir: the run's folder (see :class:`kd_keras.workdir.Workdir`).
+      strategy: the tf.distribute strategy models are built under.
+      resume: whether to continue an earlier run in ``workdir``.
+      teacher: the training teacher (budgeted), or None where no answers are bought.
+      log: TensorBoard writer for scalars and image grids outside ``fit``.
+      timings: seconds per stage, filled by :meth:`stage`.
+    """
+
+    config: object
+    workdir: Workdir
+    strategy: tf.distribute.Strategy
+    resume: bool = False
+    teacher: Optional[object] = None
+    log: Optional[SummaryLog] = None
+    timings: dict = dataclasses.field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Times the enclosed block into ``timings[name]`` (adding up repeated stages)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+    @staticmethod
+    def verbosity() -> int:
+        """Keras ``fit`` verbosity: a progress bar on a terminal, one line per epoch in logs."""
+        return 1 if sys.stdout.isatty() else 2

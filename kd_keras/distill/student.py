@@ -1,0 +1,68 @@
+"""Training the student: the tf.data input, the learning-rate schedule and ``fit``."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kd_keras import models
+from kd_keras.distill.augment import augment_dataset
+from kd_keras.distill.distiller import Distiller
+from kd_keras.errors import ConfigError
+from kd_keras.strategy import compile_built
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
+                     augment: str = "none", shift: float = 0.1) -> tf.data.Dataset:
+    """(images, teacher probabilities) shuffled every epoch, batched, optionally augmented."""
+    ds = (tf.data.Dataset.from_tensor_slices((x, y))
+          .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+          .batch(batch_size))
+    return augment_dataset(ds, augment, shift, seed).prefetch(tf.data.AUTOTUNE)
+
+
+def learning_rate_schedule(student_config, steps: int):
+    """The student's learning rate: constant, or cosine decay to 0 over all ``steps``."""
+    if student_config.lr_schedule == "constant":
+        return student_config.learning_rate
+    if student_config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(student_config.learning_rate, steps)
+    raise ConfigError(f"unknown student.lr_schedule {student_config.lr_schedule!r}; "
+                      f"choose one of {LR_SCHEDULES}")
+
+
+def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = False,
+                  callbacks: Optional[list] = None, epochs: Optional[int] = None,
+                  verbose: Optional[int] = None) -> keras.Model:
+    """Distills the config's student on (x, y) under the run's strategy and returns it.
+
+    With ``checkpoints`` it backs up every epoch to ``WORKDIR/checkpoints`` (continued on
+    ``--resume``) and logs to TensorBoard; without, it just trains (e.g. a probe student).
+    """
+    config = ctx.config
+    s = config.student
+    epochs = s.epochs if epochs is None else epochs
+    keras.utils.set_random_seed(config.seed)
+    with ctx.strategy.scope():
+        student = models.build(s.model, config.data.image_shape, config.data.num_classes)
+        distiller = Distiller(student, loss=s.loss, temperature=s.temperature)
+        compile_built(distiller, keras.optimizers.Adam(
+            learning_rate_schedule(s, steps=epochs * -(-len(x) // s.batch_size))))
+    cbs = list(callbacks or [])
+    if checkpoints:
+        if not ctx.resume:
+            ctx.workdir.remove("checkpoints")  # only ever one a kd_keras run made
+        cbs = [keras.callbacks.BackupAndRestore(ctx.workdir.claim("checkpoints"),
+                                                delete_checkpoint=True),
+               keras.callbacks.TensorBoard(ctx.workdir.join("tb", "student"))] + cbs
+    print(f"student: training {s.model} on {len(x)} images for {epochs} epochs (loss {s.loss}, "
+          f"augment {s.augment}, {ctx.strategy.num_replicas_in_sync} replica(s))", flush=True)
+    dataset = training_dataset(x, y, s.batch_size, config.seed, s.augment, s.shift)
+    distiller.fit(dataset, epochs=epochs, callbacks=cbs,
+                  verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)
+    return student

@@ -1,0 +1,210 @@
+"""The synthesizer plug-in interface: how a generator grows the few real images.
+
+A generator is a :class:`Synthesizer` registered under a name (``@register("mixup")``).
+It is built from the run's config, prepared once from the real images and the teacher's
+answers to them (nothing for MixUp; train or reload for the CVAE), and then asked for
+:class:`Candidates`: a recipe for ``count`` images that makes them lazily as a
+``tf.data.Dataset``, so selection can draw many more candidates than it pays for and
+label only a subset. ``synthesis.sources`` names the generators and their shares of the
+synthetic budget (see :func:`parse_sources` and :func:`plan_counts`).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from kd_keras.errors import ConfigError
+
+_REGISTRY: dict[str, type["Synthesizer"]] = {}
+REAL = "real"  # the real images themselves: a source, not a generator
+SPLITS = ("paper", "even")  # how M is divided when no shares are given
+
+
+class Candidates(abc.ABC):
+    """``len(self)`` synthetic images, made on demand; indexable without making them."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @abc.abstractmethod
+    def subset(self, index: np.ndarray) -> "Candidates":
+        """The candidates at ``index``, in that order."""
+
+    @abc.abstractmethod
+    def dataset(self, batch_size: int) -> tf.data.Dataset:
+        """Batches of float32 images in [0, 1], in order, made on the fly."""
+
+
+class ArrayCandidates(Candidates):
+    """Candidates already made, held in memory (e.g. samples of a trained generator)."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = np.asarray(images, np.float32)
+
+    def __len__(self) -> int:
+        return int(len(self.images))
+
+    def subset(self, index: np.ndarray) -> "ArrayCandidates":
+        return ArrayCandidates(self.images[np.asarray(index, np.int64)])
+
+    def dataset(self, batch_size: int) -> tf.data.Dataset:
+        return tf.data.Dataset.from_tensor_slices(self.images).batch(batch_size)
+
+
+class IndexedCandidates(Candidates):
+    """Candidates described by per-image parameter arrays and one batch function.
+
+    ``params`` are equal-length arrays (pairs, weights, boxes, latents …) and
+    ``make(*batch_of_params)`` turns a batch of them into images inside tf.data.
+    """
+
+    def __init__(self, params: tuple, make: Callable[..., tf.Tensor]):
+        self.params = tuple(np.asarray(p) for p in params)
+        if len({len(p) for p in self.params}) > 1:
+            raise ValueError("candidate parameter arrays differ in length")
+        self.make = make
+
+    def __len__(self) -> int:
+        return int(len(self.params[0]))
+
+    def subset(self, index: np.ndarray) -> "IndexedCandidates":
+        return IndexedCandidates(tuple(p[np.asarray(index, np.int64)] for p in self.params),
+                                 self.make)
+
+    def dataset(self, batch_size: int) -> tf.data.Dataset:
+        ds = tf.data.Dataset.from_tensor_slices(self.params).batch(batch_size)
+        return ds.map(lambda *p: self.make(*p), num_parallel_calls=tf.data.AUTOTUNE,
+                      deterministic=True)
+
+
+class Synthesizer(abc.ABC):
+    """A generator of synthetic images. Subclasses set ``name`` through :func:`register`.
+
+    Args:
+      config: the run's resolved config (a generator reads its own section).
+    """
+
+    name: str = ""
+
+    def __init__(self, config):
+        self.config = config
+
+    def prepare(self, ctx, real: np.ndarray, real_probs: np.ndarray) -> None:
+        """Learns what the generator needs from the real images and their answers.
+
+        ``ctx`` is the :class:`kd_keras.context.RunContext` (workdir, strategy, resume,
+        stage timing). The default does nothing, as for MixUp.
+        """
+
+    @abc.abstractmethod
+    def candidates(self, count: int, seed: int) -> Candidates:
+        """``count`` candidate images, the same for the same seed (so resumed runs hit the
+        answer cache)."""
+
+    def near_copies(self, count: int, n_real: int) -> int:
+        """How many of ``count`` draws from ``n_real`` images the paper's rule drops as
+        near-copies of one real image (MixUp); the ``paper`` split gives that many images to
+        the other generators. Known before :meth:`prepare`, so the plan precedes any query."""
+        return 0
+
+
+def register(name: str) -> Callable[[type[Synthesizer]], type[Synthesizer]]:
+    """Class decorator adding a :class:`Synthesizer` to the registry under ``name``."""
+
+    def add(cls: type[Synthesizer]) -> type[Synthesizer]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"a synthesizer named {name!r} is registered already")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+def names() -> tuple[str, ...]:
+    """The registered generator names."""
+    return tuple(sorted(_REGISTRY))
+
+
+def build(name: str, config) -> Synthesizer:
+    """The generator registered as ``name``, built from ``config``."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown synthesizer {name!r}; registered: {', '.join(names())}")
+    return _REGISTRY[name](config)
+
+
+def parse_sources(text: str) -> dict[str, Optional[float]]:
+    """``"real,mixup:0.8,cvae:0.2"`` -> ``{"real": None, "mixup": 0.8, "cvae": 0.2}``.
+
+    ``real`` plus registered generator names, each at most once, optionally with its
+    share of the synthetic budget (shares in (0, 1], summing to at most 1).
+    """
+    sources: dict[str, Optional[float]] = {}
+    for item in (s.strip() for s in str(text).replace("+", ",").split(",")):
+        if not item:
+            continue
+        name, _, share_text = item.partition(":")
+        name = name.strip()
+        if name != REAL and name not in _REGISTRY:
+            raise ConfigError(f"synthesis.sources: unknown source {name!r}; use real and "
+                              f"registered generators ({', '.join(names())})")
+        if name in sources:
+            raise ConfigError(f"synthesis.sources names {name!r} twice")
+        share = None
+        if share_text:
+            try:
+                share = float(share_text)
+            except ValueError:
+                raise ConfigError(f"synthesis.sources: share of {name!r} must be a number, "
+                                  f"got {share_text!r}") from None
+            if name == REAL or not 0 < share <= 1:
+                raise ConfigError(f"synthesis.sources: share of {name!r} must be in (0, 1] "
+                                  "(real images take no share)")
+        sources[name] = share
+    if not sources:
+        raise ConfigError(f"synthesis.sources must name some of real, {', '.join(names())}")
+    if sum(s or 0 for s in sources.values()) > 1 + 1e-9:
+        raise ConfigError(f"synthesis.sources: shares add up to more than 1 in {text!r}")
+    return sources
+
+
+def plan_counts(sources: dict[str, Optional[float]], generators: dict[str, Synthesizer],
+                total: int, n_real: int, split: str = "paper") -> dict[str, int]:
+    """How many of the ``total`` synthetic images each generator makes.
+
+    Shares given for every generator are used as weights (normalised to sum to 1); with
+    some given, the others share what is left evenly. With none given, the ``paper`` split
+    lets the other generators make up the near-copy pairs MixUp drops (FS-BBT's rule: CVAE
+    images replace dropped pairs), and ``even`` splits M evenly. Rounding leftovers go to
+    the first generator, so the counts always sum to ``total``.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"synthesis.split must be one of {SPLITS}, got {split!r}")
+    gens = [n for n in sources if n != REAL]
+    if not gens:
+        return {}
+    shares = {n: sources[n] for n in gens}
+    if all(v is None for v in shares.values()):
+        droppers = [n for n in gens if generators[n].near_copies(total, n_real)]
+        others = [n for n in gens if n not in droppers]
+        if split == "paper" and len(droppers) == 1 and others:
+            dropped = generators[droppers[0]].near_copies(total, n_real)
+            counts = {n: dropped // len(others) + (i < dropped % len(others))
+                      for i, n in enumerate(others)}
+            counts[droppers[0]] = total - dropped
+            return {n: counts[n] for n in gens}
+        shares = {n: 1.0 for n in gens}
+    elif any(v is None for v in shares.values()):
+        left = 1.0 - sum(v for v in shares.values() if v is not None)
+        free = [n for n, v in shares.items() if v is None]
+        if left <= 1e-9:
+            raise ConfigError(f"synthesis.sources: the given shares leave nothing for {free}")
+        shares.update({n: left / len(free) for n in free})
+    weight = sum(shares.values())
+    counts = {n: int(total * shares[n] / weight) for n in gens}
+    counts[gens[0]] += total - sum(counts.values())
+    return counts

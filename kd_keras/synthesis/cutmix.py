@@ -1,0 +1,73 @@
+"""CutMix (Yun et al., ICCV 2019) as a generator: a box of one real image pasted into another.
+
+For a pair (i, j), lambda ~ Beta(alpha, alpha) sets the box: sides ``sqrt(1 - lambda)``
+of the image's, centred uniformly at random and clipped to the image, so about
+``1 - lambda`` of the pixels come from image j. The teacher labels the result, so no label
+mixing is needed. Boxes covering less than ``low`` or more than ``high`` of the image are
+near-copies of one real image and are redrawn. Settings: ``config.cutmix``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from kd_keras.errors import ConfigError
+from kd_keras.synthesis.base import IndexedCandidates, Synthesizer, register
+
+
+def plan_cutmix(n_real: int, count: int, height: int, width: int, *, alpha: float = 1.0,
+                low: float = 0.05, high: float = 0.95, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """(first, second, top, left, box_height, box_width) for ``count`` CutMix images."""
+    if n_real < 2:
+        raise ConfigError("CutMix needs at least two real images")
+    if not 0.0 <= low < high <= 1.0:
+        raise ConfigError(f"CutMix thresholds must satisfy 0 <= low < high <= 1, got {low}, {high}")
+    rng = np.random.default_rng([seed, 1701])
+    out: list[list[np.ndarray]] = [[] for _ in range(6)]
+    need, rounds = count, 0
+    while need > 0:
+        lam = rng.beta(alpha, alpha, need)
+        cut = np.sqrt(1.0 - lam)
+        cy, cx = rng.integers(0, height, need), rng.integers(0, width, need)
+        bh, bw = np.round(height * cut).astype(np.int64), np.round(width * cut).astype(np.int64)
+        top, left = np.clip(cy - bh // 2, 0, height), np.clip(cx - bw // 2, 0, width)
+        bottom, right = np.clip(cy + bh // 2, 0, height), np.clip(cx + bw // 2, 0, width)
+        area = (bottom - top) * (right - left) / float(height * width)
+        first = rng.integers(0, n_real, need)
+        second = (first + rng.integers(1, n_real, need)) % n_real
+        keep = (area > low) & (area < high)
+        for column, values in zip(out, (first, second, top, left, bottom - top, right - left)):
+            column.append(values[keep])
+        need -= int(keep.sum())
+        rounds += 1
+        if rounds > 1000:
+            raise ConfigError("CutMix thresholds drop almost every box; widen low/high")
+    return tuple(np.concatenate(c)[:count].astype(np.int64) for c in out)
+
+
+def cut_and_paste(real: tf.Tensor, first, second, top, left, box_h, box_w) -> tf.Tensor:
+    """``real[first]`` with the box (top, left, box_h, box_w) taken from ``real[second]``."""
+    height, width = tf.shape(real)[1], tf.shape(real)[2]
+    rows = tf.range(height, dtype=tf.int64)[None, :, None]
+    cols = tf.range(width, dtype=tf.int64)[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + box_h)[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + box_w)[:, None, None]))
+    return tf.where(inside[..., None], tf.gather(real, second), tf.gather(real, first))
+
+
+@register("cutmix")
+class CutMixSynthesizer(Synthesizer):
+    """CutMix pairs of real images; boxes are planned with a seeded NumPy generator and
+    pasted on the fly in tf.data."""
+
+    def prepare(self, ctx, real, real_probs) -> None:
+        self.real = tf.constant(real, tf.float32)
+
+    def candidates(self, count: int, seed: int) -> IndexedCandidates:
+        c = self.config.cutmix
+        n, height, width = (int(d) for d in self.real.shape[:3])
+        params = plan_cutmix(n, count, height, width, alpha=c.alpha, low=c.low, high=c.high,
+                             seed=seed)
+        real = self.real
+        return IndexedCandidates(params, lambda *p: cut_and_paste(real, *p))
