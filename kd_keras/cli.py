@@ -130,5 +130,13 @@ def run(main: Callable[[list], None]) -> None:
         except KdKerasError as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
             sys.exit(1)
+        except Exception:
+            from kd_keras.teachers.backends import CANCEL
+
+            if CANCEL.is_set():  # Ctrl-C surfaced inside TensorFlow as another error
+                print("interrupted: answers and checkpoints written so far are kept; "
+                      "run again with --resume to continue", file=sys.stderr, flush=True)
+                os._exit(130)
+            raise
 
     app.run(guarded, flags_parser=lambda _: remaining)  # parsed once, above

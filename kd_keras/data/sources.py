@@ -176,29 +176,52 @@ def _decode_image(path: str, shape: Optional[Sequence[int]]) -> np.ndarray:
     return np.clip(image.numpy(), 0.0, 1.0)
 
 
+def _visible(names: list[str]) -> list[str]:
+    """Entries not hidden (``.ipynb_checkpoints``, ``.DS_Store`` …), sorted."""
+    return sorted(n for n in names if not n.startswith("."))
+
+
 def _load_folder(path: str, shape: Optional[Sequence[int]]) -> ImageSet:
+    """Images in ``path`` (unlabelled) or in its class sub-folders (labelled).
+
+    Hidden entries are skipped; loose images beside class folders are an error (they
+    could not be labelled, and dropping them silently would surprise). Images are decoded
+    one by one into one preallocated array, so peak memory stays near the result's size.
+    """
     if not os.path.isdir(path):
         raise DataError(f"folder source: {path} is not a directory")
-    subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
-    is_image = lambda f: f.lower().endswith(_IMAGE_EXTENSIONS)  # noqa: E731
+    is_image = lambda p: p.lower().endswith(_IMAGE_EXTENSIONS)  # noqa: E731
+    entries = _visible(os.listdir(path))
+    subdirs = [d for d in entries if os.path.isdir(os.path.join(path, d)) and not is_image(d)]
+    loose = [f for f in entries if is_image(f)]
     files, labels = [], []
     for label, sub in enumerate(subdirs):
-        for f in sorted(os.listdir(os.path.join(path, sub))):
+        for f in _visible(os.listdir(os.path.join(path, sub))):
             if is_image(f):
                 files.append(os.path.join(path, sub, f))
                 labels.append(label)
     labelled = bool(files)
+    if labelled and loose:
+        raise DataError(f"folder source {path}: has class folders and also loose images "
+                        f"({', '.join(loose[:3])}{' …' if len(loose) > 3 else ''}); move them "
+                        "into a class folder or out of the source")
     if not labelled:
-        files = [os.path.join(path, f) for f in sorted(os.listdir(path)) if is_image(f)]
+        files = [os.path.join(path, f) for f in loose]
     if not files:
         raise DataError(f"folder source: no images ({', '.join(_IMAGE_EXTENSIONS)}) in {path}")
-    images = [_decode_image(f, shape) for f in files]
-    first = images[0].shape
-    for f, im in zip(files, images):
-        if im.shape != first:
-            raise DataError(f"folder source: {f} has shape {im.shape}, {files[0]} has {first}; "
-                            "give the model's image shape so images are resized")
-    return ImageSet(np.stack(images), np.asarray(labels, np.int64) if labelled else None,
+    for f in files:
+        if not os.path.isfile(f):
+            raise DataError(f"folder source: {f} is not an image file")
+    first = _decode_image(files[0], shape)
+    out = np.empty((len(files), *first.shape), np.float32)
+    out[0] = first
+    for i, f in enumerate(files[1:], start=1):
+        im = _decode_image(f, shape)
+        if im.shape != first.shape:
+            raise DataError(f"folder source: {f} has shape {im.shape}, {files[0]} has "
+                            f"{first.shape}; give the model's image shape so images are resized")
+        out[i] = im
+    return ImageSet(out, np.asarray(labels, np.int64) if labelled else None,
                     len(subdirs) if labelled else None, f"folder:{path}")
 
 
@@ -206,15 +229,33 @@ def _load_npz(path: str) -> ImageSet:
     if not os.path.exists(path):
         raise DataError(f"npz source: file not found: {path}")
     try:
-        data = np.load(path)
+        data = np.load(path, allow_pickle=False)
     except Exception as e:
         raise DataError(f"npz source: cannot read {path}: {e}") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise DataError(f"npz source: {path} is not an npz archive (a .npy array?); save "
+                        "with numpy.savez(path, images=...)")
     image_key = next((k for k in ("images", "x") if k in data), None)
     if image_key is None:
         raise DataError(f"npz source {path}: no 'images' (or 'x') array; has {list(data.keys())}")
     label_key = next((k for k in ("labels", "y") if k in data), None)
-    labels = data[label_key].astype(np.int64) if label_key else None
-    images = to_float_images(data[image_key], path)
+    try:
+        raw_images = data[image_key]
+        raw_labels = data[label_key] if label_key else None
+    except ValueError as e:  # object arrays need pickle, which is never allowed
+        raise DataError(f"npz source {path}: cannot read its arrays ({e}); store numeric arrays") from None
+    labels = None
+    if raw_labels is not None:
+        raw_labels = np.asarray(raw_labels)
+        if (raw_labels.ndim != 1 or not np.issubdtype(raw_labels.dtype, np.number)
+                or not np.all(np.isfinite(raw_labels)) or np.any(raw_labels < 0)
+                or np.any(raw_labels != np.round(raw_labels))):
+            raise DataError(f"npz source {path}: labels must be non-negative integers, one "
+                            "per image (found NaN, negative or fractional values)")
+        labels = raw_labels.astype(np.int64)
+    if not np.issubdtype(raw_images.dtype, np.number):
+        raise DataError(f"npz source {path}: images must be a numeric array, got {raw_images.dtype}")
+    images = to_float_images(raw_images, path)
     if labels is not None and len(labels) != len(images):
         raise DataError(f"npz source {path}: {len(images)} images but {len(labels)} labels")
     num_classes = int(labels.max()) + 1 if labels is not None and len(labels) else None

@@ -39,7 +39,8 @@ def cancel_requests() -> None:
 
 
 def _abort(conn: http.client.HTTPConnection) -> None:
-    sock = conn.sock
+    """Shuts the request's socket down, which unblocks a thread reading from it."""
+    sock = getattr(conn, "kd_socket", None) or conn.sock  # the response may hold it alone
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
@@ -218,6 +219,8 @@ class HttpBackend(Backend):
         start = time.monotonic()
         try:
             timer.start()
+            conn.connect()
+            conn.kd_socket = conn.sock
             conn.request("POST", self._path, body=body, headers=headers)
             response = conn.getresponse()
             length = response.getheader("Content-Length")
