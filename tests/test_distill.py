@@ -321,3 +321,50 @@ def test_augmentation_moves_pixels_and_keeps_targets():
         assert np.all(ax >= 0) and np.all(ax <= 1)
     with pytest.raises(ConfigError, match="unknown student.augment 'rotate'"):
         augment_dataset(batches, "rotate")
+
+
+def test_a_new_loss_is_one_registered_class():
+    from kd_keras.distill import DistillationLoss, get_loss, loss_names, register_loss
+
+    @register_loss("squared_test")
+    class Squared(DistillationLoss):
+        def compute_loss(self, teacher_probs, student_logits):
+            return tf.reduce_sum((tf.nn.softmax(student_logits) - teacher_probs) ** 2, -1)
+
+    assert "squared_test" in loss_names()
+    loss = get_loss("squared_test")
+    q = tf.nn.softmax(LOGITS).numpy()
+    np.testing.assert_allclose(loss(PROBS, LOGITS), ((q - PROBS) ** 2).sum(1), rtol=1e-5)
+    d = Distiller(models.build("lenet5_half", (28, 28, 1), 10), loss=loss)
+    assert d.loss_name == "squared_test"
+    with pytest.raises(ConfigError, match="temperature > 0"):
+        get_loss("kl", temperature=0.0)
+
+
+def test_mixed_float16_uses_the_optimizers_loss_scaling():
+    """Under mixed_float16, Keras wraps the optimizer in a LossScaleOptimizer that unscales
+    gradients; train_step must scale the loss first, or every update shrinks 2**15-fold."""
+    x, labels = make_images(64)
+    x = x[..., None].astype(np.float32) / 255
+    y = np.eye(10, dtype=np.float32)[labels] * 0.9 + 0.01
+
+    def one_step(policy):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            keras.utils.set_random_seed(0)
+            student = models.build("lenet5_half", (28, 28, 1), 10)
+            d = Distiller(student)
+            d.compile(optimizer=keras.optimizers.SGD(0.5))
+            before = [w.numpy().astype(np.float32) for w in student.trainable_weights]
+            d.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(64), epochs=1, verbose=0)
+            after = [w.numpy().astype(np.float32) for w in student.trainable_weights]
+            return d, np.concatenate([(a - b).ravel() for a, b in zip(after, before)])
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    mixed, step16 = one_step("mixed_float16")
+    _, step32 = one_step("float32")
+    assert isinstance(mixed.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert np.all(np.isfinite(step16))
+    ratio = np.linalg.norm(step16) / np.linalg.norm(step32)
+    assert 0.8 < ratio < 1.25, ratio  # the same step size, not 2**-15 of it
