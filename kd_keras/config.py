@@ -85,6 +85,7 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.cvae.likelihood = cvae_likelihood  # bernoulli|normal per pixel
     c.cvae.uniform_bound = 3.0      # hybrid sampling: half N(0, I), half U(-b, b)
     c.cvae.condition = "onehot"     # onehot (teacher's top-1, the paper's) | soft
+    c.cvae.steps_per_execution = 8  # training steps per call into TensorFlow (speed only)
 
     c.student = ml_collections.ConfigDict()
     c.student.model = student_model
@@ -98,6 +99,24 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     # Label-preserving augmentation reusing each image's answer: none|shift|flip_shift
     c.student.augment = "none"
     c.student.shift = 0.1           # largest shift, as a fraction of height and width
+    # Training steps per call into TensorFlow: the same updates, less per-step overhead
+    # (measured, docs/RESULTS.md); jit_compile (XLA) did not help on this CPU.
+    c.student.steps_per_execution = 32
+    c.student.jit_compile = False
+    return c
+
+
+def cifar_config(*, name: str, num_classes: int, n_real: int, teacher_model: str,
+                 student_model: str, teacher_epochs: int) -> ml_collections.ConfigDict:
+    """CIFAR-10/100 from TFDS in the paper's setting: M = 40,000, a Normal-likelihood CVAE
+    for 600 epochs, teacher batch 128."""
+    c = base_config(
+        name=name, train=f"tfds:{name}:train", test=f"tfds:{name}:test",
+        unlabeled=f"tfds:{name}:train[:{n_real}]", image_shape=(32, 32, 3),
+        num_classes=num_classes, teacher_model=teacher_model, student_model=student_model,
+        teacher_epochs=teacher_epochs, num_synthetic=40000, cvae_epochs=600,
+        cvae_likelihood="normal")
+    c.teacher.batch_size = 128
     return c
 
 

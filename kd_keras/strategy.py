@@ -63,9 +63,15 @@ class MultiWorkerFit:
                 for m in self.metrics}
 
 
-def compile_built(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
+def compile_built(model: keras.Model, optimizer: keras.optimizers.Optimizer, *,
+                  jit_compile: bool = False, steps_per_execution: int = 1) -> None:
     """Compiles ``model`` (a MultiWorkerFit) and builds its optimizer's slots now, in the
-    current strategy scope."""
-    model.compile(optimizer=optimizer)
+    current strategy scope. ``jit_compile`` (XLA) and ``steps_per_execution`` (several
+    steps per call into TensorFlow) cut the per-step overhead of small models. Keras's
+    multi-step loop fails under multi-worker training, so there it runs one step per call."""
+    if in_multi_worker_mode(tf.distribute.get_strategy()):
+        steps_per_execution = 1
+    model.compile(optimizer=optimizer, jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
     # compile may wrap the optimizer (a LossScaleOptimizer under mixed_float16): build that.
     model.optimizer.build(model.trainable_variables)

@@ -102,6 +102,9 @@ def check_config(config) -> None:
     _choice(config, "cvae.likelihood", ("bernoulli", "normal"))
     _number(config, "cvae.uniform_bound", low=0, low_open=True)
     _choice(config, "cvae.condition", ("onehot", "soft"))
+    _number(config, "cvae.steps_per_execution", low=1, integer=True)
+    _number(config, "student.steps_per_execution", low=1, integer=True)
+    _choice(config, "student.jit_compile", (True, False))
 
     _choice(config, "student.lr_schedule", LR_SCHEDULES)
     _choice(config, "student.loss", loss_names())

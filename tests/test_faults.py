@@ -19,18 +19,7 @@ from kd_keras.teachers import AnswerCache, CallableBackend, Teacher, backend_fro
 from kd_keras.teachers.server import PredictServer
 from kd_keras.workdir import Workdir
 
-SHAPE = (6, 6, 1)
-W = np.random.default_rng(0).normal(size=(36, 5)).astype(np.float32)
-
-
-def softmax_teacher(images):
-    z = images.reshape(len(images), -1) @ W
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
-def images(n, seed=1):
-    return np.random.default_rng(seed).random((n, *SHAPE)).astype(np.float32)
+from test_teachers import SHAPE, images, softmax_teacher
 
 
 class _Server:

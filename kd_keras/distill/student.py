@@ -52,7 +52,8 @@ def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = Fals
         student = models.build(s.model, config.data.image_shape, config.data.num_classes)
         distiller = Distiller(student, loss=s.loss, temperature=s.temperature)
         compile_built(distiller, keras.optimizers.Adam(
-            learning_rate_schedule(s, steps=epochs * -(-len(x) // s.batch_size))))
+            learning_rate_schedule(s, steps=epochs * -(-len(x) // s.batch_size))),
+            jit_compile=bool(s.jit_compile), steps_per_execution=int(s.steps_per_execution))
     cbs = list(callbacks or [])
     if checkpoints:
         if not ctx.resume:

@@ -150,13 +150,15 @@ class CVAE(MultiWorkerFit, keras.Model):
 def train_cvae(images: np.ndarray, conditions: np.ndarray, *, latent_dim: int, epochs: int,
                batch_size: int, learning_rate: float, likelihood: str = "bernoulli",
                uniform_bound: float = 3.0, seed: int = 0, callbacks=None, verbose: int = 2,
-               strategy: tf.distribute.Strategy | None = None) -> CVAE:
+               strategy: tf.distribute.Strategy | None = None,
+               steps_per_execution: int = 1) -> CVAE:
     """Builds and fits a CVAE on ``images`` conditioned on ``conditions`` [n, classes]."""
     keras.utils.set_random_seed(seed)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model = CVAE(images.shape[1:], conditions.shape[1], latent_dim, likelihood, uniform_bound)
-        compile_built(model, keras.optimizers.Adam(learning_rate))
+        compile_built(model, keras.optimizers.Adam(learning_rate),
+                      steps_per_execution=steps_per_execution)
     ds = (tf.data.Dataset.from_tensor_slices((images.astype(np.float32), conditions.astype(np.float32)))
           .shuffle(len(images), seed=seed).batch(batch_size).prefetch(tf.data.AUTOTUNE))
     model.fit(ds, epochs=epochs, callbacks=callbacks or [], verbose=verbose, shuffle=False)
@@ -188,7 +190,7 @@ class CVAESynthesizer(Synthesizer):
                 real, conditions, epochs=c.epochs, batch_size=c.batch_size,
                 learning_rate=c.learning_rate, seed=self.config.seed, strategy=ctx.strategy,
                 callbacks=[keras.callbacks.TensorBoard(ctx.workdir.join("tb", "cvae"))],
-                verbose=ctx.verbosity(), **kwargs)
+                verbose=ctx.verbosity(), steps_per_execution=c.steps_per_execution, **kwargs)
         self.model.save_weights(path)
 
     def candidates(self, count: int, seed: int) -> ArrayCandidates:
