@@ -60,6 +60,8 @@ VARIANTS = {
     "uncertain_e100": ["synthesis.selection=uncertainty", "student.epochs=100"],
     "uncertain_w03": ["synthesis.selection=uncertainty", "selection.warmup=0.3"],
     "uncertain_pool6": ["synthesis.selection=uncertainty", "selection.pool_factor=6.0"],
+    "uncertain_cutmix": ["synthesis.selection=uncertainty", "selection.generators=cutmix"],
+    "half_mixup": ["synthesis.sources=real,mixup:0.5,cutmix:0.5"],
 }
 
 

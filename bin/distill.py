@@ -29,6 +29,10 @@ flags.DEFINE_string("cache", None, "SQLite file of teacher answers; default "
                     "WORKDIR/teacher_cache.sqlite. Share it between runs to pay once.")
 flags.DEFINE_bool("resume", False, "Continue an interrupted run in WORKDIR: reuse its CVAE and "
                   "student checkpoint (teacher answers are always reused from the cache).")
+flags.DEFINE_string("shared_dir", None, "Multi-worker runs: a folder every worker reaches "
+                    "through tf.io.gfile (local, gs://, hdfs://); the chief writes the labelled "
+                    "training set there once and the others read it, so no --cache file needs "
+                    "sharing (SQLite does not work on network filesystems).")
 flags.DEFINE_float("follow_seconds", 3600.0, "Multi-worker runs: how long a non-chief worker "
                    "waits for the chief's teacher answers to appear in the shared --cache.")
 FLAGS = flags.FLAGS
@@ -75,12 +79,14 @@ def main(argv):
                                   FLAGS.cache or workdir.join("teacher_cache.sqlite"),
                                   token_env=FLAGS.teacher_token_env,
                                   signature_name=FLAGS.teacher_signature)
-    if not is_chief(strategy):
+    chief = is_chief(strategy)
+    if not chief and not FLAGS.shared_dir:
         # One worker pays: the others read its answers from the shared --cache.
         teacher.follow_seconds = FLAGS.follow_seconds
         print("teacher: not the chief worker; reading the chief's answers from the cache",
               flush=True)
-    run_fsbbt(config, teacher, unlabeled, eval_set, workdir, strategy, resume=FLAGS.resume)
+    run_fsbbt(config, teacher, unlabeled, eval_set, workdir, strategy, resume=FLAGS.resume,
+              shared_dir=FLAGS.shared_dir, chief=chief, wait_seconds=FLAGS.follow_seconds)
 
 
 def entry():

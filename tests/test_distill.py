@@ -213,9 +213,11 @@ def test_distill_command_end_to_end(idx_dir, tmp_path):
     assert "error: student.model must be one of" in typo.stderr
 
 
-def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path):
+@pytest.mark.parametrize("share", ["cache", "shared_dir"])
+def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share):
     """MultiWorkerMirroredStrategy over two local worker processes: the same command on
-    each; only the chief queries, the other reads the shared cache; weights stay in sync."""
+    each; only the chief queries; the other reads the shared cache, or (no shared SQLite
+    file) the training set the chief publishes in --shared_dir; weights stay in sync."""
     import socket
     import subprocess
     import sys
@@ -240,8 +242,8 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path):
              "--config.synthesis.num_synthetic=100", "--config.cvae.epochs=1",
              "--config.student.epochs=2", "--unlabeled=fashion_mnist:train[:50]",
              "--eval=fashion_mnist:test", "--strategy=multi_worker",
-             f"--teacher=savedmodel:{tmp_path}/teacher", f"--cache={tmp_path}/cache.sqlite",
-             f"--workdir={tmp_path}/w{index}"],
+             f"--teacher=savedmodel:{tmp_path}/teacher", f"--workdir={tmp_path}/w{index}",
+             f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared"],
             env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2"), cwd=ROOT,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [p.communicate(timeout=600)[0] for p in procs]
@@ -249,8 +251,10 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path):
         assert "done: student_accuracy" in out, out[-3000:]
     chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
     assert chief["teacher_queries"] == 150 and chief["eval_queries"] == 200
-    assert other["teacher_queries"] == 0 and other["teacher_cache_hits"] == 150
-    assert other["eval_queries"] == 0
+    assert other["teacher_queries"] == 0 and other["eval_queries"] == 0
+    assert other["teacher_cache_hits"] == (150 if share == "cache" else 0)
+    if share == "shared_dir":
+        assert not os.path.exists(tmp_path / "cache.sqlite")  # each worker kept its own
     assert chief["student_accuracy"] == other["student_accuracy"]  # the same weights
     test = data.load("fashion_mnist:test", data_dir=idx_dir)
     loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]

@@ -3,7 +3,9 @@ configured generators, label what is chosen, distill the student, evaluate and e
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 import json
 import os
 import time
@@ -137,22 +139,65 @@ def build_training_set(ctx: RunContext, unlabeled: ImageSet) -> dict[str, tuple]
     return ({"real": (real, real_probs)} if synthesis.REAL in sources else {}) | labelled
 
 
-def evaluate(student: keras.Model, eval_set: ImageSet, teacher: Teacher) -> dict:
-    """Student accuracy, and the teacher's accuracy and agreement on the eval images."""
+SHARED_FILE = "training_set.npz"
+
+
+def publish_training_set(parts: dict, shared_dir: str) -> str:
+    """Writes the labelled training set once where every worker can read it through
+    ``tf.io.gfile`` (local disk, GCS, HDFS): written beside, then renamed into place."""
+    tf.io.gfile.makedirs(shared_dir)
+    path = f"{shared_dir.rstrip('/')}/{SHARED_FILE}"
+    arrays = {f"{name}/{part}": a for name, (x, y) in parts.items()
+              for part, a in (("x", x), ("y", y))}
+    buffer = io.BytesIO()  # zip needs a seekable file; remote gfile files may not be
+    np.savez(buffer, order=np.array(list(parts)), **arrays)
+    with tf.io.gfile.GFile(path + ".partial", "wb") as f:
+        f.write(buffer.getvalue())
+    tf.io.gfile.rename(path + ".partial", path, overwrite=True)
+    return path
+
+
+def read_training_set(shared_dir: str, wait_seconds: float) -> dict:
+    """The chief's labelled training set, waiting up to ``wait_seconds`` for it to appear."""
+    path = f"{shared_dir.rstrip('/')}/{SHARED_FILE}"
+    deadline = time.time() + wait_seconds
+    while not tf.io.gfile.exists(path):
+        if time.time() > deadline:
+            raise DataError(f"waited {wait_seconds:.0f}s for the chief worker's training set "
+                            f"at {path}; do all workers give the same --shared_dir?")
+        time.sleep(1.0)
+    print(f"training set: reading the chief's labelled images from {path}", flush=True)
+    with tf.io.gfile.GFile(path, "rb") as f:
+        with np.load(io.BytesIO(f.read())) as saved:
+            return {str(n): (saved[f"{n}/x"], saved[f"{n}/y"]) for n in saved["order"]}
+
+
+def evaluate(student: keras.Model, eval_set: ImageSet, teacher: Optional[Teacher]) -> dict:
+    """Student accuracy, and (with a teacher) the teacher's accuracy and agreement."""
     student_out = predict_logits(student, eval_set.images)
-    teacher_probs = label_arrays(eval_set.images, teacher, "eval images")
-    report = {"agreement": accuracy(student_out, teacher_probs.argmax(1)), "n_eval": len(eval_set),
-              "eval_queries": teacher.stats.sent}
+    report = {"n_eval": len(eval_set), "eval_queries": 0}
     if eval_set.labels is not None:
         report["student_accuracy"] = accuracy(student_out, eval_set.labels)
+    if teacher is None:  # a worker that reads the chief's training set buys nothing
+        return report
+    teacher_probs = label_arrays(eval_set.images, teacher, "eval images")
+    report.update(agreement=accuracy(student_out, teacher_probs.argmax(1)),
+                  eval_queries=teacher.stats.sent)
+    if eval_set.labels is not None:
         report["teacher_accuracy"] = accuracy(teacher_probs, eval_set.labels)
     return report
 
 
 def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
               workdir: str | Workdir, strategy: Optional[tf.distribute.Strategy] = None,
-              resume: bool = False, callbacks: Optional[list] = None) -> dict:
+              resume: bool = False, callbacks: Optional[list] = None,
+              shared_dir: Optional[str] = None, chief: bool = True,
+              wait_seconds: float = 3600.0) -> dict:
     """Runs FS-BBT as ``config`` says and writes the student, report and logs to ``workdir``.
+
+    Multi-worker runs with ``shared_dir``: the chief (``chief=True``) labels the training
+    set and publishes it there; the other workers wait up to ``wait_seconds`` for it and
+    never query the teacher, so no answer cache needs to be shared.
 
     Everything that can be checked is checked before the first teacher answer is bought:
     the config, image shapes, the folder's outputs, the plan against the budget and, on
@@ -174,7 +219,15 @@ def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
     teacher.open_ledger(wd.path, resume)
     eval_teacher = teacher.fork()  # eval answers: same cache, counted apart, no budget
 
-    parts = build_training_set(ctx, unlabeled)
+    if shared_dir and not chief:
+        parts = read_training_set(shared_dir, wait_seconds)
+    else:
+        # With a shared folder only the chief builds the training set, so its CVAE and
+        # probe train on this process alone (no collective ops for the others to join).
+        local = dataclasses.replace(ctx, strategy=tf.distribute.get_strategy()) if shared_dir else ctx
+        parts = build_training_set(local, unlabeled)
+        if shared_dir:
+            print(f"training set: published to {publish_training_set(parts, shared_dir)}", flush=True)
     x = np.concatenate([p[0] for p in parts.values()])
     y = np.concatenate([p[1] for p in parts.values()])
     with ctx.stage("student_train"):
@@ -187,7 +240,8 @@ def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
               "teacher_cache_hits": teacher.stats.cache_hits, "budget": config.query.budget}
     if eval_set is not None:
         with ctx.stage("eval"):
-            report.update(evaluate(student, eval_set, eval_teacher))
+            report.update(evaluate(student, eval_set,
+                                   None if shared_dir and not chief else eval_teacher))
     with ctx.stage("export"):
         export_classifier(student, wd, "student")
     report["stage_seconds"] = {k: round(v, 2) for k, v in ctx.timings.items()}
