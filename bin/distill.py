@@ -52,6 +52,9 @@ def main(argv):
 
     config = FLAGS.config
     cli.apply_teacher_flags(config)
+    if any(a.startswith("--config.synthesis.num_synthetic") for a in sys.argv):
+        with config.unlocked():  # the user chose M: a budget must not change it
+            config.synthesis.fixed_count = True
     workdir = Workdir(FLAGS.workdir)
     workdir.check_outputs(OUTPUTS + ("config.json",))
     unlabeled_spec = FLAGS.unlabeled or config.data.unlabeled

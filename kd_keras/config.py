@@ -40,7 +40,9 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.query = ml_collections.ConfigDict()
     c.query.batch_size = 256        # images per teacher request
     c.query.concurrency = 4         # requests in flight at once (HTTP teachers)
-    c.query.budget = 0              # most images ever sent for training; 0 = no limit
+    # Most training answers the run may ever pay for (0 = no limit). The plan follows from
+    # it: M shrinks to budget - N unless synthesis.fixed_count.
+    c.query.budget = 0
     c.query.max_tries = 5           # tries per request before giving up
     c.query.backoff_seconds = 0.5   # first retry delay; doubles each try
     c.query.timeout_seconds = 30.0
@@ -51,6 +53,9 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     # cutmix, ...), each optionally with its share of M, e.g. "real,mixup:0.8,cutmix:0.2".
     c.synthesis.sources = "real,mixup,cvae"
     c.synthesis.num_synthetic = num_synthetic  # M: synthetic images of all generators
+    # True: M is exactly num_synthetic, and a plan over query.budget is an error (commands
+    # set it when --config.synthesis.num_synthetic is given); False: M fits the budget.
+    c.synthesis.fixed_count = False
     # Without shares: "paper" lets the other generators make up the near-copy pairs MixUp
     # drops (FS-BBT: CVAE images replace dropped pairs); "even" splits M evenly.
     c.synthesis.split = "paper"
@@ -86,6 +91,11 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.cvae.uniform_bound = 3.0      # hybrid sampling: half N(0, I), half U(-b, b)
     c.cvae.condition = "onehot"     # onehot (teacher's top-1, the paper's) | soft
     c.cvae.steps_per_execution = 8  # training steps per call into TensorFlow (speed only)
+
+    c.eval = ml_collections.ConfigDict()
+    # Student accuracy on --eval needs no answers; the teacher's accuracy and agreement come
+    # from at most this many eval images (answers counted in eval_queries; 0 = none).
+    c.eval.teacher_sample = 1000
 
     c.student = ml_collections.ConfigDict()
     c.student.model = student_model

@@ -373,3 +373,38 @@ def test_mixed_float16_uses_the_optimizers_loss_scaling():
     assert np.all(np.isfinite(step16))
     ratio = np.linalg.norm(step16) / np.linalg.norm(step32)
     assert 0.8 < ratio < 1.25, ratio  # the same step size, not 2**-15 of it
+
+
+def test_budget_first_plans_m_and_refuses_an_explicit_m_that_cannot_fit(idx_dir, tmp_path):
+    from kd_keras.distill.run import fit_budget
+
+    config = tiny_config(idx_dir)
+    config.query.budget = 250
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir).unlabeled()
+    teacher = Teacher(CallableBackend(toy_teacher), 10, budget=250)
+    report = run_fsbbt(config, teacher, unlabeled, None, str(tmp_path / "w"))
+    assert sum(report["images_per_source"].values()) == 250 and report["teacher_queries"] == 250
+    assert report["budget"] == 250
+    config.synthesis.num_synthetic, config.synthesis.fixed_count = 300, True
+    with pytest.raises(ConfigError, match="needs up to 400 teacher answers"):
+        fit_budget(config, 100)
+    config.query.budget = 50
+    with pytest.raises(ConfigError, match="less than the 100 real images"):
+        fit_budget(config, 100)
+
+
+def test_eval_buys_at_most_the_teacher_sample(idx_dir, tmp_path):
+    config = tiny_config(idx_dir)
+    config.student.epochs = 1
+    config.eval.teacher_sample = 30
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir).unlabeled()
+    eval_set = data.load("fashion_mnist:test", (28, 28, 1), data_dir=idx_dir)
+    teacher = Teacher(CallableBackend(toy_teacher), 10)
+    report = run_fsbbt(config, teacher, unlabeled, eval_set, str(tmp_path / "w"))
+    assert report["n_eval"] == 200 and report["eval_teacher_sample"] == 30
+    assert report["eval_queries"] == 30 and "student_accuracy" in report
+    assert "teacher_accuracy" in report and "agreement" in report
+    config.eval.teacher_sample = 0
+    report = run_fsbbt(config, Teacher(CallableBackend(toy_teacher), 10), unlabeled, eval_set,
+                       str(tmp_path / "w2"))
+    assert report["eval_queries"] == 0 and "agreement" not in report

@@ -104,14 +104,27 @@ def plan(config, n_real: int) -> tuple[dict, dict, dict]:
     return sources, generators, counts
 
 
-def check_budget(config, n_real: int, counts: dict) -> None:
-    """Refuses, before any query, a plan that needs more answers than the budget allows."""
-    needed = n_real + sum(counts.values())
-    budget = config.query.budget
-    if budget and needed > budget:
-        raise ConfigError(f"the plan needs up to {needed} teacher answers ({n_real} real + "
-                          f"{sum(counts.values())} synthetic), more than query.budget={budget}; "
-                          "lower synthesis.num_synthetic or raise the budget")
+def fit_budget(config, n_real: int) -> None:
+    """Plans the run within ``query.budget`` before any query: the synthetic count M shrinks
+    to ``budget - n_real`` unless ``synthesis.fixed_count`` (set when the user gave M
+    explicitly), in which case a plan that cannot fit is an error."""
+    budget, m = config.query.budget, config.synthesis.num_synthetic
+    if not budget or config.student.targets == "true_labels":
+        return
+    if budget < n_real:
+        raise ConfigError(f"query.budget={budget} is less than the {n_real} real images, which "
+                          "are all labelled first; raise the budget or use fewer images")
+    has_generators = any(n != synthesis.REAL for n in synthesis.parse_sources(config.synthesis.sources))
+    if not has_generators or n_real + m <= budget:
+        return
+    if config.synthesis.fixed_count:
+        raise ConfigError(f"the plan needs up to {n_real + m} teacher answers ({n_real} real + {m} "
+                          f"synthetic), more than query.budget={budget}; lower "
+                          "synthesis.num_synthetic or raise the budget")
+    with config.unlocked():
+        config.synthesis.num_synthetic = budget - n_real
+    print(f"budget: {budget} answers: {n_real} real images + {budget - n_real} synthetic "
+          f"(synthesis.num_synthetic {m} -> {budget - n_real})", flush=True)
 
 
 def build_training_set(ctx: RunContext, unlabeled: ImageSet) -> dict[str, tuple]:
@@ -172,19 +185,25 @@ def read_training_set(shared_dir: str, wait_seconds: float) -> dict:
             return {str(n): (saved[f"{n}/x"], saved[f"{n}/y"]) for n in saved["order"]}
 
 
-def evaluate(student: keras.Model, eval_set: ImageSet, teacher: Optional[Teacher]) -> dict:
-    """Student accuracy, and (with a teacher) the teacher's accuracy and agreement."""
+def evaluate(student: keras.Model, eval_set: ImageSet, teacher: Optional[Teacher],
+             teacher_sample: int = 1000, seed: int = 0) -> dict:
+    """Student accuracy on every eval image (no answers bought), and, with a teacher, its
+    accuracy and agreement on a sample of at most ``teacher_sample`` of them (0: none)."""
     student_out = predict_logits(student, eval_set.images)
     report = {"n_eval": len(eval_set), "eval_queries": 0}
     if eval_set.labels is not None:
         report["student_accuracy"] = accuracy(student_out, eval_set.labels)
-    if teacher is None:  # a worker that reads the chief's training set buys nothing
+    if teacher is None or teacher_sample <= 0:  # e.g. a worker reading the chief's set
         return report
-    teacher_probs = label_arrays(eval_set.images, teacher, "eval images")
-    report.update(agreement=accuracy(student_out, teacher_probs.argmax(1)),
-                  eval_queries=teacher.stats.sent)
+    idx = np.arange(len(eval_set))
+    if len(idx) > teacher_sample:
+        idx = np.sort(np.random.default_rng(seed).permutation(len(idx))[:teacher_sample])
+    teacher_probs = label_arrays(eval_set.images[idx], teacher, "eval images (teacher sample)")
+    report.update(agreement=accuracy(student_out[idx], teacher_probs.argmax(1)),
+                  eval_queries=teacher.stats.sent, eval_teacher_sample=len(idx))
     if eval_set.labels is not None:
-        report["teacher_accuracy"] = accuracy(teacher_probs, eval_set.labels)
+        report["teacher_accuracy"] = accuracy(teacher_probs, eval_set.labels[idx])
+        report["student_accuracy_on_sample"] = accuracy(student_out[idx], eval_set.labels[idx])
     return report
 
 
@@ -212,7 +231,7 @@ def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
     if eval_set is not None:
         check_image_shape(eval_set.images, shape, f"--eval {eval_set.name}")
     if config.student.targets != "true_labels":
-        check_budget(config, len(unlabeled), plan(config, len(unlabeled))[2])
+        fit_budget(config, len(unlabeled))
     ctx = RunContext(config, wd, strategy or tf.distribute.get_strategy(), resume, teacher,
                      SummaryLog(os.path.join(wd.claim("tb"), "synthesis")))
     check_resume(ctx, manifest(config, unlabeled, teacher))
@@ -241,7 +260,8 @@ def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
     if eval_set is not None:
         with ctx.stage("eval"):
             report.update(evaluate(student, eval_set,
-                                   None if shared_dir and not chief else eval_teacher))
+                                   None if shared_dir and not chief else eval_teacher,
+                                   config.eval.teacher_sample, config.seed))
     with ctx.stage("export"):
         export_classifier(student, wd, "student")
     report["stage_seconds"] = {k: round(v, 2) for k, v in ctx.timings.items()}
@@ -256,4 +276,4 @@ def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
     return report
 
 
-__all__ = ["build_training_set", "check_budget", "evaluate", "manifest", "plan", "run_fsbbt"]
+__all__ = ["build_training_set", "fit_budget", "evaluate", "manifest", "plan", "run_fsbbt"]
