@@ -1,4 +1,4 @@
-"""FS-BBT end to end: label few real images, grow them with MixUp and a CVAE, label the
+r"""FS-BBT end to end: label few real images, grow them with MixUp and a CVAE, label the
 synthetic images through the teacher, distill the student and export it.
 
   python bin/distill.py --config=configs/fashion_mnist.py --teacher=savedmodel:runs/t/teacher \
@@ -6,9 +6,10 @@ synthetic images through the teacher, distill the student and export it.
 
 Without --teacher, a teacher is first trained on the config's labelled data (or reused
 from WORKDIR/teacher). Multi-worker (--strategy=multi_worker, TF_CONFIG): run the same
-command on every worker, each with its own --workdir and one shared --cache file; only
-the chief sends queries, the others read its answers from the cache. Outputs: WORKDIR/student/ (SavedModel), WORKDIR/student.keras,
-WORKDIR/report.json, WORKDIR/config.json, TensorBoard logs in WORKDIR/tb/.
+command on every worker, each with its own --workdir and one --shared_dir they all reach;
+only the chief sends queries and publishes the labelled training set there. Outputs:
+WORKDIR/student/ (SavedModel), WORKDIR/student.keras, WORKDIR/report.json,
+WORKDIR/config.json, TensorBoard logs in WORKDIR/tb/.
 """
 
 import os
@@ -34,7 +35,8 @@ flags.DEFINE_string("shared_dir", None, "Multi-worker runs: a folder every worke
                     "training set there once and the others read it, so no --cache file needs "
                     "sharing (SQLite does not work on network filesystems).")
 flags.DEFINE_float("follow_seconds", 3600.0, "Multi-worker runs: how long a non-chief worker "
-                   "waits for the chief's teacher answers to appear in the shared --cache.")
+                   "waits for the chief's training set in --shared_dir (or its answers in a "
+                   "shared --cache).")
 FLAGS = flags.FLAGS
 
 

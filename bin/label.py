@@ -1,4 +1,4 @@
-"""Sends an image source through the teacher and stores its answers in an npz file.
+r"""Sends an image source through the teacher and stores its answers in an npz file.
 
   python bin/label.py --config=configs/fashion_mnist.py --teacher=savedmodel:runs/t/teacher \
       --images=fashion_mnist:train[:2000] --output=runs/labels.npz --workdir=runs/label

@@ -113,9 +113,28 @@ def _watch_interrupts() -> None:
     threading.Thread(target=watch, daemon=True, name="kd-interrupt-watch").start()
 
 
+def _print_help(module) -> None:
+    """The command's docstring (with its example) and every flag it takes, with help text:
+    its own and the shared ones defined here (absl alone lists only the main module's)."""
+    print((module.__doc__ or "").strip() + "\n\nflags:")
+    names = [module.__name__, __name__, "ml_collections.config_flags.config_flags"]
+    seen = set()
+    for name in names:
+        for flag in flags.FLAGS.get_flags_for_module(name):
+            if flag.name in seen or flag.name.startswith("config."):
+                continue
+            seen.add(flag.name)
+            default = "" if flag.default is None else f" (default: {flag.default_as_str})"
+            print(f"  --{flag.name}: {flag.help}{default}")
+    print("\nAny config field can be overridden, e.g. --config.student.epochs=5.")
+
+
 def run(main: Callable[[list], None]) -> None:
     """Runs an absl main; a KdKerasError becomes one 'error:' line and exit status 1, and
     Ctrl-C stops within seconds, keeping what was paid for."""
+    if any(a in ("--help", "-h", "--helpshort", "-?") for a in sys.argv[1:]):
+        _print_help(sys.modules[main.__module__])
+        sys.exit(0)
     remaining = _parse_or_exit(sys.argv)
 
     def guarded(argv):

@@ -400,3 +400,20 @@ def test_label_output_folder_says_where_it_wrote(tmp_path):
         assert np.load(out / "labels.npz")["probs"].shape == (3, 5)
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("script,must", [
+    ("distill.py", ["--teacher", "--workdir", "--config", "--strategy", "--unlabeled", "--resume"]),
+    ("label.py", ["--teacher", "--images", "--output", "--config"]),
+    ("train_teacher.py", ["--config", "--workdir", "--strategy"]),
+    ("serve_teacher.py", ["--savedmodel", "--port"]),
+])
+def test_help_lists_every_flag_with_an_example(script, must):
+    proc = run_command(script, "--help")
+    for flag in must:
+        assert f"  {flag}: " in proc.stdout, (flag, proc.stdout)
+    assert f"bin/{script}" in proc.stdout  # the example command
+    installed = os.path.join(os.path.dirname(sys.executable), "kd-" + script[:-3].replace("_", "-"))
+    if os.path.exists(installed):  # the console script prints the same
+        out = subprocess.run([installed, "--help"], capture_output=True, text=True, timeout=120)
+        assert all(f"  {flag}: " in out.stdout for flag in must), out.stdout + out.stderr
