@@ -26,6 +26,9 @@ class RunContext:
       teacher: the training teacher (budgeted), or None where no answers are bought.
       log: TensorBoard writer for scalars and image grids outside ``fit``.
       timings: seconds per stage, filled by :meth:`stage`.
+      student: a Keras model (logits) given by the user, trained in place; probes are
+        fresh clones of it. None builds ``config.student.model``.
+      history: the final student's ``fit`` History.
     """
 
     config: object
@@ -35,6 +38,8 @@ class RunContext:
     teacher: Optional[object] = None
     log: Optional[SummaryLog] = None
     timings: dict = dataclasses.field(default_factory=dict)
+    student: Optional[object] = None  # a user's Keras model to train instead of config's
+    history: Optional[object] = None  # the student's training History, once trained
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:

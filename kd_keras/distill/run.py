@@ -207,12 +207,41 @@ def evaluate(student: keras.Model, eval_set: ImageSet, teacher: Optional[Teacher
     return report
 
 
-def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
-              workdir: str | Workdir, strategy: Optional[tf.distribute.Strategy] = None,
-              resume: bool = False, callbacks: Optional[list] = None,
-              shared_dir: Optional[str] = None, chief: bool = True,
-              wait_seconds: float = 3600.0) -> dict:
+@dataclasses.dataclass
+class RunResult:
+    """The trained student (logits), the report written to ``report.json``, its History."""
+
+    student: keras.Model
+    report: dict
+    history: Optional[keras.callbacks.History]
+
+
+def check_student(student: keras.Model, num_classes: int) -> None:
+    """Refuses a user's student that cannot be distilled into as it is."""
+    if student.output_shape[-1] != num_classes:
+        raise ConfigError(f"the student answers {student.output_shape[-1]} classes, the "
+                          f"teacher {num_classes}")
+    last = getattr(student.layers[-1], "activation", None)
+    if getattr(last, "__name__", "") == "softmax" or isinstance(student.layers[-1],
+                                                                 keras.layers.Softmax):
+        raise ConfigError("the student ends in a softmax, but distillation needs its logits: "
+                          "build it with a linear head (e.g. classifier_activation=None)")
+
+
+def run_fsbbt(*args, **kwargs) -> dict:
+    """:func:`fsbbt`, returning only the report (for commands and benchmarks)."""
+    return fsbbt(*args, **kwargs).report
+
+
+def fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
+          workdir: str | Workdir, strategy: Optional[tf.distribute.Strategy] = None,
+          resume: bool = False, callbacks: Optional[list] = None,
+          shared_dir: Optional[str] = None, chief: bool = True,
+          wait_seconds: float = 3600.0, student: Optional[keras.Model] = None) -> RunResult:
     """Runs FS-BBT as ``config`` says and writes the student, report and logs to ``workdir``.
+
+    ``student`` is a user's Keras model (logits) to train in place of
+    ``config.student.model``.
 
     Multi-worker runs with ``shared_dir``: the chief (``chief=True``) labels the training
     set and publishes it there; the other workers wait up to ``wait_seconds`` for it and
@@ -232,8 +261,10 @@ def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
         check_image_shape(eval_set.images, shape, f"--eval {eval_set.name}")
     if config.student.targets != "true_labels":
         fit_budget(config, len(unlabeled))
+    if student is not None:
+        check_student(student, config.data.num_classes)
     ctx = RunContext(config, wd, strategy or tf.distribute.get_strategy(), resume, teacher,
-                     SummaryLog(os.path.join(wd.claim("tb"), "synthesis")))
+                     SummaryLog(os.path.join(wd.claim("tb"), "synthesis")), student=student)
     check_resume(ctx, manifest(config, unlabeled, teacher))
     teacher.open_ledger(wd.path, resume)
     eval_teacher = teacher.fork()  # eval answers: same cache, counted apart, no budget
@@ -250,7 +281,7 @@ def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
     x = np.concatenate([p[0] for p in parts.values()])
     y = np.concatenate([p[1] for p in parts.values()])
     with ctx.stage("student_train"):
-        student = train_student(ctx, x, y, checkpoints=True,
+        trained = train_student(ctx, x, y, checkpoints=True,
                                 callbacks=[_QueryLog(ctx.log, teacher)] + (callbacks or []))
     report = {"name": config.name, "sources": config.synthesis.sources,
               "targets": config.student.targets, "n_real": len(unlabeled),
@@ -259,11 +290,11 @@ def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
               "teacher_cache_hits": teacher.stats.cache_hits, "budget": config.query.budget}
     if eval_set is not None:
         with ctx.stage("eval"):
-            report.update(evaluate(student, eval_set,
+            report.update(evaluate(trained, eval_set,
                                    None if shared_dir and not chief else eval_teacher,
                                    config.eval.teacher_sample, config.seed))
     with ctx.stage("export"):
-        export_classifier(student, wd, "student")
+        export_classifier(trained, wd, "student")
     report["stage_seconds"] = {k: round(v, 2) for k, v in ctx.timings.items()}
     report["wall_seconds"] = round(time.time() - start, 2)
     with open(wd.claim("report.json"), "w") as f:
@@ -273,7 +304,7 @@ def run_fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
     print(f"done: {summary}; teacher answers {report['teacher_queries']} "
           f"(+{report.get('eval_queries', 0)} for eval); report in {wd.join('report.json')}",
           flush=True)
-    return report
+    return RunResult(trained, report, ctx.history)
 
 
-__all__ = ["build_training_set", "fit_budget", "evaluate", "manifest", "plan", "run_fsbbt"]
+__all__ = ["RunResult", "build_training_set", "check_student", "fit_budget", "fsbbt", "evaluate", "manifest", "plan", "run_fsbbt"]

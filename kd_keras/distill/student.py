@@ -49,7 +49,10 @@ def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = Fals
     epochs = s.epochs if epochs is None else epochs
     keras.utils.set_random_seed(config.seed)
     with ctx.strategy.scope():
-        student = models.build(s.model, config.data.image_shape, config.data.num_classes)
+        if ctx.student is None:
+            student = models.build(s.model, config.data.image_shape, config.data.num_classes)
+        else:  # the user's model for the real run, a fresh copy of it for a probe
+            student = ctx.student if checkpoints else keras.models.clone_model(ctx.student)
         distiller = Distiller(student, loss=s.loss, temperature=s.temperature)
         compile_built(distiller, keras.optimizers.Adam(
             learning_rate_schedule(s, steps=epochs * -(-len(x) // s.batch_size))),
@@ -61,9 +64,12 @@ def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = Fals
         cbs = [keras.callbacks.BackupAndRestore(ctx.workdir.claim("checkpoints"),
                                                 delete_checkpoint=True),
                keras.callbacks.TensorBoard(ctx.workdir.join("tb", "student"))] + cbs
-    print(f"student: training {s.model} on {len(x)} images for {epochs} epochs (loss {s.loss}, "
+    name = s.model if ctx.student is None else student.name
+    print(f"student: training {name} on {len(x)} images for {epochs} epochs (loss {s.loss}, "
           f"augment {s.augment}, {ctx.strategy.num_replicas_in_sync} replica(s))", flush=True)
     dataset = training_dataset(x, y, s.batch_size, config.seed, s.augment, s.shift)
-    distiller.fit(dataset, epochs=epochs, callbacks=cbs,
-                  verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)
+    history = distiller.fit(dataset, epochs=epochs, callbacks=cbs,
+                            verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)
+    if checkpoints:
+        ctx.history = history
     return student
