@@ -96,6 +96,9 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     # Student accuracy on --eval needs no answers; the teacher's accuracy and agreement come
     # from at most this many eval images (answers counted in eval_queries; 0 = none).
     c.eval.teacher_sample = 1000
+    # The student's accuracy on up to this many labelled eval images after every epoch, in
+    # TensorBoard (no answers bought; 0 = off). The final report uses every eval image.
+    c.eval.epoch_sample = 2000
 
     c.student = ml_collections.ConfigDict()
     c.student.model = student_model

@@ -79,6 +79,7 @@ def check_config(config) -> None:
     _number(config, "synthesis.grid_size", low=1, integer=True)
     _choice(config, "synthesis.fixed_count", (True, False))
     _number(config, "eval.teacher_sample", low=0, integer=True)
+    _number(config, "eval.epoch_sample", low=0, integer=True)
     _choice(config, "synthesis.selection", SELECTIONS)
     _number(config, "selection.pool_factor", low=1)
     _number(config, "selection.warmup", low=0, high=1, high_open=True)

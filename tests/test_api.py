@@ -94,3 +94,18 @@ def test_api_with_arrays_a_callable_teacher_and_clear_refusals(tmp_path):
         kd_keras.distill_student(small_student(head="softmax"), teacher, images=images,
                                  workdir=str(tmp_path / "c"), epochs=1)
     assert not os.path.exists(tmp_path / "c" / "student")
+
+
+def test_only_the_student_is_exported(tmp_path):
+    """The SavedModel's variables hold the student's parameters and nothing more (no
+    teacher, no optimizer state): their size is the parameter count in float32."""
+    images = np.random.default_rng(2).random((20, 32, 32, 3)).astype(np.float32)
+    student = small_student()
+    result = kd_keras.distill_student(student, kd_keras.connect(colour_teacher, num_classes=10),
+                                      images=images, workdir=str(tmp_path / "w"), epochs=1,
+                                      num_synthetic=20, config=quick_config())
+    variables = tmp_path / "w" / "student" / "variables"
+    size = sum(f.stat().st_size for f in variables.iterdir() if f.name.startswith("variables.data"))
+    params = student.count_params() * 4
+    assert params <= size < params + 16 * 1024, (size, params)
+    assert result.report["images_per_source"]["real"] == 20

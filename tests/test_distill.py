@@ -196,6 +196,13 @@ def test_distill_command_end_to_end(idx_dir, tmp_path):
                 tags.update(v.tag for v in event.summary.value)
     assert {"samples/real", "samples/mixup", "samples/cvae", "teacher/queries_sent"} <= tags
     assert os.listdir(workdir / "tb" / "student")
+    accuracy_steps = []  # the student's eval accuracy after every epoch
+    for root, _, files in os.walk(workdir / "tb" / "student" / "eval"):
+        for f in files:
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(root, f)):
+                accuracy_steps += [event.step for v in event.summary.value
+                                   if v.tag == "epoch_student_accuracy"]
+    assert sorted(accuracy_steps) == [0, 1]
 
     # Bad input through the command: one clear line, no traceback.
     bad = run_command("distill.py", "--config=configs/fashion_mnist.py:quick",

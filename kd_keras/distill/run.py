@@ -52,6 +52,26 @@ class _QueryLog(keras.callbacks.Callback):
         self.log.scalar("teacher/cache_hits", self.teacher.stats.cache_hits, epoch)
 
 
+class _EvalAccuracy(keras.callbacks.Callback):
+    """After every epoch, the student's accuracy on (a fixed sample of) the labelled eval
+    images, in TensorBoard next to its loss (``tb/student/eval``). Buys no answers."""
+
+    def __init__(self, logdir: str, eval_set: ImageSet, size: int, seed: int):
+        super().__init__()
+        idx = np.arange(len(eval_set))
+        if len(idx) > size:
+            idx = np.sort(np.random.default_rng(seed).permutation(len(idx))[:size])
+        self.images, self.labels = eval_set.images[idx], eval_set.labels[idx]
+        self.log = SummaryLog(logdir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        student = self.model.student
+        acc = accuracy(predict_logits(student, self.images), self.labels)
+        self.log.scalar("epoch_student_accuracy", acc, epoch)
+        if logs is not None:
+            logs["eval_student_accuracy"] = acc
+
+
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -280,9 +300,12 @@ def fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[Imag
             print(f"training set: published to {publish_training_set(parts, shared_dir)}", flush=True)
     x = np.concatenate([p[0] for p in parts.values()])
     y = np.concatenate([p[1] for p in parts.values()])
+    watch = [_QueryLog(ctx.log, teacher)]
+    if eval_set is not None and eval_set.labels is not None and config.eval.epoch_sample:
+        watch.append(_EvalAccuracy(wd.join("tb", "student", "eval"), eval_set,
+                                   config.eval.epoch_sample, config.seed))
     with ctx.stage("student_train"):
-        trained = train_student(ctx, x, y, checkpoints=True,
-                                callbacks=[_QueryLog(ctx.log, teacher)] + (callbacks or []))
+        trained = train_student(ctx, x, y, checkpoints=True, callbacks=watch + (callbacks or []))
     report = {"name": config.name, "sources": config.synthesis.sources,
               "targets": config.student.targets, "n_real": len(unlabeled),
               "images_per_source": {k: len(v[0]) for k, v in parts.items()}, "n_train": len(x),
