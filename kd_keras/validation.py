@@ -59,7 +59,8 @@ def check_config(config) -> None:
         raise ConfigError(f"data.image_shape must be (height, width, channels); got {shape}")
     _number(config, "data.num_classes", low=2, integer=True)
     for role in ("teacher", "student"):
-        _choice(config, f"{role}.model", sorted(models.BUILDERS))
+        if not models.is_known(_get(config, f"{role}.model")):
+            _choice(config, f"{role}.model", models.names() + ["keras:PATH.keras"])
         _number(config, f"{role}.epochs", low=1, integer=True)
         _number(config, f"{role}.batch_size", low=1, integer=True)
         _number(config, f"{role}.learning_rate", low=0, low_open=True)

@@ -38,3 +38,30 @@ def test_lenet_on_small_images():
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="unknown model"):
         models.build("vgg", (28, 28, 1), 10)
+
+
+@pytest.mark.parametrize("name,shape", [("mobilenet_v3_small", (28, 28, 1)),
+                                        ("efficientnet_b0", (16, 16, 3))])
+def test_applications_by_name_take_small_images_and_answer_logits(name, shape):
+    import numpy as np
+
+    model = models.build(name, shape, 7)
+    assert model.input_shape[1:] == shape and model.output_shape[-1] == 7
+    assert model.layers[-1].activation.__name__ == "linear"  # logits, never a softmax
+    out = model(np.random.default_rng(0).random((2, *shape)).astype("float32"))
+    assert out.shape == (2, 7)
+    scale = [l for l in model.layers if l.__class__.__name__ == "Rescaling"]
+    assert scale and scale[0].scale == 255.0  # these applications expect pixels in [0, 255]
+    assert any(l.__class__.__name__ == "Resizing" for l in model.layers)  # below 32: resized
+
+
+def test_a_users_keras_file_as_student(tmp_path):
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
+    model.save(tmp_path / "mine.keras")
+    loaded = models.build(f"keras:{tmp_path}/mine.keras", (8, 8, 1), 4)
+    assert loaded.count_params() == model.count_params()
+    with pytest.raises(Exception, match="answers 4 classes, the teacher 5"):
+        models.build(f"keras:{tmp_path}/mine.keras", (8, 8, 1), 5)
