@@ -325,8 +325,9 @@ def fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[Imag
     summary = ", ".join(f"{k} {report[k]:.4f}" for k in ("student_accuracy", "teacher_accuracy",
                                                         "agreement") if k in report)
     print(f"done: {summary}; teacher answers {report['teacher_queries']} "
-          f"(+{report.get('eval_queries', 0)} for eval); report in {wd.join('report.json')}",
-          flush=True)
+          f"(+{report.get('eval_queries', 0)} for eval); report in {wd.join('report.json')}\n"
+          f"  student: {wd.join('student')} (SavedModel) and {wd.join('student.keras')}\n"
+          f"  TensorBoard: tensorboard --logdir {wd.join('tb')}", flush=True)
     return RunResult(trained, report, ctx.history)
 
 
