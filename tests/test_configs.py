@@ -67,7 +67,7 @@ def test_synthetic_counts_follow_the_sources():
 def test_variants_combine_in_order():
     c = load("fashion_mnist", "paper,quick")
     assert c.name == "fashion_mnist_paper_quick"
-    assert c.synthesis.selection == "random" and c.student.epochs == 3
+    assert c.synthesis.selection == "random" and c.student.epochs == 20
     with pytest.raises(ConfigError, match="unknown config variant 'fast'"):
         load("fashion_mnist", "paper,fast")
 
