@@ -10,7 +10,7 @@ from kd_keras.errors import ConfigError
 from kd_keras.synthesis import parse_sources
 from kd_keras.validation import check_config
 
-CONFIGS = ["fashion_mnist", "mnist", "cifar10", "cifar100", "digits"]
+CONFIGS = ["fashion_mnist", "mnist", "cifar10", "cifar100", "digits", "folder"]
 
 
 def load(name, variant=None):
@@ -24,7 +24,7 @@ def load(name, variant=None):
 def test_configs_name_real_models_and_a_quick_variant(name):
     paper, quick = load(name), load(name, "quick")
     for c in (paper, quick):
-        assert c.teacher.model in models.BUILDERS and c.student.model in models.BUILDERS
+        assert models.is_known(c.teacher.model) and models.is_known(c.student.model)
         check_config(c)
     assert quick.student.epochs < paper.student.epochs
     assert quick.synthesis.num_synthetic <= paper.synthesis.num_synthetic
