@@ -47,6 +47,9 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.query.backoff_seconds = 0.5   # first retry delay; doubles each try
     c.query.timeout_seconds = 30.0
     c.query.output = "probs"        # what the teacher answers: probs|logits|label|topk
+    # The teacher's own input (height, width, channels) when it differs from the data's:
+    # images are resized before sending. () = the data's shape, or a SavedModel's signature.
+    c.query.image_shape = ()
 
     c.synthesis = ml_collections.ConfigDict()
     # Which sets the student learns from: "real" and registered generators (mixup, cvae,

@@ -72,6 +72,10 @@ def check_config(config) -> None:
     _number(config, "query.backoff_seconds", low=0)
     _number(config, "query.timeout_seconds", low=0, low_open=True)
     _choice(config, "query.output", OUTPUTS)
+    teacher_shape = tuple(_get(config, "query.image_shape") or ())
+    if teacher_shape and (len(teacher_shape) != 3 or teacher_shape[2] not in (1, 3)
+                          or any(int(d) != d or d < 1 for d in teacher_shape)):
+        raise ConfigError(f"query.image_shape must be () or (height, width, 1 or 3); got {teacher_shape}")
 
     sources = synthesis.parse_sources(_get(config, "synthesis.sources"))
     _number(config, "synthesis.num_synthetic", low=0, integer=True)

@@ -89,3 +89,31 @@ def test_stage_timing_adds_up_repeated_stages(tmp_path):
         with ctx.stage("b"):
             raise KeyError("timed even when it fails")
     assert set(ctx.timings) == {"a", "b"} and ctx.timings["a"] >= 0
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 3), (96, 96, 3)])
+def test_generators_and_a_teacher_of_another_size_work_at_any_image_size(tmp_path, shape):
+    """Colour images of two sizes through MixUp, CutMix and the CVAE, taught by a teacher
+    that takes 64x64 grayscale images (resized and converted before sending)."""
+    from kd_keras.config import base_config
+
+    c = base_config(name="any_size", train="", test="", unlabeled="", image_shape=shape,
+                    num_classes=10, teacher_model="lenet5", student_model="lenet5_half",
+                    teacher_epochs=1, num_synthetic=60, cvae_epochs=1, cvae_likelihood="normal")
+    c.synthesis.sources = "real,mixup:0.4,cutmix:0.3,cvae:0.3"
+    c.synthesis.selection = "random"
+    c.student.epochs, c.student.batch_size, c.query.image_shape = 1, 20, (64, 64, 1)
+    seen = []
+
+    def gray64_teacher(x):
+        seen.append(x.shape[1:])
+        z = x.reshape(len(x), -1).mean(1, keepdims=True) * np.arange(10)
+        return np.exp(z) / np.exp(z).sum(1, keepdims=True)
+
+    rng = np.random.default_rng(0)
+    images = data.ImageSet(rng.random((30, *shape), dtype=np.float32), name="random")
+    teacher = Teacher(CallableBackend(gray64_teacher), 10, image_shape=shape,
+                      input_shape=c.query.image_shape)
+    report = run_fsbbt(c, teacher, images, None, str(tmp_path / "w"))
+    assert report["images_per_source"] == {"real": 30, "mixup": 24, "cutmix": 18, "cvae": 18}
+    assert set(seen) == {(64, 64, 1)}  # every image reached the teacher at its own size

@@ -46,6 +46,7 @@ def teacher_from_config(spec: str, config, cache_path: Optional[str],
                                 signature_name=signature_name)
     return Teacher(backend, config.data.num_classes, output=q.output,
                    image_shape=config.data.image_shape, cache=AnswerCache(cache_path),
+                   input_shape=tuple(q.image_shape) or getattr(backend, "input_shape_hint", None),
                    budget=q.budget or None, batch_size=q.batch_size, concurrency=q.concurrency,
                    max_tries=q.max_tries, backoff_seconds=q.backoff_seconds)
 

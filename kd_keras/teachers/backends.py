@@ -111,6 +111,9 @@ class SavedModelBackend(Backend):
         self._fn = self._loaded.signatures[signature]
         self.input_name = next(iter(self._fn.structured_input_signature[1]))
         self.input_shape = self._fn.structured_input_signature[1][self.input_name].shape
+        dims = self.input_shape.as_list()[1:] if self.input_shape.rank == 4 else None
+        # The signature's image size, when fixed: images are adapted to it before sending.
+        self.input_shape_hint = tuple(dims) if dims and all(dims) else None
         self.output_names = sorted(self._fn.structured_outputs)
         try:  # the fingerprint changes when the model does, so stale answers are never reused
             checksum = tf.saved_model.experimental.read_fingerprint(path).saved_model_checksum

@@ -18,6 +18,20 @@ from kd_keras.teachers.backends import CANCEL, Backend
 from kd_keras.teachers.cache import AnswerCache, image_keys
 
 
+def adapt_images(images: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Images resized (antialiased) and converted (gray <-> RGB) to ``shape``, in [0, 1]."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(images, tf.float32)
+    if x.shape[-1] == 1 and shape[2] == 3:
+        x = tf.image.grayscale_to_rgb(x)
+    elif x.shape[-1] == 3 and shape[2] == 1:
+        x = tf.image.rgb_to_grayscale(x)
+    if tuple(x.shape[1:3]) != tuple(shape[:2]):
+        x = tf.image.resize(x, shape[:2], antialias=True)
+    return np.clip(x.numpy(), 0.0, 1.0)
+
+
 @dataclasses.dataclass
 class QueryStats:
     """What querying cost so far: images answered by the teacher, cache hits, requests."""
@@ -36,6 +50,9 @@ class Teacher:
       num_classes: the class count the answers must have.
       output: what the back end answers: ``probs``, ``logits``, ``label`` or ``topk``.
       image_shape: if given, images of another shape are refused before anything is sent.
+      input_shape: the teacher's own input (height, width, channels), if it differs from
+        the images': they are resized and their channels converted before sending, so a
+        224x224 RGB teacher can teach a 96x96 (or grayscale) student.
       cache: answers already paid for; looked up first, written after every batch.
       budget: most images ever sent (cache hits are free); ``None`` or 0 means no limit.
       batch_size: images per request.
@@ -53,6 +70,7 @@ class Teacher:
 
     def __init__(self, backend: Backend, num_classes: int, *, output: str = "probs",
                  image_shape: Optional[Sequence[int]] = None,
+                 input_shape: Optional[Sequence[int]] = None,
                  cache: Optional[AnswerCache] = None, budget: Optional[int] = None,
                  batch_size: int = 256, concurrency: int = 4, max_tries: int = 5,
                  backoff_seconds: float = 0.5, tolerance: float = 1e-3,
@@ -64,6 +82,11 @@ class Teacher:
                               f"got {batch_size}, {max_tries}, {num_classes}")
         self.backend, self.num_classes, self.output = backend, int(num_classes), output
         self.image_shape = tuple(image_shape) if image_shape is not None else None
+        self.input_shape = tuple(int(d) for d in input_shape) if input_shape else None
+        if self.input_shape is not None and (len(self.input_shape) != 3
+                                             or self.input_shape[2] not in (1, 3)):
+            raise ConfigError(f"the teacher's input shape must be (height, width, 1 or 3); "
+                              f"got {self.input_shape}")
         self.cache = cache if cache is not None else AnswerCache(None)
         self.budget = budget or None
         self.batch_size, self.max_tries = int(batch_size), int(max_tries)
@@ -109,6 +132,8 @@ class Teacher:
             raise DataError(f"teacher queries take images [n, height, width, channels], got {images.shape}")
         if self.image_shape is not None and images.shape[1:] != self.image_shape:
             raise DataError(f"images have shape {images.shape[1:]}, the teacher takes {self.image_shape}")
+        if self.input_shape is not None and images.shape[1:] != self.input_shape:
+            images = adapt_images(images, self.input_shape)
         return images
 
     def _ask(self, images: np.ndarray) -> np.ndarray:
