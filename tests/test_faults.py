@@ -99,6 +99,8 @@ def test_workdir_that_is_a_file_or_read_only(tmp_path):
     f.write_text("x")
     with pytest.raises(DataError, match="is a file"):
         Workdir(str(f))
+    with pytest.raises(DataError, match="cannot create --workdir"):
+        Workdir("/proc/kd_keras_cannot_be_made")  # unwritable even for root
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
