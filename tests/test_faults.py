@@ -101,6 +101,9 @@ def test_workdir_that_is_a_file_or_read_only(tmp_path):
         Workdir(str(f))
     with pytest.raises(DataError, match="cannot create --workdir"):
         Workdir("/proc/kd_keras_cannot_be_made")  # unwritable even for root
+
+
+def test_read_only_workdir_for_a_user_without_root(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
