@@ -253,25 +253,12 @@ def run_fsbbt(*args, **kwargs) -> dict:
     return fsbbt(*args, **kwargs).report
 
 
-def fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
-          workdir: str | Workdir, strategy: Optional[tf.distribute.Strategy] = None,
-          resume: bool = False, callbacks: Optional[list] = None,
-          shared_dir: Optional[str] = None, chief: bool = True,
-          wait_seconds: float = 3600.0, student: Optional[keras.Model] = None) -> RunResult:
-    """Runs FS-BBT as ``config`` says and writes the student, report and logs to ``workdir``.
-
-    ``student`` is a user's Keras model (logits) to train in place of
-    ``config.student.model``.
-
-    Multi-worker runs with ``shared_dir``: the chief (``chief=True``) labels the training
-    set and publishes it there; the other workers wait up to ``wait_seconds`` for it and
-    never query the teacher, so no answer cache needs to be shared.
-
-    Everything that can be checked is checked before the first teacher answer is bought:
-    the config, image shapes, the folder's outputs, the plan against the budget and, on
-    ``resume``, that the settings match the interrupted run's.
-    """
-    start = time.time()
+def preflight(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
+              workdir: str | Workdir, strategy, resume: bool,
+              student: Optional[keras.Model]) -> RunContext:
+    """Everything checked before the first answer is bought: the config, the folder's
+    outputs, image shapes, the plan against the budget, a user's student and, on
+    ``resume``, that the settings match the interrupted run's. Returns the run context."""
     check_config(config)
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     wd.check_outputs(OUTPUTS)
@@ -287,37 +274,52 @@ def fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[Imag
                      SummaryLog(os.path.join(wd.claim("tb"), "synthesis")), student=student)
     check_resume(ctx, manifest(config, unlabeled, teacher))
     teacher.open_ledger(wd.path, resume)
-    eval_teacher = teacher.fork()  # eval answers: same cache, counted apart, no budget
+    return ctx
 
+
+def training_set(ctx: RunContext, unlabeled: ImageSet, shared_dir: Optional[str],
+                 chief: bool, wait_seconds: float) -> dict:
+    """Builds the labelled training set, or (a non-chief worker with ``shared_dir``) reads
+    the one the chief published. With a shared folder only the chief builds it, so its CVAE
+    and probe train on this process alone (no collective ops for the others to join)."""
     if shared_dir and not chief:
-        parts = read_training_set(shared_dir, wait_seconds)
-    else:
-        # With a shared folder only the chief builds the training set, so its CVAE and
-        # probe train on this process alone (no collective ops for the others to join).
-        local = dataclasses.replace(ctx, strategy=tf.distribute.get_strategy()) if shared_dir else ctx
-        parts = build_training_set(local, unlabeled)
-        if shared_dir:
-            print(f"training set: published to {publish_training_set(parts, shared_dir)}", flush=True)
+        return read_training_set(shared_dir, wait_seconds)
+    local = dataclasses.replace(ctx, strategy=tf.distribute.get_strategy()) if shared_dir else ctx
+    parts = build_training_set(local, unlabeled)
+    if shared_dir:
+        print(f"training set: published to {publish_training_set(parts, shared_dir)}", flush=True)
+    return parts
+
+
+def distill_on(ctx: RunContext, parts: dict, eval_set: Optional[ImageSet],
+               callbacks: Optional[list]) -> keras.Model:
+    """Trains the student on every labelled part, watched in TensorBoard."""
     x = np.concatenate([p[0] for p in parts.values()])
     y = np.concatenate([p[1] for p in parts.values()])
-    watch = [_QueryLog(ctx.log, teacher)]
-    if eval_set is not None and eval_set.labels is not None and config.eval.epoch_sample:
-        watch.append(_EvalAccuracy(wd.join("tb", "student", "eval"), eval_set,
-                                   config.eval.epoch_sample, config.seed))
+    watch = [_QueryLog(ctx.log, ctx.teacher)]
+    if eval_set is not None and eval_set.labels is not None and ctx.config.eval.epoch_sample:
+        watch.append(_EvalAccuracy(ctx.workdir.join("tb", "student", "eval"), eval_set,
+                                   ctx.config.eval.epoch_sample, ctx.config.seed))
     with ctx.stage("student_train"):
-        trained = train_student(ctx, x, y, checkpoints=True, callbacks=watch + (callbacks or []))
+        return train_student(ctx, x, y, checkpoints=True, callbacks=watch + (callbacks or []))
+
+
+def finish(ctx: RunContext, student: keras.Model, parts: dict, n_real: int,
+           eval_set: Optional[ImageSet], eval_teacher: Optional[Teacher], start: float) -> dict:
+    """Evaluates, exports the student, writes ``report.json`` and says where things are."""
+    config, teacher, wd = ctx.config, ctx.teacher, ctx.workdir
     report = {"name": config.name, "sources": config.synthesis.sources,
-              "targets": config.student.targets, "n_real": len(unlabeled),
-              "images_per_source": {k: len(v[0]) for k, v in parts.items()}, "n_train": len(x),
+              "targets": config.student.targets, "n_real": n_real,
+              "images_per_source": {k: len(v[0]) for k, v in parts.items()},
+              "n_train": sum(len(v[0]) for v in parts.values()),
               "teacher_queries": teacher.paid, "teacher_queries_this_process": teacher.stats.sent,
               "teacher_cache_hits": teacher.stats.cache_hits, "budget": config.query.budget}
     if eval_set is not None:
         with ctx.stage("eval"):
-            report.update(evaluate(trained, eval_set,
-                                   None if shared_dir and not chief else eval_teacher,
-                                   config.eval.teacher_sample, config.seed))
+            report.update(evaluate(student, eval_set, eval_teacher, config.eval.teacher_sample,
+                                   config.seed))
     with ctx.stage("export"):
-        export_classifier(trained, wd, "student")
+        export_classifier(student, wd, "student")
     report["stage_seconds"] = {k: round(v, 2) for k, v in ctx.timings.items()}
     report["wall_seconds"] = round(time.time() - start, 2)
     with open(wd.claim("report.json"), "w") as f:
@@ -328,6 +330,26 @@ def fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[Imag
           f"(+{report.get('eval_queries', 0)} for eval); report in {wd.join('report.json')}\n"
           f"  student: {wd.join('student')} (SavedModel) and {wd.join('student.keras')}\n"
           f"  TensorBoard: tensorboard --logdir {wd.join('tb')}", flush=True)
+    return report
+
+
+def fsbbt(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
+          workdir: str | Workdir, strategy: Optional[tf.distribute.Strategy] = None,
+          resume: bool = False, callbacks: Optional[list] = None,
+          shared_dir: Optional[str] = None, chief: bool = True,
+          wait_seconds: float = 3600.0, student: Optional[keras.Model] = None) -> RunResult:
+    """Runs FS-BBT as ``config`` says and writes the student, report and logs to ``workdir``.
+
+    ``student`` is a user's Keras model (logits) trained in place of ``config.student.model``.
+    Multi-worker runs with ``shared_dir``: the chief labels the training set and publishes
+    it there; the other workers wait up to ``wait_seconds`` for it and never query.
+    """
+    start = time.time()
+    ctx = preflight(config, teacher, unlabeled, eval_set, workdir, strategy, resume, student)
+    eval_teacher = None if shared_dir and not chief else teacher.fork()  # counted apart
+    parts = training_set(ctx, unlabeled, shared_dir, chief, wait_seconds)
+    trained = distill_on(ctx, parts, eval_set, callbacks)
+    report = finish(ctx, trained, parts, len(unlabeled), eval_set, eval_teacher, start)
     return RunResult(trained, report, ctx.history)
 
 
