@@ -62,6 +62,8 @@ ROW_NAMES = {
     "fsbbt@uncertain_pool6": "FS-BBT + uncertainty, 6 candidates per paid image (default 3)",
     "real_cutmix@uncertain_cutmix": "real + CutMix, uncertainty-selected",
     "real_cutmix@half_mixup": "real + MixUp (half of M) + CutMix (half)",
+    "real_cutmix@with_cvae": "real + CutMix (89 % of M) + CVAE (11 %)",
+    "real_cutmix@kl4": "real + CutMix, KL loss, T = 4",
 }
 
 

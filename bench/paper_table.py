@@ -62,6 +62,7 @@ VARIANTS = {
     "uncertain_pool6": ["synthesis.selection=uncertainty", "selection.pool_factor=6.0"],
     "uncertain_cutmix": ["synthesis.selection=uncertainty", "selection.generators=cutmix"],
     "half_mixup": ["synthesis.sources=real,mixup:0.5,cutmix:0.5"],
+    "with_cvae": ["synthesis.sources=real,cutmix:0.89,cvae:0.11"],
 }
 
 
