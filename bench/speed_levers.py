@@ -1,10 +1,17 @@
-"""Student-training levers side by side in one process, alternating (issue #11): plain
-``fit``, XLA (``jit_compile``), ``steps_per_execution`` and both, LeNet-5-Half at batch 64.
+"""Per-epoch cost of the training levers of issue #11, side by side in one process,
+alternating, on N random 28x28 images (LeNet-5-Half student; the FS-BBT CVAE).
 
-  python bench/speed_levers.py 20000 [reps] >> bench/results/speed_levers.jsonl
+  python bench/speed_levers.py --images=20000 --reps=3 \
+      --levers=student:mirrored,student:default,student:default:bs256 \
+      >> bench/results/speed_levers.jsonl
 
-Each lever trains 1 warm-up epoch (tracing) and then 2 timed epochs on N random images;
-prints seconds per epoch, and a JSON line at the end.
+A lever is ``MODEL:STRATEGY[:OPTION...]``: MODEL ``student`` or ``cvae``; STRATEGY
+``mirrored`` (tf.distribute.MirroredStrategy over the one CPU) or ``default`` (no
+distribution); options ``bsN`` (batch size), ``speN`` (steps per execution, default 32
+for the student and 8 for the CVAE), ``jit`` (XLA), ``bf16`` (mixed_bfloat16). Thread
+pools are per process: ``--intra``/``--inter`` set them for every lever of the run.
+Each lever trains once untimed (tracing), then ``--epochs`` timed epochs; prints seconds
+per epoch and a JSON line at the end.
 """
 import json
 import os
@@ -13,38 +20,68 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from kd_keras import models  # noqa: E402
-from kd_keras.distill import Distiller  # noqa: E402
-from kd_keras.distill.student import training_dataset  # noqa: E402
-from kd_keras.strategy import compile_built  # noqa: E402
+from absl import app, flags  # noqa: E402
 
-rng = np.random.default_rng(0)
-n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
-x = rng.random((n, 28, 28, 1), dtype=np.float32)
-y = tf.nn.softmax(rng.normal(size=(n, 10)).astype(np.float32)).numpy()
-strategy = tf.distribute.MirroredStrategy()
+flags.DEFINE_integer("images", 20000, "Random images per student epoch (the CVAE uses 2,000).")
+flags.DEFINE_integer("reps", 2, "Rounds over all levers.")
+flags.DEFINE_integer("epochs", 2, "Timed epochs per measurement.")
+flags.DEFINE_list("levers", "student:mirrored,student:default", "Levers to compare.")
+flags.DEFINE_integer("intra", 0, "tf.config.threading intra-op threads (0 = TF's choice).")
+flags.DEFINE_integer("inter", 0, "tf.config.threading inter-op threads (0 = TF's choice).")
+FLAGS = flags.FLAGS
 
 
-def run(jit, spe, bs=64):
-    keras.utils.set_random_seed(0)
-    with strategy.scope():
-        d = Distiller(models.build("lenet5_half", (28, 28, 1), 10))
-        compile_built(d, keras.optimizers.Adam(1e-3), jit_compile=jit, steps_per_execution=spe)
-    ds = training_dataset(x, y, bs, 0)
-    d.fit(ds, epochs=1, verbose=0)  # warm-up/tracing
-    t = time.perf_counter()
-    d.fit(ds, epochs=2, verbose=0)
-    return (time.perf_counter() - t) / 2
+def main(argv):
+    del argv
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra)
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter)
+    from kd_keras import models
+    from kd_keras.distill import Distiller
+    from kd_keras.distill.student import training_dataset
+    from kd_keras.strategy import compile_built
+    from kd_keras.synthesis.cvae import CVAE
+
+    rng = np.random.default_rng(0)
+    x = rng.random((FLAGS.images, 28, 28, 1), dtype=np.float32)
+    y = tf.nn.softmax(rng.normal(size=(FLAGS.images, 10)).astype(np.float32)).numpy()
+    cx, cy = x[:2000], np.eye(10, dtype=np.float32)[y[:2000].argmax(1)]
+    strategies = {"mirrored": tf.distribute.MirroredStrategy(),
+                  "default": tf.distribute.get_strategy()}
+
+    def run(lever: str) -> float:
+        kind, strategy, *options = lever.split(":")
+        opts = {o.rstrip("0123456789"): int(o[len(o.rstrip("0123456789")):] or 1) for o in options}
+        keras.mixed_precision.set_global_policy("mixed_bfloat16" if "bf" in opts else "float32")
+        keras.utils.set_random_seed(0)
+        with strategies[strategy].scope():
+            if kind == "student":
+                model = Distiller(models.build("lenet5_half", (28, 28, 1), 10))
+                ds = training_dataset(x, y, opts.get("bs", 64), 0)
+            else:
+                model = CVAE((28, 28, 1), 10)
+                ds = (tf.data.Dataset.from_tensor_slices((cx, cy)).shuffle(2000, seed=0)
+                      .batch(opts.get("bs", 256)).prefetch(tf.data.AUTOTUNE))
+            compile_built(model, keras.optimizers.Adam(1e-3), jit_compile="jit" in opts,
+                          steps_per_execution=opts.get("spe", 32 if kind == "student" else 8))
+        model.fit(ds, epochs=1, verbose=0)  # tracing
+        start = time.perf_counter()
+        model.fit(ds, epochs=FLAGS.epochs, verbose=0)
+        keras.mixed_precision.set_global_policy("float32")
+        return (time.perf_counter() - start) / FLAGS.epochs
+
+    res = {}
+    for _ in range(FLAGS.reps):
+        for lever in FLAGS.levers:
+            res.setdefault(lever, []).append(round(run(lever), 3))
+            print(lever, res[lever], flush=True, file=sys.stderr)
+    print(json.dumps({"images": FLAGS.images, "intra": FLAGS.intra, "inter": FLAGS.inter,
+                      "seconds_per_epoch": res, "load_at_start": os.getloadavg()[2],
+                      "finished": time.strftime("%Y-%m-%d %H:%M")}))
 
 
-res = {}
-reps = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-for rep in range(reps):
-    for name, args in [("base", (False, 1)), ("jit", (True, 1)), ("spe32", (False, 32)), ("jit+spe32", (True, 32))]:
-        res.setdefault(name, []).append(round(run(*args), 2))
-        print(name, res[name], flush=True)
-print(json.dumps({"images": n, "seconds_per_epoch": res, "load": os.getloadavg()[0],
-                  "finished": time.strftime("%Y-%m-%d %H:%M")}))
+if __name__ == "__main__":
+    app.run(main)

@@ -29,8 +29,9 @@ def define_common_flags(default_config: str = "fashion_mnist.py") -> None:
         "any field can be overridden, e.g. --config.student.epochs=5.", lock_config=True)
     flags.DEFINE_string("workdir", None, "Folder for every output of the run.", required=True)
     flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "multi_worker", "default"],
-                      "tf.distribute strategy: mirrored over local devices, multi_worker "
-                      "from TF_CONFIG, or default (none).")
+                      "tf.distribute strategy: mirrored over local GPUs (one device or a "
+                      "CPU: no mirroring, the same arithmetic), multi_worker from TF_CONFIG, "
+                      "or default (none).")
 
 
 def define_teacher_flags() -> None:

@@ -51,3 +51,19 @@ def test_normal_likelihood_for_colour_images():
                        likelihood="normal", verbose=0)
     images, _ = model.sample(10)
     assert images.shape == (10, 8, 8, 3)
+
+
+def test_trains_under_a_mixed_precision_policy():
+    """Layers compute in bfloat16, the distributions (and so the ELBO) stay float32."""
+    import keras
+
+    x, y = _data(64)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = train_cvae(x, y, latent_dim=2, epochs=1, batch_size=32, learning_rate=1e-3,
+                           verbose=0)
+        assert model.decoder.layers[-1].compute_dtype == "bfloat16"
+        assert model.likelihood(np.zeros((2, 2), np.float32), y[:2]).dtype == np.float32
+        assert np.isfinite(model.evaluate(x, y, verbose=0, return_dict=True)["loss"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

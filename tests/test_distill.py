@@ -69,6 +69,19 @@ def test_mirrored_over_two_devices_matches_one_device():
     assert l1[1] < l1[0]
 
 
+def test_mirrored_on_one_device_is_the_default_strategy():
+    """On a CPU-only machine ``mirrored`` has one device: no MirroredStrategy and its
+    per-step cost; the named strategies still build."""
+    from kd_keras.strategy import get_strategy
+
+    assert not tf.config.list_logical_devices("GPU")
+    strategy = get_strategy("mirrored")
+    assert not isinstance(strategy, tf.distribute.MirroredStrategy)
+    assert strategy.num_replicas_in_sync == 1
+    with pytest.raises(ConfigError):
+        get_strategy("mirorred")
+
+
 W = np.random.default_rng(1).normal(size=(784, 10)).astype(np.float32)
 
 

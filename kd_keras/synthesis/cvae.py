@@ -83,13 +83,14 @@ class CVAE(MultiWorkerFit, keras.Model):
 
     def posterior(self, images, conditions, training=False) -> tfd.Distribution:
         """q(z | x, y): a diagonal Gaussian."""
-        params = self.encoder([images, conditions], training=training)
+        # Distributions stay float32 under a mixed-precision policy.
+        params = tf.cast(self.encoder([images, conditions], training=training), tf.float32)
         loc, raw_scale = tf.split(params, 2, axis=-1)
         return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.nn.softplus(raw_scale) + 1e-5)
 
     def likelihood(self, latents, conditions, training=False) -> tfd.Distribution:
         """p(x | z, y): independent Bernoulli (or Normal) pixels."""
-        out = self.decoder([latents, conditions], training=training)
+        out = tf.cast(self.decoder([latents, conditions], training=training), tf.float32)
         if self.likelihood_kind == "bernoulli":
             return tfd.Independent(tfd.Bernoulli(logits=out, dtype=tf.float32), 3)
         scale = tf.exp(tf.convert_to_tensor(self.log_scale)) + 1e-3
