@@ -21,6 +21,9 @@ PAPER = {
     "fashion_mnist": {"teacher": 90.15, "student_alone": 81.37, "standard_kd": 83.87,
                       "fsbbt": 84.73, "divbfkd": 86.50},
 }
+# The papers' students as shares of their own teachers (FS-BBT: 84.73 of 90.15; DivBFKD:
+# 86.50 of 90.90), for the share column.
+PAPER_SHARES = {"fashion_mnist": "94.0 % of its 90.15 % teacher (DivBFKD: 95.2 % of 90.90 %)"}
 # Result files named <dataset>.<tag>.jsonl hold reruns under changed conditions; each tag says which.
 TAG_NOTES = {
     "teacher_b": "The same benchmark rerun on a second machine of the same kind, with a teacher "
@@ -67,10 +70,22 @@ ROW_NAMES = {
 }
 
 
+VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected MixUp",
+                 "hard": "hard CE on the top-1", "smooth": "label-smoothed CE (0.1)",
+                 "soft": "soft CE", "cosine": "cosine decay"}
+
+
 def row_name(row: str) -> str:
+    row, _, answers = row.partition(" [")
+    suffix = f", teacher answers {answers.rstrip(']')}" if answers else ""
     if row.startswith("fsbbt_M"):
-        return f"FS-BBT, M = {int(row[7:])} synthetic images"
-    return ROW_NAMES.get(row, row)
+        return f"FS-BBT, M = {int(row[7:])} synthetic images" + suffix
+    if row in ROW_NAMES:
+        return ROW_NAMES[row] + suffix
+    base, _, variants = row.partition("@")
+    parts = [f"budget {int(v[1:]):,}" if v[:1] == "B" and v[1:].isdigit()
+             else VARIANT_NAMES.get(v, v) for v in variants.split("+") if v]
+    return ", ".join([ROW_NAMES.get(base, base)] + parts) + suffix
 
 
 def load(path):
@@ -85,13 +100,34 @@ def fmt(values, scale=100.0):
     return f"{values.mean():.2f} ± {values.std(ddof=1):.2f} ({len(values)} seeds)"
 
 
-def table(records, dataset):
+def row_key(r) -> str:
+    """A record's row, with the teacher's answer kind when it is not full probabilities."""
+    answers = r.get("answers", "probs")
+    return r["row"] if answers == "probs" else f"{r['row']} [{answers}]"
+
+
+def whole_set_teacher(records) -> list:
+    """The teacher's accuracy on the whole test set, from runs that asked about all of it
+    (runs that asked about a sample only, eval.teacher_sample, are left out)."""
+    return sorted({round(r["report"]["teacher_accuracy"] * 100, 2) for r in records
+                   if "teacher_accuracy" in r["report"]
+                   and r["report"].get("eval_teacher_sample", r["report"].get("n_eval"))
+                   == r["report"].get("n_eval")})
+
+
+def share(acc, teacher_pct) -> str:
+    """Student accuracy as a share of the teacher's: the fair comparison across papers."""
+    return f"{100 * np.mean(acc) / (teacher_pct / 100):.1f}" if acc and teacher_pct else "–"
+
+
+def table(records, dataset, teacher_pct=None):
     by_row = defaultdict(list)
     for r in records:
-        by_row[r["row"]].append(r)
+        by_row[row_key(r)].append(r)
     paper = PAPER.get(dataset.split(".")[0], {})
-    lines = ["| row | student top-1 % (mean ± std) | per seed | paper % | teacher queries (training) "
-             "| agreement % | wall s (mean) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| row | student top-1 % (mean ± std) | per seed | share of teacher % | paper % "
+             "| teacher queries (training) | agreement % | wall s (mean) |",
+             "|---|---|---|---|---|---|---|---|"]
     order = list(ROW_NAMES)
     for row in sorted(by_row, key=lambda k: (order.index(k) if k in order else 99,
                                              int(k[7:]) if k.startswith("fsbbt_M") else 0, k)):
@@ -105,7 +141,8 @@ def table(records, dataset):
         name = row_name(row)
         per_seed = ", ".join(f"s{r['seed']}: {100 * r['report']['student_accuracy']:.2f}"
                              for r in runs if "student_accuracy" in r["report"]) if len(acc) > 1 else ""
-        lines.append(f"| {name} | {fmt(acc)} | {per_seed} | {paper.get(row, '–')} | "
+        lines.append(f"| {name} | {fmt(acc)} | {per_seed} | {share(acc, teacher_pct)} | "
+                     f"{paper.get(row, '–')} | "
                      f"{'/'.join(map(str, queries))} | {fmt(agree)} | "
                      f"{np.mean([x['wall_seconds'] for x in rep]):.0f} |")
     curve = defaultdict(list)  # M -> [(accuracy, queries, seed)]
@@ -124,13 +161,159 @@ def table(records, dataset):
             runs.sort(key=lambda run: run[2])
             lines.append(f"| {m} | {max(q for _, q, _ in runs)} | {fmt([a for a, _, _ in runs])} | "
                          + ", ".join(f"s{seed}: {100 * a:.2f}" for a, _, seed in runs) + " |")
-    # The teacher's accuracy on the whole test set; runs that asked the teacher about a
-    # sample only (eval.teacher_sample) are left out of this line.
-    teacher = sorted({round(r["report"]["teacher_accuracy"] * 100, 2) for r in records
-                      if "teacher_accuracy" in r["report"]
-                      and r["report"].get("eval_teacher_sample", r["report"].get("n_eval"))
-                      == r["report"].get("n_eval")})
+    teacher = whole_set_teacher(records)
     return "\n".join(lines), teacher
+
+
+LEVER_NAMES = {"base": "student:mirrored:spe1", "jit": "student:mirrored:spe1:jit",
+               "spe32": "student:mirrored", "jit+spe32": "student:mirrored:jit"}
+
+
+def speed_levers_section(records) -> list:
+    """One table of every lever measured by bench/speed_levers.py: seconds per epoch."""
+    lines = ["## Speed levers (issue #11)", "",
+             "`python bench/speed_levers.py --reps=3 --levers=...` (older lines: `python "
+             "bench/speed_levers.py 20000 3`): each lever in turn in one process, alternating, "
+             "on random 28x28 images: the LeNet-5-Half student over 20,000 images at batch 64 "
+             "(`steps_per_execution` 32 unless `spe1`), the FS-BBT CVAE over 2,000 at batch 256. "
+             "A lever is MODEL:STRATEGY[:option]: `mirrored` is MirroredStrategy over the one "
+             "CPU, `default` no distribution (what `--strategy=mirrored` now gives on a one-device "
+             "machine: the same arithmetic); `bsN` batch size, `bf16` mixed_bfloat16, `jit` XLA. "
+             "Seconds per epoch, median (each run); the machine's timing noise is large, so "
+             "only levers measured side by side in one line compare.", "",
+             "| when | threads (intra, inter) | lever | s/epoch median (runs) |", "|---|---|---|---|"]
+    for r in records:
+        threads = f"{r.get('intra', 0) or 'TF'}, {r.get('inter', 0) or 'TF'}"
+        for lever, v in r["seconds_per_epoch"].items():
+            lines.append(f"| {r['finished']} | {threads} | {LEVER_NAMES.get(lever, lever)} | "
+                         f"{np.median(v):.2f} ({', '.join(f'{x:.2f}' for x in v)}) |")
+    return lines + [""]
+
+
+def speed_runs_section(records) -> list:
+    """Whole runs of the old and the new code, alternated: wall time, ratio, stage shares."""
+    lines = ["## Whole runs: old code against new (issue #11)", "",
+             "`python bench/speed_runs.py --old=/work/old_e0f4b9a --variants=... --seeds=0,1,2` "
+             "(the old tree is a git worktree of e0f4b9a): for each seed, the old and the new "
+             "`bin/distill.py` run one after the other on an otherwise idle machine, each with a "
+             "fresh answer cache (same work: every answer paid, CVAE and student trained, "
+             "student exported). Wall seconds of the whole command.", "",
+             "| variant | code | wall s median (range) | runs | student top-1 % per seed | "
+             "new / old |", "|---|---|---|---|---|---|"]
+    by = defaultdict(list)
+    for r in records:
+        by[(r["variant"], r["tree"])].append(r)
+    for variant in sorted({v for v, _ in by}):
+        med = {}
+        for tree in ("old", "new"):
+            runs = sorted(by.get((variant, tree), []), key=lambda r: r["seed"])
+            if not runs:
+                continue
+            wall = [r["wall_seconds"] for r in runs]
+            med[tree] = np.median(wall)
+            ratio = (f"{med['old'] / med['new']:.2f}x faster" if tree == "new" and "old" in med
+                     else "")
+            lines.append(f"| {variant} | {tree} ({runs[0]['commit']}) | {med[tree]:.0f} "
+                         f"({min(wall):.0f}–{max(wall):.0f}) | {len(runs)} | "
+                         + ", ".join(f"s{r['seed']}: {100 * r['student_accuracy']:.2f}" for r in runs)
+                         + f" | {ratio} |")
+    lines += ["", "Where the time goes (median seconds per stage; share of the median wall "
+              "time):", "", "| variant | code | stage | seconds | share % |", "|---|---|---|---|---|"]
+    for (variant, tree), runs in sorted(by.items()):
+        wall = np.median([r["wall_seconds"] for r in runs])
+        stages = defaultdict(list)
+        for r in runs:
+            for k, v in (r.get("stage_seconds") or {}).items():
+                stages[k].append(v)
+        for k, v in stages.items():
+            lines.append(f"| {variant} | {tree} | {k} | {np.median(v):.1f} | "
+                         f"{100 * np.median(v) / wall:.0f} |")
+        rest = wall - sum(np.median(v) for v in stages.values())
+        lines.append(f"| {variant} | {tree} | start-up, loading, other | {rest:.1f} | "
+                     f"{100 * rest / wall:.0f} |")
+    return lines + [""]
+
+
+# Methods on the accuracy-per-answer curve: rows whose name, without a budget variant
+# (B<count>), is one of these. A run without a budget variant paid about 50,000 answers.
+CURVES = {"fsbbt": "FS-BBT (the paper's method)", "real_cutmix@kl4": "kd_keras default"}
+TARGETS = {"fashion_mnist": [(10000, 84.73, "≥ 84.73 at B ≤ 10K"), (50000, 87.0, "≥ 87.0 at B ≤ 50K")]}
+
+
+def budget_of(row: str):
+    """(row without its budget variant, planned budget or None)."""
+    base, _, variants = row.partition("@")
+    rest, budget = [], None
+    for v in filter(None, variants.split("+")):
+        if v[:1] == "B" and v[1:].isdigit():
+            budget = int(v[1:])
+        else:
+            rest.append(v)
+    return base + ("@" + "+".join(rest) if rest else ""), budget
+
+
+def budget_curves(all_records, dataset):
+    """{method: {budget: [(accuracy, seed, answers paid)]}} over every section of a data set."""
+    curves, newest = defaultdict(lambda: defaultdict(list)), defaultdict(list)
+    for name, records in all_records.items():
+        if name.split(".")[0] != dataset or name.endswith("teacher_b"):
+            continue
+        for r in records:
+            row, budget = budget_of(r["row"])
+            rep = r["report"]
+            if (row not in CURVES or r.get("answers", "probs") != "probs"
+                    or "student_accuracy" not in rep):
+                continue
+            paid = rep["teacher_queries"] + rep.get("teacher_cache_hits", 0)
+            newest[(row, budget or rep["n_train"], r["seed"])].append(
+                (r.get("finished", ""), rep["student_accuracy"], paid))
+    for (row, budget, seed), runs in newest.items():  # a seed rerun by newer code replaces it
+        _, accuracy, paid = max(runs)
+        curves[row][budget].append((accuracy, seed, paid))
+    return curves
+
+
+def budget_section(all_records, dataset, teacher_pct, path) -> list:
+    curves = budget_curves(all_records, dataset)
+    if not curves:
+        return []
+    lines = [f"## Accuracy per paid answer ({dataset}, issue #12)", "",
+             "Student top-1 % against the training budget B (`--config.query.budget=B`: the run "
+             "plans M = B - N synthetic images and pays at most B answers; . Runs from every section above of the same teacher; the "
+             f"share is student / teacher ({teacher_pct} %). Targets: "
+             + "; ".join(t for _, _, t in TARGETS.get(dataset, [])) + ".", "",
+             "| method | B | student top-1 % | per seed | share of teacher % | answers paid (max) |",
+             "|---|---|---|---|---|---|"]
+    for row, points in curves.items():
+        for budget, runs in sorted(points.items()):
+            runs.sort(key=lambda x: x[1])
+            acc = [a for a, _, _ in runs]
+            lines.append(f"| {CURVES[row]} | {budget:,} | {fmt(acc)} | "
+                         + ", ".join(f"s{seed}: {100 * a:.2f}" for a, seed, _ in runs)
+                         + f" | {share(acc, teacher_pct)} | {max(p for _, _, p in runs):,} |")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, (row, points) in enumerate(curves.items()):
+        xs = sorted(points)
+        means = [100 * np.mean([a for a, _, _ in points[b]]) for b in xs]
+        stds = [100 * np.std([a for a, _, _ in points[b]], ddof=1) if len(points[b]) > 1 else 0
+                for b in xs]
+        ax.errorbar(xs, means, yerr=stds, fmt="o-", capsize=3, color=f"C{i}", label=CURVES[row])
+    for budget, value, text in TARGETS.get(dataset, []):
+        ax.plot([0, budget], [value, value], ":", color="gray", lw=1)
+        ax.text(budget, value, " target " + text, fontsize=7, va="center")
+    ax.set_xlabel("training answers paid, budget B")
+    ax.set_ylabel("student test accuracy %")
+    ax.set_title(f"{dataset}: accuracy per paid answer (teacher {teacher_pct} %)")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    name = os.path.basename(path)
+    return lines + ["", f"![accuracy per paid answer]({name})", ""]
 
 
 def plot(all_records, path):
@@ -184,14 +367,24 @@ def main():
            "measured on this machine; the paper's numbers are from ../shared/DESIGN.md.", "",
            f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU, Python "
            f"{platform.python_version()}.", ""]
+    main_teacher = {}  # the first section of a data set with a whole-test-set teacher
     for dataset, records in all_records.items():
-        tab, teacher = table(records, dataset)
+        found = whole_set_teacher(records)
+        if len(found) == 1:
+            main_teacher.setdefault(dataset.split(".")[0], found[0])
+    for dataset, records in all_records.items():
+        found = whole_set_teacher(records)
+        teacher_pct = found[0] if len(found) == 1 else main_teacher.get(dataset.split(".")[0])
+        tab, teacher = table(records, dataset, teacher_pct)
         commands = sorted({r.get("command") or f"python bench/paper_table.py --config="
                            f"{r['config']} --out=bench/results/{dataset}.jsonl" for r in records})
         base, _, tag = dataset.partition(".")
         out += [f"## {dataset}", "", *([TAG_NOTES[tag], ""] if tag else []),
-                f"Teacher test accuracy measured: {teacher} % "
-                f"(paper: {PAPER.get(base, {}).get('teacher', '–')}).", "", tab, "",
+                f"Teacher test accuracy measured: "
+                f"{teacher or f'{teacher_pct} (the first section’s; these runs asked it about a sample)'} % "
+                f"(paper: {PAPER.get(base, {}).get('teacher', '–')}). The share of the teacher is "
+                f"student / {teacher_pct} %; the paper's FS-BBT is {PAPER_SHARES.get(base, '–')}.",
+                "", tab, "",
                 "Rows with one seed are explorations: the standard deviation between seeds is "
                 "shown above, and a one-seed difference smaller than it is not evidence.", "",
                 "Commands (rows and seeds as in each record of the JSONL):", "",
@@ -221,19 +414,10 @@ def main():
                 f"{sp['mixup_label_sequential_s']:.2f} s (medians after an untimed warm-up pass).", ""]
     levers = os.path.join(RESULTS, "speed_levers.jsonl")
     if os.path.exists(levers):
-        out += ["## Speed levers for the student (issue #11)", "",
-                "`python bench/speed_levers.py 20000 3`: LeNet-5-Half at batch 64 on random images, "
-                "each lever in turn in one process, 1 warm-up epoch then 2 timed; seconds per "
-                "epoch, median (runs). `steps_per_execution` gives the same updates; it is the "
-                "default now (32).", "",
-                "| when | images | plain fit | jit_compile | steps_per_execution=32 | both |",
-                "|---|---|---|---|---|---|"]
-        for line in open(levers):
-            r = json.loads(line)
-            cells = [f"{np.median(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})"
-                     for v in (r["seconds_per_epoch"][k] for k in ("base", "jit", "spe32", "jit+spe32"))]
-            out.append(f"| {r['finished']} | {r['images']} | " + " | ".join(cells) + " |")
-        out.append("")
+        out += speed_levers_section(load(levers))
+    runs = os.path.join(RESULTS, "speed_runs.jsonl")
+    if os.path.exists(runs):
+        out += speed_runs_section(load(runs))
     throughputs = sorted(glob.glob(os.path.join(RESULTS, "teacher_throughput*.json")))
     if throughputs:
         out += ["## Teacher query throughput (images/s)", "",
@@ -254,6 +438,9 @@ def main():
                            f"| {t.get('image_shape', '')} | {local:.0f} | {protocol} "
                            f"| {t[protocol][best]:.0f} ({best}) | {t[protocol][best] / local:.2f} |")
         out.append("")
+    for base in sorted({d.split(".")[0] for d in all_records}):
+        out += budget_section(all_records, base, main_teacher.get(base),
+                              os.path.join(DOCS, f"budget_{base}.png"))
     if all_records:
         plot(all_records, os.path.join(DOCS, "results.png"))
         out += ["## Accuracy against teacher queries", "", "![accuracy vs queries](results.png)", ""]

@@ -8,8 +8,11 @@ JSONL file as it finishes, so a long benchmark survives interruptions (rerun to 
 Rows: student_alone (N real images, true labels), standard_kd (N real, teacher labels),
 real_mixup, real_cvae, fsbbt (real + MixUp + CVAE), upper_bound (all labelled training
 images, true labels), fsbbt_M<count> (FS-BBT with M = count synthetic images), and
-<row>@<variant> to run a row with a named set of extra overrides (see VARIANTS).
-One teacher is trained (or reused) under WORKROOT and every run shares one answer cache.
+<row>@<variant>[+<variant>...] to run a row with named sets of extra overrides (see
+VARIANTS; ``B10000`` is a training budget of 10,000 answers). One teacher is trained (or
+reused) under WORKROOT and every run shares one answer cache. ``--answers=topk|label``
+makes the teacher answer only its top 5 (classes and scores) or its top-1 class, as many
+prediction APIs do: a SavedModel wrapping the teacher's, so nothing else changes.
 """
 
 import json
@@ -32,6 +35,8 @@ flags.DEFINE_string("workroot", "runs/bench", "Folder for the teacher, cache and
 flags.DEFINE_string("out", "bench/results/results.jsonl", "JSONL file results are appended to.")
 flags.DEFINE_list("overrides", [], "Extra --config.* overrides for every run, e.g. "
                   "student.epochs=20.")
+flags.DEFINE_enum("answers", "probs", ["probs", "topk", "label"],
+                  "What the teacher answers: all probabilities, the top 5, or the top-1 class.")
 FLAGS = flags.FLAGS
 
 # Every row starts from the paper's method whatever the config's defaults are; rows and
@@ -74,10 +79,24 @@ def _merge(*override_lists: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in merged.items()]
 
 
+def variant_overrides(variant: str) -> list[str]:
+    """Overrides of ``v1+v2+...``: named VARIANTS, or ``B<count>`` for a training budget of
+    <count> answers (the run plans M = count - N)."""
+    out: list[list[str]] = []
+    for name in filter(None, variant.split("+")):
+        if name[:1] == "B" and name[1:].isdigit():
+            out.append([f"query.budget={int(name[1:])}"])
+        elif name in VARIANTS:
+            out.append(VARIANTS[name])
+        else:
+            raise ValueError(f"unknown variant {name!r}")
+    return _merge(*out)
+
+
 def row_overrides(row: str) -> tuple[list[str], str | None]:
     """(config overrides, --unlabeled override) for a row name."""
     base, _, variant = row.partition("@")
-    extra = VARIANTS[variant] if variant else []
+    extra = variant_overrides(variant)
     if base.startswith("fsbbt_M"):
         return _merge(PAPER_METHOD, ROWS["fsbbt"], [f"synthesis.num_synthetic={int(base[7:])}"],
                       extra), None
@@ -90,7 +109,8 @@ def done_runs(path: str) -> set:
     if not os.path.exists(path):
         return set()
     with open(path) as f:
-        return {(r["row"], r["seed"]) for r in map(json.loads, f) if r.get("report")}
+        return {(r["row"], r["seed"], r.get("answers", "probs")) for r in map(json.loads, f)
+                if r.get("report")}
 
 
 def main(argv):
@@ -104,39 +124,75 @@ def main(argv):
                         f"--workdir={teacher_dir}"] + [f"--config.{o}" for o in FLAGS.overrides
                                                        if o.startswith(("data.", "teacher."))],
                        check=True)
+    teacher_model = os.path.join(teacher_dir, "teacher")
+    answer_overrides = []
+    if FLAGS.answers != "probs":
+        teacher_model = _answer_only_teacher(teacher_model, FLAGS.answers)
+        answer_overrides = [f"query.output={FLAGS.answers}"]
     done = done_runs(FLAGS.out)
     for seed in map(int, FLAGS.seeds):
         for row in FLAGS.rows:
-            if (row, seed) in done:
+            if (row, seed, FLAGS.answers) in done:
                 print(f"bench: {row} seed {seed} already in {FLAGS.out}", flush=True)
                 continue
             overrides, unlabeled = row_overrides(row)
-            workdir = os.path.join(FLAGS.workroot, f"{row}_s{seed}")
+            name = row if FLAGS.answers == "probs" else f"{row}_{FLAGS.answers}"
+            workdir = os.path.join(FLAGS.workroot, f"{name}_s{seed}")
             cmd = [py, os.path.join(ROOT, "bin", "distill.py"), f"--config={FLAGS.config}",
-                   f"--workdir={workdir}", f"--teacher=savedmodel:{teacher_dir}/teacher",
+                   f"--workdir={workdir}", f"--teacher=savedmodel:{teacher_model}",
                    f"--cache={os.path.join(FLAGS.workroot, 'teacher_cache.sqlite')}",
                    f"--config.seed={seed}"]
-            cmd += [f"--config.{o}" for o in _merge(overrides, FLAGS.overrides)]
+            cmd += [f"--config.{o}" for o in _merge(overrides, answer_overrides, FLAGS.overrides)]
             if unlabeled == "ALL":
                 cmd.append("--unlabeled=" + _train_spec())
             print(f"bench: {row} seed {seed}: {' '.join(cmd[2:])}", flush=True)
             start = time.time()
             proc = subprocess.run(cmd, capture_output=True, text=True)
-            with open(os.path.join(FLAGS.workroot, f"{row}_s{seed}.log"), "w") as f:
+            with open(os.path.join(FLAGS.workroot, f"{name}_s{seed}.log"), "w") as f:
                 f.write(proc.stdout + proc.stderr)
             if proc.returncode != 0:
                 print(f"bench: {row} seed {seed} FAILED:\n{proc.stderr[-2000:]}", flush=True)
                 continue
             report = json.load(open(os.path.join(workdir, "report.json")))
             record = {"command": "python " + " ".join(sys.argv), "config": FLAGS.config,
-                      "row": row, "seed": seed, "overrides": overrides +
-                      FLAGS.overrides, "report": report, "finished": time.strftime("%Y-%m-%d %H:%M"),
+                      "row": row, "seed": seed, "answers": FLAGS.answers,
+                      "overrides": _merge(overrides, answer_overrides, FLAGS.overrides), "report": report, "finished": time.strftime("%Y-%m-%d %H:%M"),
                       "seconds": round(time.time() - start, 1)}
             with open(FLAGS.out, "a") as f:
                 f.write(json.dumps(record) + "\n")
             print(f"bench: {row} seed {seed}: student accuracy "
                   f"{report.get('student_accuracy', float('nan')):.4f}, queries "
                   f"{report['teacher_queries']}, {record['seconds']}s", flush=True)
+
+
+def _answer_only_teacher(path: str, answers: str, k: int = 5) -> str:
+    """A SavedModel beside ``path`` whose signature answers only the top ``k`` classes and
+    their scores (``topk``) or the top-1 class (``label``) of the teacher at ``path``."""
+    out = f"{path}_{answers}"
+    if os.path.exists(os.path.join(out, "saved_model.pb")):
+        return out
+    import tensorflow as tf
+
+    inner = tf.saved_model.load(path)
+    fn = inner.signatures["serving_default"]
+    name, spec = next(iter(fn.structured_input_signature[1].items()))
+
+    class AnswerOnly(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        @tf.function(input_signature=[tf.TensorSpec(spec.shape, spec.dtype, name=name)])
+        def serve(self, images):
+            probs = next(iter(fn(**{name: images}).values()))
+            if answers == "label":
+                return {"label": tf.argmax(probs, -1)}
+            top = tf.math.top_k(probs, k)
+            return {"classes": top.indices, "scores": top.values}
+
+    module = AnswerOnly()
+    tf.saved_model.save(module, out, signatures={"serving_default": module.serve})
+    return out
 
 
 def _train_spec() -> str:

@@ -109,8 +109,9 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.student.batch_size = 64
     c.student.learning_rate = 1e-3
     c.student.lr_schedule = "constant"  # constant (the paper's) | cosine (decays to 0)
-    c.student.loss = "soft_ce"      # soft_ce|kl|hard_ce
+    c.student.loss = "soft_ce"      # soft_ce|kl|hard_ce|smooth_ce
     c.student.temperature = 4.0     # for loss=kl
+    c.student.label_smoothing = 0.1  # for loss=smooth_ce (top-1 class, smoothed)
     c.student.targets = "teacher"   # teacher|true_labels ("student alone" baseline)
     # Label-preserving augmentation reusing each image's answer: none|shift|flip_shift
     c.student.augment = "none"

@@ -117,6 +117,7 @@ def check_config(config) -> None:
     _choice(config, "student.lr_schedule", LR_SCHEDULES)
     _choice(config, "student.loss", loss_names())
     _number(config, "student.temperature", low=0, low_open=True)
+    _number(config, "student.label_smoothing", low=0, high=1, high_open=True)
     _choice(config, "student.targets", ("teacher", "true_labels"))
     _choice(config, "student.augment", AUGMENTATIONS)
     _number(config, "student.shift", low=0, high=1, high_open=True)

@@ -43,6 +43,22 @@ def test_hard_cross_entropy_by_hand():
                                [-np.log(q[0, 0]), -np.log(q[1, 2])], rtol=1e-5)
 
 
+def test_smoothed_cross_entropy_by_hand():
+    """Top-1 class of the teacher, smoothed: 0.9 + 0.1/3 on it, 0.1/3 on the others."""
+    from kd_keras.distill.losses import get_loss
+
+    q = np.exp(LOGITS) / np.exp(LOGITS).sum(1, keepdims=True)
+    target = np.full((2, 3), 0.1 / 3)
+    target[0, 0] += 0.9
+    target[1, 2] += 0.9
+    loss = get_loss("smooth_ce", label_smoothing=0.1)
+    np.testing.assert_allclose(loss(PROBS, LOGITS), -(target * np.log(q)).sum(1), rtol=1e-5)
+    assert get_loss("smooth_ce", label_smoothing=0.0)(PROBS, LOGITS).numpy() == pytest.approx(
+        hard_cross_entropy(PROBS, LOGITS).numpy(), rel=1e-6)
+    with pytest.raises(ConfigError):
+        get_loss("smooth_ce", label_smoothing=1.0)
+
+
 def _train_weights(strategy, x, y):
     keras.utils.set_random_seed(0)
     with strategy.scope():

@@ -84,18 +84,42 @@ class HardCrossEntropy(DistillationLoss):
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=student_logits)
 
 
+@register_loss("smooth_ce")
+class SmoothedCrossEntropy(DistillationLoss):
+    """Cross-entropy on the teacher's top-1 class with label smoothing (Szegedy et al.,
+    2016): the target keeps ``1 - label_smoothing`` on that class and spreads the rest
+    evenly, so a label-only teacher's answers are not taken as certain."""
+
+    def __init__(self, label_smoothing: float = 0.1):
+        if not 0 <= label_smoothing < 1:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+
+    def compute_loss(self, teacher_probs, student_logits):
+        classes = tf.shape(teacher_probs)[-1]
+        target = tf.one_hot(tf.argmax(teacher_probs, axis=-1), classes, dtype=student_logits.dtype)
+        eps = tf.cast(self.label_smoothing, student_logits.dtype)
+        target = target * (1 - eps) + eps / tf.cast(classes, student_logits.dtype)
+        return -tf.reduce_sum(target * tf.nn.log_softmax(student_logits), axis=-1)
+
+    def get_config(self):
+        return {"label_smoothing": self.label_smoothing}
+
+
 def loss_names() -> tuple[str, ...]:
     """The registered loss names."""
     return tuple(sorted(_LOSSES))
 
 
-def get_loss(name: str, temperature: float = 4.0) -> DistillationLoss:
-    """The loss registered as ``name``; ``temperature`` goes to losses that take one."""
+def get_loss(name: str, temperature: float = 4.0, **settings) -> DistillationLoss:
+    """The loss registered as ``name``, given those of ``temperature`` and ``settings``
+    (e.g. ``label_smoothing``) that its constructor takes."""
     if name not in _LOSSES:
         raise ConfigError(f"unknown distillation loss {name!r}; choose one of {loss_names()}")
     cls = _LOSSES[name]
-    takes = "temperature" in inspect.signature(cls).parameters
-    return cls(temperature) if takes else cls()
+    takes = inspect.signature(cls).parameters
+    given = {"temperature": temperature, **settings}
+    return cls(**{k: v for k, v in given.items() if k in takes})
 
 
 # Plain functions, kept for callers that want one loss directly.

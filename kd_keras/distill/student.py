@@ -11,6 +11,7 @@ import tensorflow as tf
 from kd_keras import models
 from kd_keras.distill.augment import augment_dataset
 from kd_keras.distill.distiller import Distiller
+from kd_keras.distill.losses import get_loss
 from kd_keras.errors import ConfigError
 from kd_keras.strategy import compile_built
 
@@ -53,7 +54,8 @@ def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = Fals
             student = models.build(s.model, config.data.image_shape, config.data.num_classes)
         else:  # the user's model for the real run, a fresh copy of it for a probe
             student = ctx.student if checkpoints else keras.models.clone_model(ctx.student)
-        distiller = Distiller(student, loss=s.loss, temperature=s.temperature)
+        loss = get_loss(s.loss, s.temperature, label_smoothing=s.label_smoothing)
+        distiller = Distiller(student, loss=loss, temperature=s.temperature)
         compile_built(distiller, keras.optimizers.Adam(
             learning_rate_schedule(s, steps=epochs * -(-len(x) // s.batch_size))),
             jit_compile=bool(s.jit_compile), steps_per_execution=int(s.steps_per_execution))

@@ -1,0 +1,89 @@
+"""Whole runs, old code against new, alternating in one sitting (issue #11).
+
+  git worktree add /work/old_e0f4b9a e0f4b9a
+  git worktree add /work/new_HEAD HEAD
+  python bench/speed_runs.py --old=/work/old_e0f4b9a --new=/work/new_HEAD --variants=paper,default --seeds=0,1,2 \
+      --teacher=runs/bench_fmnist/teacher/teacher --out=bench/results/speed_runs.jsonl
+
+For each seed, for each config variant, runs ``bin/distill.py`` of the old tree and then of
+this tree (same flags, same teacher, each run its own fresh answer cache, so both do the
+same work: every answer paid, the CVAE trained, the student trained and exported) and
+appends one JSON line per run: wall seconds of the whole command, the report's per-stage
+seconds and accuracy. Rerun to continue: finished (tree, variant, seed) runs are skipped.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_string("old", None, "Checkout of the old code (a git worktree).", required=True)
+flags.DEFINE_string("new", ROOT, "Checkout of the new code (default: this tree; a worktree of "
+                    "a commit keeps the runs apart from edits made meanwhile).")
+flags.DEFINE_list("variants", ["paper", "default"], "Config variants: paper, default, ...")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "One old and one new run per seed and variant.")
+flags.DEFINE_string("config", "configs/fashion_mnist.py", "Config file (same path in both trees).")
+flags.DEFINE_string("teacher", "runs/bench_fmnist/teacher/teacher", "SavedModel teacher.")
+flags.DEFINE_string("workroot", "runs/speed_runs", "Folder for the runs (made by this bench).")
+flags.DEFINE_string("out", "bench/results/speed_runs.jsonl", "JSONL file to append to.")
+FLAGS = flags.FLAGS
+
+
+def _done(path):
+    if not os.path.exists(path):
+        return set()
+    with open(path) as f:
+        return {(r["tree"], r["variant"], r["seed"]) for r in map(json.loads, f)}
+
+
+def main(argv):
+    del argv
+    trees = {"old": os.path.abspath(FLAGS.old), "new": os.path.abspath(FLAGS.new)}
+    commits = {k: subprocess.run(["git", "-C", v, "rev-parse", "--short", "HEAD"],
+                                 capture_output=True, text=True).stdout.strip()
+               for k, v in trees.items()}
+    done = _done(FLAGS.out)
+    for seed in map(int, FLAGS.seeds):
+        for variant in FLAGS.variants:
+            for tree, path in trees.items():
+                if (tree, variant, seed) in done:
+                    continue
+                workdir = os.path.abspath(os.path.join(FLAGS.workroot, f"{tree}_{variant}_s{seed}"))
+                shutil.rmtree(workdir, ignore_errors=True)  # only ever a folder this bench made
+                config = os.path.join(path, FLAGS.config) + ("" if variant == "default" else f":{variant}")
+                cmd = [sys.executable, os.path.join(path, "bin", "distill.py"), f"--config={config}",
+                       f"--workdir={workdir}", f"--teacher=savedmodel:{os.path.abspath(FLAGS.teacher)}",
+                       f"--config.seed={seed}"]
+                print(f"speed_runs: {tree} {variant} seed {seed}", flush=True)
+                load = os.getloadavg()[0]
+                start = time.perf_counter()
+                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=path)
+                seconds = time.perf_counter() - start
+                os.makedirs(FLAGS.workroot, exist_ok=True)
+                with open(workdir + ".log", "w") as f:
+                    f.write(proc.stdout + proc.stderr)
+                if proc.returncode:
+                    print(f"speed_runs: FAILED ({proc.returncode}):\n{proc.stderr[-1500:]}", flush=True)
+                    continue
+                report = json.load(open(os.path.join(workdir, "report.json")))
+                record = {"tree": tree, "commit": commits[tree], "variant": variant, "seed": seed,
+                          "command": " ".join(cmd[1:]).replace(path + "/", ""),
+                          "wall_seconds": round(seconds, 1), "load_at_start": round(load, 2),
+                          "student_accuracy": report.get("student_accuracy"),
+                          "teacher_accuracy": report.get("teacher_accuracy"),
+                          "teacher_queries": report.get("teacher_queries"),
+                          "stage_seconds": report.get("stage_seconds"),
+                          "finished": time.strftime("%Y-%m-%d %H:%M")}
+                with open(FLAGS.out, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                print(f"speed_runs: {tree} {variant} seed {seed}: {seconds:.0f} s, "
+                      f"accuracy {record['student_accuracy']}", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
