@@ -1,6 +1,6 @@
 """Fashion-MNIST, the paper's setting: LeNet-5 -> LeNet-5-Half, N = 2,000, M = 48,000.
 
-Use ``--config=configs/fashion_mnist.py`` (our defaults: uncertainty-selected MixUp),
+Use ``--config=configs/fashion_mnist.py`` (our defaults: real images + CutMix),
 ``configs/fashion_mnist.py:paper`` (the paper's method exactly) or ``:quick`` (a demo).
 """
 

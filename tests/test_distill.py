@@ -114,6 +114,8 @@ def tiny_config(idx_dir):
                     num_classes=10, teacher_model="lenet5", student_model="lenet5_half",
                     teacher_epochs=2, num_synthetic=300, cvae_epochs=2)
     c.data.data_dir = idx_dir
+    c.synthesis.sources = "real,mixup,cvae"  # every stage of FS-BBT, with selection
+    c.synthesis.selection = "uncertainty"
     c.student.epochs = 2
     c.student.batch_size = 50
     return c
@@ -193,7 +195,7 @@ def test_label_only_teacher_with_hard_loss(idx_dir, tmp_path):
 
 def test_distill_command_end_to_end(idx_dir, tmp_path):
     workdir = tmp_path / "run"
-    proc = run_command("distill.py", "--config=configs/fashion_mnist.py:quick",
+    proc = run_command("distill.py", "--config=configs/fashion_mnist.py:paper,quick",
                        f"--config.data.data_dir={idx_dir}", "--config.teacher.epochs=3",
                        "--config.synthesis.num_synthetic=400", "--config.cvae.epochs=2",
                        "--config.student.epochs=2", "--unlabeled=fashion_mnist:train[:100]",
@@ -317,6 +319,7 @@ def test_cifar_shaped_run_with_normal_cvae(tmp_path):
                     student_model="alexnet_half", teacher_epochs=1, num_synthetic=60,
                     cvae_epochs=1, cvae_likelihood="normal")
     c.student.epochs, c.student.batch_size = 1, 20
+    c.synthesis.sources = "real,mixup,cvae"
     c.student.augment = "flip_shift"
     rng = np.random.default_rng(0)
     images = data.ImageSet(rng.random((40, 32, 32, 3), dtype=np.float32), name="random")
@@ -427,6 +430,16 @@ def test_budget_first_plans_m_and_refuses_an_explicit_m_that_cannot_fit(idx_dir,
     config.query.budget = 50
     with pytest.raises(ConfigError, match="less than the 100 real images"):
         fit_budget(config, 100)
+    config.synthesis.fixed_count = False
+    config.query.budget = 100_000  # a larger budget grows M too: the plan follows B
+    fit_budget(config, 100)
+    assert config.synthesis.num_synthetic == 99_900
+    config.query.budget = 100  # B = N: the real images alone, and the run still ends
+    fit_budget(config, 100)
+    assert config.synthesis.num_synthetic == 0
+    report = run_fsbbt(config, Teacher(CallableBackend(toy_teacher), 10, budget=100), unlabeled,
+                       None, str(tmp_path / "w0"))
+    assert report["images_per_source"] == {"real": 100} and report["teacher_queries"] == 100
 
 
 def test_eval_buys_at_most_the_teacher_sample(idx_dir, tmp_path):

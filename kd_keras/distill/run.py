@@ -125,9 +125,9 @@ def plan(config, n_real: int) -> tuple[dict, dict, dict]:
 
 
 def fit_budget(config, n_real: int) -> None:
-    """Plans the run within ``query.budget`` before any query: the synthetic count M shrinks
-    to ``budget - n_real`` unless ``synthesis.fixed_count`` (set when the user gave M
-    explicitly), in which case a plan that cannot fit is an error."""
+    """Plans the run for ``query.budget`` before any query: the synthetic count M becomes
+    ``budget - n_real`` (fewer or more than the config's) unless ``synthesis.fixed_count``
+    (set when the user gave M explicitly), in which case a plan that cannot fit is an error."""
     budget, m = config.query.budget, config.synthesis.num_synthetic
     if not budget or config.student.targets == "true_labels":
         return
@@ -135,12 +135,14 @@ def fit_budget(config, n_real: int) -> None:
         raise ConfigError(f"query.budget={budget} is less than the {n_real} real images, which "
                           "are all labelled first; raise the budget or use fewer images")
     has_generators = any(n != synthesis.REAL for n in synthesis.parse_sources(config.synthesis.sources))
-    if not has_generators or n_real + m <= budget:
+    if not has_generators or (config.synthesis.fixed_count and n_real + m <= budget):
         return
     if config.synthesis.fixed_count:
         raise ConfigError(f"the plan needs up to {n_real + m} teacher answers ({n_real} real + {m} "
                           f"synthetic), more than query.budget={budget}; lower "
                           "synthesis.num_synthetic or raise the budget")
+    if m == budget - n_real:
+        return
     with config.unlocked():
         config.synthesis.num_synthetic = budget - n_real
     print(f"budget: {budget} answers: {n_real} real images + {budget - n_real} synthetic "

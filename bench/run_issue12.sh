@@ -1,0 +1,25 @@
+#!/bin/sh
+# Issue #12 benchmark queue, most needed first; each line appends to its JSONL as runs
+# finish and skips runs already there (rerun to continue). One benchmark at a time.
+set -x
+PY=${PYTHON:-.venv/bin/python}
+# WORKROOT and RESULTS may point into another checkout, so that the queue can run from a
+# worktree of one commit while the main tree is edited.
+WORKROOT=${WORKROOT:-runs/bench_fmnist}
+RESULTS=${RESULTS:-bench/results}
+PT="$PY bench/paper_table.py --config=configs/fashion_mnist.py --workroot=$WORKROOT"
+B=$RESULTS/fashion_mnist.budget.jsonl
+A=$RESULTS/fashion_mnist.answers.jsonl
+# the default (real + CutMix) at a fifth of the paper's answers
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@B10000
+# label-only teacher: which loss serves it (seed 0), then 3 seeds at 50K
+$PT --out=$A --answers=label --seeds=0 --rows=real_cutmix@hard,real_cutmix@smooth
+# the better of the two on seed 0 goes on to seeds 1 and 2 and to B = 10K
+LOSS=$($PY -c "import json; r={x['row']: x['report']['student_accuracy'] for x in map(json.loads, open('$A')) if x.get('answers') == 'label' and x['seed'] == 0}; print(max(('hard', 'smooth'), key=lambda k: r.get('real_cutmix@' + k, 0)))")
+$PT --out=$A --answers=label --seeds=1,2 --rows=real_cutmix@$LOSS
+$PT --out=$B --seeds=0,1,2 --rows=fsbbt@B10000
+$PT --out=$A --answers=topk --seeds=0,1,2 --rows=real_cutmix
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@B5000,real_cutmix@B25000
+$PT --out=$A --answers=label --seeds=0,1,2 --rows=real_cutmix@$LOSS+B10000
+$PT --out=$A --answers=topk --seeds=0,1,2 --rows=real_cutmix@B10000
+$PT --out=$B --seeds=0,1,2 --rows=fsbbt@B5000,fsbbt@B25000
