@@ -92,6 +92,15 @@ def main(argv):
                                f"--savedmodel={saved}", f"--port={port}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        deadline = time.time() + 120
+        while True:  # the server is up when its port accepts connections
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise SystemExit("heldout: the teacher server did not start")
+                time.sleep(0.5)
         for seed in map(int, FLAGS.seeds):
             folder = os.path.join(FLAGS.workroot, f"images_s{seed}")
             write_folder(folder, seed)
