@@ -67,6 +67,8 @@ VARIANTS = {
     "uncertain_pool6": ["synthesis.selection=uncertainty", "selection.pool_factor=6.0"],
     "uncertain_cutmix": ["synthesis.selection=uncertainty", "selection.generators=cutmix"],
     "half_mixup": ["synthesis.sources=real,mixup:0.5,cutmix:0.5"],
+    "e150": ["student.epochs=150"],
+    "shift": ["student.augment=shift"],
     "hard": ["student.loss=hard_ce"],
     "smooth": ["student.loss=smooth_ce", "student.label_smoothing=0.1"],
     "with_cvae": ["synthesis.sources=real,cutmix:0.89,cvae:0.11"],

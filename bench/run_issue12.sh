@@ -12,6 +12,8 @@ B=$RESULTS/fashion_mnist.budget.jsonl
 A=$RESULTS/fashion_mnist.answers.jsonl
 # the default (real + CutMix) at a fifth of the paper's answers
 $PT --out=$B --seeds=0,1,2 --rows=real_cutmix@B10000
+# answers are dear, steps are cheap: longer training and shifted copies at B = 10K (seed 0)
+$PT --out=$B --seeds=0 --rows=real_cutmix@B10000+e150,real_cutmix@B10000+shift+e150
 # label-only teacher: which loss serves it (seed 0), then 3 seeds at 50K
 $PT --out=$A --answers=label --seeds=0 --rows=real_cutmix@hard,real_cutmix@smooth
 # the better of the two on seed 0 goes on to seeds 1 and 2 and to B = 10K
