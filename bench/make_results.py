@@ -86,7 +86,7 @@ ROW_NAMES = {
 
 VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected MixUp",
                  "hard": "hard CE on the top-1", "smooth": "label-smoothed CE (0.1)",
-                 "soft": "soft CE", "cosine": "cosine decay", "e150": "150 epochs",
+                 "soft": "soft CE", "cosine": "cosine decay", "e150": "150 epochs", "e100": "100 epochs",
                  "shift": "shifted copies (augment=shift)"}
 
 

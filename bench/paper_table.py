@@ -68,6 +68,7 @@ VARIANTS = {
     "uncertain_cutmix": ["synthesis.selection=uncertainty", "selection.generators=cutmix"],
     "half_mixup": ["synthesis.sources=real,mixup:0.5,cutmix:0.5"],
     "e150": ["student.epochs=150"],
+    "e100": ["student.epochs=100"],
     "shift": ["student.augment=shift"],
     "hard": ["student.loss=hard_ce"],
     "smooth": ["student.loss=smooth_ce", "student.label_smoothing=0.1"],

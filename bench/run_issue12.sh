@@ -19,9 +19,8 @@ $PT --out=$A --answers=label --seeds=0 --rows=real_cutmix@hard,real_cutmix@smoot
 # the better of the two on seed 0 goes on to seeds 1 and 2 and to B = 10K
 LOSS=$($PY -c "import json; r={x['row']: x['report']['student_accuracy'] for x in map(json.loads, open('$A')) if x.get('answers') == 'label' and x['seed'] == 0}; print(max(('hard', 'smooth'), key=lambda k: r.get('real_cutmix@' + k, 0)))")
 $PT --out=$A --answers=label --seeds=1,2 --rows=real_cutmix@$LOSS
-# towards 87 % at 50K: explorations on seed 0, and KL T=4 on seeds 1 and 2
-$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@cosine,real_cutmix@kl4+cosine
-$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=1,2 --rows=real_cutmix@kl4
+# more at B = 10K, seed 0: other losses, schedules, selection, mixes, shifted copies
+$PT --out=$B --seeds=0 --rows=real_cutmix@B10000+kl4,real_cutmix@B10000+cosine,real_cutmix@uncertain_cutmix+B10000,real_cutmix@half_mixup+B10000,real_cutmix@B10000+shift,real_cutmix@B10000+shift+e100
 # the held-out check rehearsed: an MLP teacher over REST, a PNG folder, B = 10,000
 $PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --workroot=$WORKROOT/../heldout
 $PT --out=$B --seeds=0,1,2 --rows=fsbbt@B10000
@@ -29,4 +28,7 @@ $PT --out=$A --answers=topk --seeds=0,1,2 --rows=real_cutmix
 $PT --out=$B --seeds=0,1,2 --rows=real_cutmix@B5000,real_cutmix@B25000
 $PT --out=$A --answers=label --seeds=0,1,2 --rows=real_cutmix@$LOSS+B10000
 $PT --out=$A --answers=topk --seeds=0,1,2 --rows=real_cutmix@B10000
+# towards 87 % at 50K: explorations on seed 0, and KL T=4 on seeds 1 and 2
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@cosine,real_cutmix@kl4+cosine
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=1,2 --rows=real_cutmix@kl4
 $PT --out=$B --seeds=0,1,2 --rows=fsbbt@B5000,fsbbt@B25000
