@@ -187,6 +187,8 @@ def plan_counts(sources: dict[str, Optional[float]], generators: dict[str, Synth
     gens = [n for n in sources if n != REAL]
     if not gens:
         return {}
+    if total <= 0:  # a budget of N answers: the real images alone
+        return {n: 0 for n in gens}
     shares = {n: sources[n] for n in gens}
     if all(v is None for v in shares.values()):
         droppers = [n for n in gens if generators[n].near_copies(total, n_real)]

@@ -74,6 +74,8 @@ def plan_mixup(n_real: int, candidates: int, *, alpha: float = 1.0, decimals: in
         round_ += 1
         if round_ > 1000:
             raise ConfigError("MixUp thresholds drop almost every pair; widen low/high")
+    if not firsts:  # no pairs asked for
+        return MixupPlan(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), 0)
     return MixupPlan(np.concatenate(firsts), np.concatenate(seconds), np.concatenate(lams), dropped)
 
 
