@@ -21,6 +21,8 @@ LOSS=$($PY -c "import json; r={x['row']: x['report']['student_accuracy'] for x i
 $PT --out=$A --answers=label --seeds=1,2 --rows=real_cutmix@$LOSS
 # more at B = 10K, seed 0: other losses, schedules, selection, mixes, shifted copies
 $PT --out=$B --seeds=0 --rows=real_cutmix@B10000+kl4,real_cutmix@B10000+cosine,real_cutmix@uncertain_cutmix+B10000,real_cutmix@half_mixup+B10000,real_cutmix@B10000+shift,real_cutmix@B10000+shift+e100
+# the best single changes at B = 10K combined, and KL alone, over 3 seeds
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@half_mixup+kl4+B10000,real_cutmix@B10000+kl4
 # the held-out check rehearsed: an MLP teacher over REST, a PNG folder, B = 10,000
 $PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --workroot=$WORKROOT/../heldout
 $PT --out=$B --seeds=0,1,2 --rows=fsbbt@B10000
