@@ -101,7 +101,14 @@ def main(argv):
                 if server.poll() is not None or time.time() > deadline:
                     raise SystemExit("heldout: the teacher server did not start")
                 time.sleep(0.5)
+        done = set()
+        if os.path.exists(FLAGS.out):
+            done = {(r["seed"], tuple(r.get("overrides", []))) for r in
+                    map(json.loads, open(FLAGS.out))}
         for seed in map(int, FLAGS.seeds):
+            if (seed, tuple(FLAGS.overrides)) in done:
+                print(f"heldout: seed {seed} already in {FLAGS.out}", flush=True)
+                continue
             folder = os.path.join(FLAGS.workroot, f"images_s{seed}")
             write_folder(folder, seed)
             workdir = os.path.join(FLAGS.workroot, f"run_s{seed}")

@@ -25,12 +25,13 @@ $PT --out=$B --seeds=0 --rows=real_cutmix@B10000+kl4,real_cutmix@B10000+cosine,r
 $PT --out=$B --seeds=0,1,2 --rows=real_cutmix@half_mixup+kl4+B10000,real_cutmix@B10000+kl4
 # the held-out check rehearsed: an MLP teacher over REST, a PNG folder, B = 10,000
 $PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --workroot=$WORKROOT/../heldout
+# KL T=4 beat soft CE at B = 10K (3 seeds): does it at 50K too? It becomes the default if so
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=1,2 --rows=real_cutmix@kl4
+DEF=$($PY -c "import json, numpy as np; r=[x for x in map(json.loads, open('$RESULTS/fashion_mnist.plugins.jsonl')) if x['row'] in ('real_cutmix', 'real_cutmix@kl4')]; m={k: np.mean([x['report']['student_accuracy'] for x in r if x['row'] == k]) for k in ('real_cutmix', 'real_cutmix@kl4')}; print('kl4+' if m['real_cutmix@kl4'] >= m['real_cutmix'] else '')")
 $PT --out=$B --seeds=0,1,2 --rows=fsbbt@B10000
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@${DEF}B5000,real_cutmix@${DEF}B25000
 $PT --out=$A --answers=topk --seeds=0,1,2 --rows=real_cutmix
-$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@B5000,real_cutmix@B25000
 $PT --out=$A --answers=label --seeds=0,1,2 --rows=real_cutmix@$LOSS+B10000
 $PT --out=$A --answers=topk --seeds=0,1,2 --rows=real_cutmix@B10000
-# towards 87 % at 50K: explorations on seed 0, and KL T=4 on seeds 1 and 2
-$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@cosine,real_cutmix@kl4+cosine
-$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=1,2 --rows=real_cutmix@kl4
 $PT --out=$B --seeds=0,1,2 --rows=fsbbt@B5000,fsbbt@B25000
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@cosine,real_cutmix@kl4+cosine
