@@ -315,7 +315,7 @@ def budget_section(all_records, dataset, teacher_pct, path) -> list:
         return []
     lines = [f"## Accuracy per paid answer ({dataset}, issue #12)", "",
              "Student top-1 % against the training budget B (`--config.query.budget=B`: the run "
-             "plans M = B - N synthetic images and pays at most B answers; . Runs from every section above of the same teacher; the "
+             "plans M = B - N synthetic images and pays at most B answers). Runs from every section above of the same teacher; the "
              f"share is student / teacher ({teacher_pct} %). Targets: "
              + "; ".join(t for _, _, t in TARGETS.get(dataset, [])) + ".", "",
              "| method | B | student top-1 % | per seed | share of teacher % | answers paid (max) |",
@@ -417,7 +417,7 @@ def main():
         base, _, tag = dataset.partition(".")
         out += [f"## {dataset}", "", *([TAG_NOTES[tag], ""] if tag else []),
                 f"Teacher test accuracy measured: "
-                f"{teacher or f'{teacher_pct} (the first section’s; these runs asked it about a sample)'} % "
+                f"{f'{", ".join(map(str, teacher))} %' if teacher else f'{teacher_pct} % (from the first section; these runs asked the teacher about a sample)'} "
                 f"(paper: {PAPER.get(base, {}).get('teacher', '–')}). The share of the teacher is "
                 f"student / {teacher_pct} %; the paper's FS-BBT is {PAPER_SHARES.get(base, '–')}.",
                 "", tab, "",
