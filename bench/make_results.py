@@ -412,12 +412,15 @@ def main():
         found = whole_set_teacher(records)
         teacher_pct = found[0] if len(found) == 1 else main_teacher.get(dataset.split(".")[0])
         tab, teacher = table(records, dataset, teacher_pct)
+        teacher_line = (", ".join(map(str, teacher)) + " %" if teacher else
+                        f"{teacher_pct} % (from the first section; these runs asked the teacher "
+                        "about a sample)")
         commands = sorted({r.get("command") or f"python bench/paper_table.py --config="
                            f"{r['config']} --out=bench/results/{dataset}.jsonl" for r in records})
         base, _, tag = dataset.partition(".")
         out += [f"## {dataset}", "", *([TAG_NOTES[tag], ""] if tag else []),
                 f"Teacher test accuracy measured: "
-                f"{f'{", ".join(map(str, teacher))} %' if teacher else f'{teacher_pct} % (from the first section; these runs asked the teacher about a sample)'} "
+                f"{teacher_line} "
                 f"(paper: {PAPER.get(base, {}).get('teacher', '–')}). The share of the teacher is "
                 f"student / {teacher_pct} %; the paper's FS-BBT is {PAPER_SHARES.get(base, '–')}.",
                 "", tab, "",
