@@ -34,4 +34,5 @@ $PT --out=$A --answers=topk --seeds=0,1,2 --rows=real_cutmix
 $PT --out=$A --answers=label --seeds=0,1,2 --rows=real_cutmix@$LOSS+B10000
 $PT --out=$A --answers=topk --seeds=0,1,2 --rows=real_cutmix@B10000
 $PT --out=$B --seeds=0,1,2 --rows=fsbbt@B5000,fsbbt@B25000
-$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@cosine,real_cutmix@kl4+cosine
+# not run yet (session time): cosine decay with CutMix towards 87 % at 50K
+# $PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@cosine,real_cutmix@kl4+cosine
