@@ -54,8 +54,9 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.synthesis = ml_collections.ConfigDict()
     # Which sets the student learns from: "real" and registered generators (mixup, cvae,
     # cutmix, ...), each optionally with its share of M, e.g. "real,mixup:0.8,cutmix:0.2".
-    # Default: CutMix (with KL at T = 4, below), measured better than FS-BBT's MixUp + CVAE (and our earlier default,
-    # uncertainty-selected MixUp + CVAE) over 3 seeds on Fashion-MNIST, docs/RESULTS.md.
+    # Default: CutMix (with KL at T = 4, below), measured better than FS-BBT's MixUp + CVAE
+    # and our earlier default (uncertainty-selected MixUp + CVAE) over 3 seeds on
+    # Fashion-MNIST, docs/RESULTS.md.
     c.synthesis.sources = "real,cutmix"
     c.synthesis.num_synthetic = num_synthetic  # M: synthetic images of all generators
     # True: M is exactly num_synthetic, and a plan over query.budget is an error (commands
