@@ -42,7 +42,7 @@ FLAGS = flags.FLAGS
 # Every row starts from the paper's method whatever the config's defaults are; rows and
 # variants change only what they name.
 PAPER_METHOD = ["student.lr_schedule=constant", "synthesis.selection=random",
-                "student.loss=soft_ce", "student.augment=none"]
+                "student.loss=soft_ce", "student.augment=none", "student.ema=0.0"]
 ROWS = {
     "student_alone": ["synthesis.sources=real", "student.targets=true_labels"],
     "standard_kd": ["synthesis.sources=real"],
@@ -56,6 +56,8 @@ ROWS = {
 VARIANTS = {
     "kl4": ["student.loss=kl", "student.temperature=4.0"],
     "cosine": ["student.lr_schedule=cosine"],
+    "ema": ["student.ema=0.999"],     # weight averaging over about the last 1,000 steps
+    "ema4": ["student.ema=0.9999"],   # ... over about the last 10,000 steps
     "uncertain": ["synthesis.selection=uncertainty"],
     "cosine_uncertain": ["student.lr_schedule=cosine", "synthesis.selection=uncertainty"],
     "cosine80": ["student.lr_schedule=cosine", "student.epochs=80"],
@@ -67,6 +69,7 @@ VARIANTS = {
     "uncertain_pool6": ["synthesis.selection=uncertainty", "selection.pool_factor=6.0"],
     "uncertain_cutmix": ["synthesis.selection=uncertainty", "selection.generators=cutmix"],
     "half_mixup": ["synthesis.sources=real,mixup:0.5,cutmix:0.5"],
+    "bs128": ["student.batch_size=128", "student.learning_rate=0.002"],  # half the steps
     "e150": ["student.epochs=150"],
     "e100": ["student.epochs=100"],
     "shift": ["student.augment=shift"],

@@ -112,6 +112,10 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.student.batch_size = 64
     c.student.learning_rate = 1e-3
     c.student.lr_schedule = "constant"  # constant (the paper's) | cosine (decays to 0)
+    # Weight averaging: 0 = off (the paper's); m in (0, 1) keeps an exponential moving
+    # average of the student's weights (Keras's optimizer ``use_ema``, momentum m) and the
+    # saved student takes the averaged weights at the end of training.
+    c.student.ema = 0.0
     # soft_ce (the paper's) | kl | hard_ce | smooth_ce (label-only teachers). KL at T = 4 is
     # the default: with CutMix it beat soft CE on each of 3 seeds at 50K answers and on the
     # mean of 3 at 10K (docs/RESULTS.md).
@@ -152,6 +156,7 @@ def make_paper(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.synthesis.selection = "random"
     c.student.loss = "soft_ce"
     c.student.lr_schedule = "constant"
+    c.student.ema = 0.0
     c.student.augment = "none"
     return c
 

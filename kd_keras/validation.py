@@ -115,6 +115,7 @@ def check_config(config) -> None:
     _choice(config, "student.jit_compile", (True, False))
 
     _choice(config, "student.lr_schedule", LR_SCHEDULES)
+    _number(config, "student.ema", low=0, high=1, high_open=True)
     _choice(config, "student.loss", loss_names())
     _number(config, "student.temperature", low=0, low_open=True)
     _number(config, "student.label_smoothing", low=0, high=1, high_open=True)

@@ -80,6 +80,7 @@ def test_variants_combine_in_order():
     ("query.batch_size", 0, "query.batch_size must be >= 1"),
     ("query.max_tries", 0, "query.max_tries must be >= 1"),
     ("student.temperature", 0.0, "student.temperature must be > 0"),
+    ("student.ema", 1.0, "student.ema must be"),
     ("student.loss", "kld", "student.loss must be one of"),
     ("student.targets", "teachr", "student.targets must be one of"),
     ("cvae.condition", "one_hot", "cvae.condition must be one of"),

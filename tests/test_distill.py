@@ -457,3 +457,39 @@ def test_eval_buys_at_most_the_teacher_sample(idx_dir, tmp_path):
     report = run_fsbbt(config, Teacher(CallableBackend(toy_teacher), 10), unlabeled, eval_set,
                        str(tmp_path / "w2"))
     assert report["eval_queries"] == 0 and "agreement" not in report
+
+
+class _RecordWeights(keras.callbacks.Callback):
+    """The student's weights after every training step (``self.model`` is the Distiller)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append([w.copy() for w in self.model.student.get_weights()])
+
+
+def test_weight_averaging_leaves_the_moving_average_in_the_student(idx_dir, tmp_path):
+    """student.ema = m: the saved student holds m-averaged weights of every step, by hand."""
+    from kd_keras.context import RunContext
+    from kd_keras.distill.student import train_student
+    from kd_keras.workdir import Workdir
+
+    c = tiny_config(idx_dir)
+    c.student.ema, c.student.steps_per_execution, c.student.epochs = 0.8, 1, 2
+    x, labels = make_images(100)
+    x = x[..., None].astype(np.float32) / 255
+    y = np.eye(10, dtype=np.float32)[labels]
+    ctx = RunContext(config=c, workdir=Workdir(str(tmp_path)),
+                     strategy=tf.distribute.get_strategy())
+    record = _RecordWeights()
+    student = train_student(ctx, x, y, callbacks=[record], verbose=0)
+    assert len(record.seen) == 4  # 2 epochs of 2 batches of 50
+    average = record.seen[0]
+    for weights in record.seen[1:]:
+        average = [0.8 * a + 0.2 * w for a, w in zip(average, weights)]
+    final = student.get_weights()
+    for a, w, last in zip(average, final, record.seen[-1]):
+        np.testing.assert_allclose(w, a, atol=1e-6)
+    assert any(not np.allclose(w, last) for w, last in zip(final, record.seen[-1]))

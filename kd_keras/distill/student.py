@@ -37,6 +37,14 @@ def learning_rate_schedule(student_config, steps: int):
                       f"choose one of {LR_SCHEDULES}")
 
 
+def student_optimizer(student_config, steps: int) -> keras.optimizers.Optimizer:
+    """Adam on the configured schedule; with ``student.ema`` > 0 it also keeps a moving
+    average of the weights, which ``fit`` writes into the student when training ends."""
+    ema = float(student_config.get("ema", 0.0))
+    return keras.optimizers.Adam(learning_rate_schedule(student_config, steps),
+                                 use_ema=ema > 0, ema_momentum=ema if ema > 0 else 0.99)
+
+
 def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = False,
                   callbacks: Optional[list] = None, epochs: Optional[int] = None,
                   verbose: Optional[int] = None) -> keras.Model:
@@ -56,9 +64,8 @@ def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = Fals
             student = ctx.student if checkpoints else keras.models.clone_model(ctx.student)
         loss = get_loss(s.loss, s.temperature, label_smoothing=s.label_smoothing)
         distiller = Distiller(student, loss=loss, temperature=s.temperature)
-        compile_built(distiller, keras.optimizers.Adam(
-            learning_rate_schedule(s, steps=epochs * -(-len(x) // s.batch_size))),
-            jit_compile=bool(s.jit_compile), steps_per_execution=int(s.steps_per_execution))
+        compile_built(distiller, student_optimizer(s, steps=epochs * -(-len(x) // s.batch_size)),
+                      jit_compile=bool(s.jit_compile), steps_per_execution=int(s.steps_per_execution))
     cbs = list(callbacks or [])
     if checkpoints:
         if not ctx.resume:
