@@ -42,7 +42,8 @@ FLAGS = flags.FLAGS
 # Every row starts from the paper's method whatever the config's defaults are; rows and
 # variants change only what they name.
 PAPER_METHOD = ["student.lr_schedule=constant", "synthesis.selection=random",
-                "student.loss=soft_ce", "student.augment=none", "student.ema=0.0"]
+                "student.loss=soft_ce", "student.augment=none", "student.ema=0.0",
+                "student.batch_mix=none"]
 ROWS = {
     "student_alone": ["synthesis.sources=real", "student.targets=true_labels"],
     "standard_kd": ["synthesis.sources=real"],
@@ -69,6 +70,8 @@ VARIANTS = {
     "uncertain_pool6": ["synthesis.selection=uncertainty", "selection.pool_factor=6.0"],
     "uncertain_cutmix": ["synthesis.selection=uncertainty", "selection.generators=cutmix"],
     "half_mixup": ["synthesis.sources=real,mixup:0.5,cutmix:0.5"],
+    "bmix": ["student.batch_mix=cutmix"],   # unpaid CutMix of answered images, half a batch
+    "bmixup": ["student.batch_mix=mixup"],  # unpaid MixUp of answered images, half a batch
     "bs128": ["student.batch_size=128", "student.learning_rate=0.002"],  # half the steps
     "e150": ["student.epochs=150"],
     "e100": ["student.epochs=100"],

@@ -39,7 +39,7 @@ def main(argv):
     from kd_keras import data, models
     from kd_keras.distill import Distiller
     from kd_keras.teachers.labelling import collect, label_batches
-    from kd_keras.distill.run import _training_dataset
+    from kd_keras.distill.student import training_dataset
     from kd_keras.synthesis import mixup_dataset, plan_mixup
     from kd_keras.teachers import Teacher, backend_from_spec
 
@@ -92,7 +92,7 @@ def main(argv):
         d.fit(dataset.take(5), epochs=1, verbose=0)  # build and trace outside the timing
         d.fit(dataset, epochs=FLAGS.epochs, verbose=0, shuffle=False, callbacks=[timer])
 
-    pipeline = _training_dataset(x, y, 64, 0)
+    pipeline = training_dataset(x, y, 64, 0)
     in_memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(64).cache()
     for _ in in_memory:  # materialise the cache before timing
         pass

@@ -126,6 +126,11 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     # Label-preserving augmentation reusing each image's answer: none|shift|flip_shift
     c.student.augment = "none"
     c.student.shift = 0.1           # largest shift, as a fraction of height and width
+    # Unpaid mixes of answered images within each batch, targets mixed alike: none|mixup|
+    # cutmix, replacing batch_mix_share of each batch, mix shares from Beta(alpha, alpha).
+    c.student.batch_mix = "none"
+    c.student.batch_mix_share = 0.5
+    c.student.batch_mix_alpha = 1.0
     # Training steps per call into TensorFlow: the same updates, less per-step overhead
     # (measured, docs/RESULTS.md); jit_compile (XLA) did not help on this CPU.
     c.student.steps_per_execution = 32
@@ -158,6 +163,7 @@ def make_paper(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.student.lr_schedule = "constant"
     c.student.ema = 0.0
     c.student.augment = "none"
+    c.student.batch_mix = "none"
     return c
 
 

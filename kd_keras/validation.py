@@ -47,7 +47,7 @@ def _get(config, field: str):
 def check_config(config) -> None:
     """Raises ConfigError naming the first setting that is unknown or out of range."""
     from kd_keras import models, synthesis  # noqa: F401 (synthesis registers generators)
-    from kd_keras.distill.augment import AUGMENTATIONS
+    from kd_keras.distill.augment import AUGMENTATIONS, BATCH_MIXES
     from kd_keras.distill.losses import loss_names
     from kd_keras.distill.student import LR_SCHEDULES
     from kd_keras.synthesis.selection import SELECTIONS
@@ -121,6 +121,9 @@ def check_config(config) -> None:
     _number(config, "student.label_smoothing", low=0, high=1, high_open=True)
     _choice(config, "student.targets", ("teacher", "true_labels"))
     _choice(config, "student.augment", AUGMENTATIONS)
+    _choice(config, "student.batch_mix", BATCH_MIXES)
+    _number(config, "student.batch_mix_share", low=0, high=1)
+    _number(config, "student.batch_mix_alpha", low=0, low_open=True)
     _number(config, "student.shift", low=0, high=1, high_open=True)
     if _get(config, "student.targets") == "true_labels" and set(sources) != {synthesis.REAL}:
         raise ConfigError("student.targets=true_labels trains on the real images alone: "

@@ -367,6 +367,45 @@ def test_augmentation_moves_pixels_and_keeps_targets():
         augment_dataset(batches, "rotate")
 
 
+@pytest.mark.parametrize("kind", ["mixup", "cutmix"])
+def test_batch_mixes_mix_targets_as_they_mix_pixels(kind):
+    """Image i is filled with i + 1 and answers class i: each mixed image's target must give
+    each of its two images the share of the pixels it gave."""
+    from kd_keras.distill.augment import mix_batches
+
+    n = 8
+    x = np.broadcast_to(np.arange(1, n + 1, dtype=np.float32)[:, None, None, None],
+                        (n, 10, 12, 1)).copy()
+    y = np.eye(n, dtype=np.float32)
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(n).repeat(2)
+    assert mix_batches(batches, "none") is batches
+    epochs = list(mix_batches(batches, kind, share=1.0, seed=3).as_numpy_iterator())
+    mx, my = epochs[0]
+    mixed = 0
+    for i in range(n):
+        np.testing.assert_allclose(my[i].sum(), 1.0, rtol=1e-6)
+        classes = np.flatnonzero(my[i] > 1e-6)
+        assert i in classes and len(classes) <= 2
+        if len(classes) == 1:
+            assert np.all(mx[i] == x[i])
+            continue
+        mixed += 1
+        j = classes[classes != i][0]
+        if kind == "mixup":
+            np.testing.assert_allclose(mx[i], my[i, i] * (i + 1) + my[i, j] * (j + 1), rtol=1e-5)
+        else:
+            assert set(np.unique(mx[i])) <= {i + 1.0, j + 1.0}
+            assert np.mean(mx[i] == i + 1) == pytest.approx(my[i, i], abs=1e-6)
+    assert mixed >= n // 2
+    assert not np.array_equal(epochs[0][0], epochs[1][0])  # new mixes every epoch
+    again = list(mix_batches(batches, kind, share=1.0, seed=3).as_numpy_iterator())
+    assert np.array_equal(again[0][0], mx)  # ... and the same ones in every run
+    untouched = mix_batches(batches, kind, share=0.0)
+    assert untouched is batches
+    with pytest.raises(ConfigError, match="student.batch_mix 'mixed'"):
+        mix_batches(batches, "mixed")
+
+
 def test_a_new_loss_is_one_registered_class():
     from kd_keras.distill import DistillationLoss, get_loss, loss_names, register_loss
 

@@ -1,9 +1,14 @@
-"""Label-preserving augmentation of the student's training images.
+"""Augmentation of the student's training batches at no query cost.
 
-A teacher's answer for an image is reused for its slightly shifted (and, where the classes
-allow it, mirrored) copies: the student sees more variety at no query cost. This assumes
-the teacher's answer does not change under these small transformations, which holds for
-centred objects such as Fashion-MNIST's; mirroring is wrong for digits, so it is a choice.
+Label-preserving: a teacher's answer for an image is reused for its slightly shifted (and,
+where the classes allow it, mirrored) copies. This assumes the teacher's answer does not
+change under these small transformations, which holds for centred objects such as
+Fashion-MNIST's; mirroring is wrong for digits, so it is a choice.
+
+Batch mixes: part of each batch is replaced by MixUp or CutMix mixes of two of its answered
+images, with the same mix of their two answers as the target. The teacher was never asked
+about these mixes, so the target is an approximation; what it is worth is measured
+(docs/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import tensorflow as tf
 from kd_keras.errors import ConfigError
 
 AUGMENTATIONS = ("none", "shift", "flip_shift")
+BATCH_MIXES = ("none", "mixup", "cutmix")
 
 
 def augmentation(name: str, shift: float = 0.1, seed: int = 0) -> Optional[keras.Sequential]:
@@ -41,3 +47,67 @@ def augment_dataset(dataset: tf.data.Dataset, name: str, shift: float = 0.1,
         return dataset
     return dataset.map(lambda x, y: (layers(x, training=True), y),
                        num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _beta(shape, seed, alpha: float) -> tf.Tensor:
+    """Beta(alpha, alpha) samples from two stateless Gamma draws."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    a = tf.random.stateless_gamma(shape, seeds[0], alpha)
+    b = tf.random.stateless_gamma(shape, seeds[1], alpha)
+    return a / tf.maximum(a + b, 1e-12)
+
+
+def _mix_batch(x: tf.Tensor, y: tf.Tensor, kind: str, share: float, alpha: float,
+               seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Replaces about ``share`` of the batch by mixes of each image with a random partner;
+    returns the images and their targets, mixed by the share of pixels each image gave."""
+    from kd_keras.synthesis.cutmix import cut_and_paste
+
+    n = tf.shape(x)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 5)
+    partner = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seeds[0])
+    chosen = tf.random.stateless_uniform([n], seeds[1]) < share
+    lam = _beta([n], seeds[2], alpha)
+    if kind == "mixup":
+        w = tf.reshape(lam, [-1, 1, 1, 1])
+        mixed, own = w * x + (1.0 - w) * tf.gather(x, partner), lam
+    else:  # cutmix: a box of about 1 - lam of the image comes from the partner
+        height, width = tf.shape(x)[1], tf.shape(x)[2]
+        cut = tf.sqrt(1.0 - lam)
+        bh = tf.cast(tf.round(tf.cast(height, tf.float32) * cut), tf.int64)
+        bw = tf.cast(tf.round(tf.cast(width, tf.float32) * cut), tf.int64)
+        h64, w64 = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+        cy = tf.random.stateless_uniform([n], seeds[3], 0, h64, dtype=tf.int64)
+        cx = tf.random.stateless_uniform([n], seeds[4], 0, w64, dtype=tf.int64)
+        top, left = tf.clip_by_value(cy - bh // 2, 0, h64), tf.clip_by_value(cx - bw // 2, 0, w64)
+        bottom = tf.clip_by_value(cy + bh // 2, 0, h64)
+        right = tf.clip_by_value(cx + bw // 2, 0, w64)
+        mixed = cut_and_paste(x, tf.range(n, dtype=tf.int64), partner, top, left,
+                              bottom - top, right - left)
+        own = 1.0 - tf.cast((bottom - top) * (right - left), tf.float32) / tf.cast(
+            height * width, tf.float32)
+    own = tf.cast(own, y.dtype)[:, None]
+    mixed_y = own * y + (1.0 - own) * tf.gather(y, partner)
+    return (tf.where(chosen[:, None, None, None], mixed, x),
+            tf.where(chosen[:, None], mixed_y, y))
+
+
+def mix_batches(dataset: tf.data.Dataset, kind: str, share: float = 0.5, alpha: float = 1.0,
+                seed: int = 0) -> tf.data.Dataset:
+    """Batch mixes (module doc) on batched ``(images, targets)``; ``"none"`` returns it as is.
+
+    Each batch draws its own mixes, new ones every epoch, from one seeded stream: runs
+    repeat exactly.
+    """
+    if kind not in BATCH_MIXES:
+        raise ConfigError(f"unknown student.batch_mix {kind!r}: choose one of {BATCH_MIXES}")
+    if not 0.0 <= share <= 1.0 or alpha <= 0:
+        raise ConfigError(f"student.batch_mix_share must be in [0, 1] and "
+                          f"student.batch_mix_alpha > 0; got {share}, {alpha}")
+    if kind == "none" or share == 0:
+        return dataset
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip(dataset, draws).map(
+        lambda batch, draw: _mix_batch(*batch, kind, float(share), float(alpha),
+                                       tf.stack([tf.constant(seed, tf.int64), draw])),
+        num_parallel_calls=tf.data.AUTOTUNE)

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras import models
-from kd_keras.distill.augment import augment_dataset
+from kd_keras.distill.augment import augment_dataset, mix_batches
 from kd_keras.distill.distiller import Distiller
 from kd_keras.distill.losses import get_loss
 from kd_keras.errors import ConfigError
@@ -19,12 +19,17 @@ LR_SCHEDULES = ("constant", "cosine")
 
 
 def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
-                     augment: str = "none", shift: float = 0.1) -> tf.data.Dataset:
-    """(images, teacher probabilities) shuffled every epoch, batched, optionally augmented."""
+                     augment: str = "none", shift: float = 0.1, batch_mix: str = "none",
+                     batch_mix_share: float = 0.5, batch_mix_alpha: float = 1.0
+                     ) -> tf.data.Dataset:
+    """(images, teacher probabilities) shuffled every epoch, batched, optionally augmented
+    and mixed (:mod:`kd_keras.distill.augment`)."""
     ds = (tf.data.Dataset.from_tensor_slices((x, y))
           .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
           .batch(batch_size))
-    return augment_dataset(ds, augment, shift, seed).prefetch(tf.data.AUTOTUNE)
+    ds = augment_dataset(ds, augment, shift, seed)
+    ds = mix_batches(ds, batch_mix, batch_mix_share, batch_mix_alpha, seed)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def learning_rate_schedule(student_config, steps: int):
@@ -76,7 +81,8 @@ def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = Fals
     name = s.model if ctx.student is None else student.name
     print(f"student: training {name} on {len(x)} images for {epochs} epochs (loss {s.loss}, "
           f"augment {s.augment}, {ctx.strategy.num_replicas_in_sync} replica(s))", flush=True)
-    dataset = training_dataset(x, y, s.batch_size, config.seed, s.augment, s.shift)
+    dataset = training_dataset(x, y, s.batch_size, config.seed, s.augment, s.shift,
+                               s.batch_mix, s.batch_mix_share, s.batch_mix_alpha)
     history = distiller.fit(dataset, epochs=epochs, callbacks=cbs,
                             verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)
     if checkpoints:
