@@ -90,6 +90,9 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
 
     c.cvae = ml_collections.ConfigDict()
     c.cvae.latent_dim = 2
+    # conv: convolutional (the paper's choice for CIFAR); mlp: FS-BBT's own CVAE for MNIST and
+    # Fashion-MNIST (dense 256-128-64 each way), which their configs choose.
+    c.cvae.architecture = "conv"
     c.cvae.epochs = cvae_epochs
     c.cvae.batch_size = 256
     c.cvae.learning_rate = 1e-3

@@ -104,6 +104,7 @@ def check_config(config) -> None:
     _number(config, "mixup.decimals", low=0, integer=True)
 
     _number(config, "cvae.latent_dim", low=1, integer=True)
+    _choice(config, "cvae.architecture", ("mlp", "conv"))
     _number(config, "cvae.epochs", low=1 if "cvae" in sources else 0, integer=True)
     _number(config, "cvae.batch_size", low=1, integer=True)
     _number(config, "cvae.learning_rate", low=0, low_open=True)

@@ -1,4 +1,6 @@
+import keras
 import numpy as np
+import pytest
 import tensorflow_probability as tfp
 
 from conftest import make_images
@@ -12,16 +14,18 @@ def _data(n=200):
     return x[..., None].astype(np.float32) / 255, np.eye(10, dtype=np.float32)[y]
 
 
-def test_distributions_are_tfp_and_elbo_decreases():
+@pytest.mark.parametrize("architecture", ["conv", "mlp"])
+def test_distributions_are_tfp_and_elbo_decreases(architecture):
     x, y = _data()
-    model = CVAE((16, 16, 1), 10, latent_dim=2)
+    model = CVAE((16, 16, 1), 10, latent_dim=2, architecture=architecture)
     model.compile(optimizer="adam")
     before = model.evaluate(x, y, batch_size=100, verbose=0, return_dict=True)["loss"]
     assert isinstance(model.posterior(x[:4], y[:4]), tfd.Distribution)
     likelihood = model.likelihood(np.zeros((4, 2), np.float32), y[:4])
     assert isinstance(likelihood, tfd.Distribution) and likelihood.event_shape == (16, 16, 1)
     trained = train_cvae(x, y, latent_dim=2, epochs=15, batch_size=50, learning_rate=3e-3,
-                         verbose=0)
+                         architecture=architecture, verbose=0)
+    assert trained.get_config()["architecture"] == architecture
     after = trained.evaluate(x, y, batch_size=100, verbose=0, return_dict=True)["loss"]
     assert after < 0.8 * before
 
@@ -67,3 +71,13 @@ def test_trains_under_a_mixed_precision_policy():
         assert np.isfinite(model.evaluate(x, y, verbose=0, return_dict=True)["loss"])
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mlp_is_the_papers_dense_cvae():
+    """FS-BBT's MNIST/Fashion-MNIST CVAE: image + one-hot -> 256-128-64 -> latent; back
+    through 64-128-256 to one output per pixel."""
+    model = CVAE((28, 28, 1), 10, latent_dim=2, architecture="mlp")
+    units = lambda m: [l.units for l in m.layers if isinstance(l, keras.layers.Dense)]  # noqa
+    assert units(model.encoder) == [256, 128, 64, 4]
+    assert units(model.decoder) == [64, 128, 256, 784]
+    assert not any(isinstance(l, keras.layers.Conv2D) for l in model.decoder.layers)

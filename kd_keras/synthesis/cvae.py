@@ -25,7 +25,7 @@ from kd_keras.synthesis.mixup import quantize
 tfd = tfp.distributions
 
 
-def _encoder(image_shape: Sequence[int], num_classes: int, latent_dim: int) -> keras.Model:
+def _conv_encoder(image_shape: Sequence[int], num_classes: int, latent_dim: int) -> keras.Model:
     x_in, y_in = keras.Input(tuple(image_shape)), keras.Input((num_classes,))
     h = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x_in)
     h = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(h)
@@ -34,10 +34,11 @@ def _encoder(image_shape: Sequence[int], num_classes: int, latent_dim: int) -> k
     return keras.Model([x_in, y_in], layers.Dense(2 * latent_dim)(h), name="encoder")
 
 
-def _decoder(image_shape: Sequence[int], num_classes: int, latent_dim: int) -> keras.Model:
+def _conv_decoder(image_shape: Sequence[int], num_classes: int, latent_dim: int) -> keras.Model:
     height, width, channels = image_shape
     if height % 4 or width % 4:
-        raise ConfigError(f"the CVAE needs image sides divisible by 4, got {image_shape}")
+        raise ConfigError(f"the conv CVAE needs image sides divisible by 4, got {image_shape}; "
+                          f"use cvae.architecture=mlp")
     z_in, y_in = keras.Input((latent_dim,)), keras.Input((num_classes,))
     h = layers.Concatenate()([z_in, y_in])
     h = layers.Dense(256, activation="relu")(h)
@@ -48,19 +49,49 @@ def _decoder(image_shape: Sequence[int], num_classes: int, latent_dim: int) -> k
     return keras.Model([z_in, y_in], layers.Conv2D(channels, 3, padding="same")(h), name="decoder")
 
 
+MLP_UNITS = (256, 128, 64)  # the paper's code for MNIST and Fashion-MNIST
+
+
+def _mlp_encoder(image_shape: Sequence[int], num_classes: int, latent_dim: int) -> keras.Model:
+    x_in, y_in = keras.Input(tuple(image_shape)), keras.Input((num_classes,))
+    h = layers.Concatenate()([layers.Flatten()(x_in), y_in])
+    for units in MLP_UNITS:
+        h = layers.Dense(units, activation="relu")(h)
+    return keras.Model([x_in, y_in], layers.Dense(2 * latent_dim)(h), name="encoder")
+
+
+def _mlp_decoder(image_shape: Sequence[int], num_classes: int, latent_dim: int) -> keras.Model:
+    z_in, y_in = keras.Input((latent_dim,)), keras.Input((num_classes,))
+    h = layers.Concatenate()([z_in, y_in])
+    for units in reversed(MLP_UNITS):
+        h = layers.Dense(units, activation="relu")(h)
+    h = layers.Dense(int(np.prod(image_shape)))(h)
+    return keras.Model([z_in, y_in], layers.Reshape(tuple(image_shape))(h), name="decoder")
+
+
+# cvae.architecture: "mlp" is FS-BBT's own CVAE for the 28x28 sets (dense 256-128-64 each
+# way, about 1 MFLOP per image); "conv" is a small convolutional one (about 16 MFLOP).
+ARCHITECTURES = {"conv": (_conv_encoder, _conv_decoder), "mlp": (_mlp_encoder, _mlp_decoder)}
+
+
 class CVAE(MultiWorkerFit, keras.Model):
     """Conditional VAE for images in [0, 1]; conditions are class-probability vectors."""
 
     def __init__(self, image_shape: Sequence[int], num_classes: int, latent_dim: int = 2,
-                 likelihood: str = "bernoulli", uniform_bound: float = 3.0, **kwargs):
+                 likelihood: str = "bernoulli", uniform_bound: float = 3.0,
+                 architecture: str = "conv", **kwargs):
         super().__init__(**kwargs)
         if likelihood not in ("bernoulli", "normal"):
             raise ConfigError(f"unknown CVAE likelihood {likelihood!r}: bernoulli or normal")
+        if architecture not in ARCHITECTURES:
+            raise ConfigError(f"unknown cvae.architecture {architecture!r}: choose one of "
+                              f"{sorted(ARCHITECTURES)}")
         self.image_shape, self.num_classes = tuple(image_shape), int(num_classes)
         self.latent_dim, self.likelihood_kind = int(latent_dim), likelihood
-        self.uniform_bound = float(uniform_bound)
-        self.encoder = _encoder(self.image_shape, self.num_classes, self.latent_dim)
-        self.decoder = _decoder(self.image_shape, self.num_classes, self.latent_dim)
+        self.uniform_bound, self.architecture = float(uniform_bound), architecture
+        make_encoder, make_decoder = ARCHITECTURES[architecture]
+        self.encoder = make_encoder(self.image_shape, self.num_classes, self.latent_dim)
+        self.decoder = make_decoder(self.image_shape, self.num_classes, self.latent_dim)
         if likelihood == "normal":  # one learned per-pixel noise scale
             self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale")
         self.built = True  # encoder and decoder are functional models, built already
@@ -71,7 +102,8 @@ class CVAE(MultiWorkerFit, keras.Model):
     def get_config(self):
         return {**super().get_config(), "image_shape": self.image_shape,
                 "num_classes": self.num_classes, "latent_dim": self.latent_dim,
-                "likelihood": self.likelihood_kind, "uniform_bound": self.uniform_bound}
+                "likelihood": self.likelihood_kind, "uniform_bound": self.uniform_bound,
+                "architecture": self.architecture}
 
     @property
     def metrics(self):
@@ -150,14 +182,15 @@ class CVAE(MultiWorkerFit, keras.Model):
 
 def train_cvae(images: np.ndarray, conditions: np.ndarray, *, latent_dim: int, epochs: int,
                batch_size: int, learning_rate: float, likelihood: str = "bernoulli",
-               uniform_bound: float = 3.0, seed: int = 0, callbacks=None, verbose: int = 2,
-               strategy: tf.distribute.Strategy | None = None,
+               uniform_bound: float = 3.0, architecture: str = "conv", seed: int = 0,
+               callbacks=None, verbose: int = 2, strategy: tf.distribute.Strategy | None = None,
                steps_per_execution: int = 1) -> CVAE:
     """Builds and fits a CVAE on ``images`` conditioned on ``conditions`` [n, classes]."""
     keras.utils.set_random_seed(seed)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        model = CVAE(images.shape[1:], conditions.shape[1], latent_dim, likelihood, uniform_bound)
+        model = CVAE(images.shape[1:], conditions.shape[1], latent_dim, likelihood, uniform_bound,
+                     architecture)
         compile_built(model, keras.optimizers.Adam(learning_rate),
                       steps_per_execution=steps_per_execution)
     ds = (tf.data.Dataset.from_tensor_slices((images.astype(np.float32), conditions.astype(np.float32)))
@@ -177,7 +210,7 @@ class CVAESynthesizer(Synthesizer):
         conditions = (real_probs if c.condition == "soft"
                       else np.eye(num_classes, dtype=np.float32)[real_probs.argmax(1)])
         kwargs = dict(latent_dim=c.latent_dim, likelihood=c.likelihood,
-                      uniform_bound=c.uniform_bound)
+                      uniform_bound=c.uniform_bound, architecture=c.get("architecture", "conv"))
         path = ctx.workdir.claim("cvae.weights.h5")
         if ctx.resume and os.path.exists(path):
             print(f"cvae: reloading {path}", flush=True)
@@ -185,7 +218,8 @@ class CVAESynthesizer(Synthesizer):
                 self.model = CVAE(real.shape[1:], num_classes, **kwargs)
             self.model.load_weights(path)
             return
-        print(f"cvae: training on {len(real)} images for {c.epochs} epochs", flush=True)
+        print(f"cvae: training a {kwargs['architecture']} CVAE on {len(real)} images for "
+              f"{c.epochs} epochs", flush=True)
         with ctx.stage("cvae_train"):
             self.model = train_cvae(
                 real, conditions, epochs=c.epochs, batch_size=c.batch_size,
