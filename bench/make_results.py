@@ -213,38 +213,40 @@ def speed_runs_section(records) -> list:
              "`bin/distill.py` run one after the other on an otherwise idle machine, each with a "
              "fresh answer cache (same work: every answer paid, CVAE and student trained, "
              "student exported). Wall seconds of the whole command.", "",
-             "| variant | code | wall s median (range) | runs | student top-1 % per seed | "
-             "new / old |", "|---|---|---|---|---|---|"]
+             "Each sitting times its old and new runs alternately; compare within a sitting.",
+             "", "| sitting | variant | code | wall s median (range) | runs | student top-1 % "
+             "per seed | new / old |", "|---|---|---|---|---|---|---|"]
     by = defaultdict(list)
     for r in records:
-        by[(r["variant"], r["tree"])].append(r)
-    for variant in sorted({v for v, _ in by}):
+        by[(r.get("sitting", "1"), r["variant"], r["tree"])].append(r)
+    for sitting, variant in sorted({(s_, v) for s_, v, _ in by}):
         med = {}
         for tree in ("old", "new"):
-            runs = sorted(by.get((variant, tree), []), key=lambda r: r["seed"])
+            runs = sorted(by.get((sitting, variant, tree), []), key=lambda r: r["seed"])
             if not runs:
                 continue
             wall = [r["wall_seconds"] for r in runs]
             med[tree] = np.median(wall)
             ratio = (f"{med['old'] / med['new']:.2f}x faster" if tree == "new" and "old" in med
                      else "")
-            lines.append(f"| {variant} | {tree} ({runs[0]['commit']}) | {med[tree]:.0f} "
+            lines.append(f"| {sitting} | {variant} | {tree} ({runs[0]['commit']}) | {med[tree]:.0f} "
                          f"({min(wall):.0f}–{max(wall):.0f}) | {len(runs)} | "
                          + ", ".join(f"s{r['seed']}: {100 * r['student_accuracy']:.2f}" for r in runs)
                          + f" | {ratio} |")
     lines += ["", "Where the time goes (median seconds per stage; share of the median wall "
-              "time):", "", "| variant | code | stage | seconds | share % |", "|---|---|---|---|---|"]
-    for (variant, tree), runs in sorted(by.items()):
+              "time):", "", "| sitting | variant | code | stage | seconds | share % |",
+              "|---|---|---|---|---|---|"]
+    for (sitting, variant, tree), runs in sorted(by.items()):
         wall = np.median([r["wall_seconds"] for r in runs])
         stages = defaultdict(list)
         for r in runs:
             for k, v in (r.get("stage_seconds") or {}).items():
                 stages[k].append(v)
         for k, v in stages.items():
-            lines.append(f"| {variant} | {tree} | {k} | {np.median(v):.1f} | "
+            lines.append(f"| {sitting} | {variant} | {tree} | {k} | {np.median(v):.1f} | "
                          f"{100 * np.median(v) / wall:.0f} |")
         rest = wall - sum(np.median(v) for v in stages.values())
-        lines.append(f"| {variant} | {tree} | start-up, loading, other | {rest:.1f} | "
+        lines.append(f"| {sitting} | {variant} | {tree} | start-up, loading, other | {rest:.1f} | "
                      f"{100 * rest / wall:.0f} |")
     arithmetic = os.path.join(RESULTS, "arithmetic.json")
     if os.path.exists(arithmetic):

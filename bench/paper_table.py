@@ -72,6 +72,8 @@ VARIANTS = {
     "half_mixup": ["synthesis.sources=real,mixup:0.5,cutmix:0.5"],
     "bmix": ["student.batch_mix=cutmix"],   # unpaid CutMix of answered images, half a batch
     "bmixup": ["student.batch_mix=mixup"],  # unpaid MixUp of answered images, half a batch
+    "cvae_mlp": ["cvae.architecture=mlp"],    # FS-BBT's own dense CVAE
+    "cvae_conv": ["cvae.architecture=conv"],  # the convolutional CVAE of rows before 2026-11-28
     "bs128": ["student.batch_size=128", "student.learning_rate=0.002"],  # half the steps
     "e150": ["student.epochs=150"],
     "e100": ["student.epochs=100"],

@@ -9,7 +9,8 @@ For each seed, for each config variant, runs ``bin/distill.py`` of the old tree 
 this tree (same flags, same teacher, each run its own fresh answer cache, so both do the
 same work: every answer paid, the CVAE trained, the student trained and exported) and
 appends one JSON line per run: wall seconds of the whole command, the report's per-stage
-seconds and accuracy. Rerun to continue: finished (tree, variant, seed) runs are skipped.
+seconds and accuracy. Rerun to continue: finished (sitting, tree, variant, seed) runs are skipped; a new
+``--sitting`` label times both trees again.
 """
 
 import json
@@ -31,6 +32,8 @@ flags.DEFINE_string("config", "configs/fashion_mnist.py", "Config file (same pat
 flags.DEFINE_string("teacher", "runs/bench_fmnist/teacher/teacher", "SavedModel teacher.")
 flags.DEFINE_string("workroot", "runs/speed_runs", "Folder for the runs (made by this bench).")
 flags.DEFINE_string("out", "bench/results/speed_runs.jsonl", "JSONL file to append to.")
+flags.DEFINE_string("sitting", "1", "Label of this sitting: runs compare within a sitting, and "
+                    "a new label times old and new again (records without one are sitting 1).")
 FLAGS = flags.FLAGS
 
 
@@ -38,7 +41,8 @@ def _done(path):
     if not os.path.exists(path):
         return set()
     with open(path) as f:
-        return {(r["tree"], r["variant"], r["seed"]) for r in map(json.loads, f)}
+        return {(r.get("sitting", "1"), r["tree"], r["variant"], r["seed"])
+                for r in map(json.loads, f)}
 
 
 def main(argv):
@@ -51,7 +55,7 @@ def main(argv):
     for seed in map(int, FLAGS.seeds):
         for variant in FLAGS.variants:
             for tree, path in trees.items():
-                if (tree, variant, seed) in done:
+                if (FLAGS.sitting, tree, variant, seed) in done:
                     continue
                 workdir = os.path.abspath(os.path.join(FLAGS.workroot, f"{tree}_{variant}_s{seed}"))
                 shutil.rmtree(workdir, ignore_errors=True)  # only ever a folder this bench made
@@ -71,7 +75,8 @@ def main(argv):
                     print(f"speed_runs: FAILED ({proc.returncode}):\n{proc.stderr[-1500:]}", flush=True)
                     continue
                 report = json.load(open(os.path.join(workdir, "report.json")))
-                record = {"tree": tree, "commit": commits[tree], "variant": variant, "seed": seed,
+                record = {"sitting": FLAGS.sitting, "tree": tree, "commit": commits[tree],
+                          "variant": variant, "seed": seed,
                           "command": " ".join(cmd[1:]).replace(path + "/", ""),
                           "wall_seconds": round(seconds, 1), "load_at_start": round(load, 2),
                           "student_accuracy": report.get("student_accuracy"),
