@@ -53,7 +53,7 @@ def main():
     from kd_keras.synthesis.cvae import CVAE
 
     student = models.build("lenet5_half", (28, 28, 1), 10)
-    cvae = CVAE((28, 28, 1), 10)
+    cvaes = {kind: CVAE((28, 28, 1), 10, architecture=kind) for kind in ("conv", "mlp")}
     a = tf.random.normal([2048, 2048])
     matmul = tf.function(lambda: tf.reduce_sum(a @ a))
     x = tf.random.normal([1024, 28, 28, 1])
@@ -63,7 +63,8 @@ def main():
              "student_forward_batch1024": rate(lambda: step().numpy(), 1024 * per_image)}
     print(json.dumps({
         "student": "lenet5_half", "student_forward_flops_per_image": per_image,
-        "cvae_forward_flops_per_image": forward_flops(cvae.encoder) + forward_flops(cvae.decoder),
+        "cvae_forward_flops_per_image": {kind: forward_flops(m.encoder) + forward_flops(m.decoder)
+                                         for kind, m in cvaes.items()},
         "flops_per_second": {k: round(v) for k, v in rates.items()},
         "load_at_start": os.getloadavg()[0], "finished": time.strftime("%Y-%m-%d %H:%M")}))
 

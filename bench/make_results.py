@@ -87,7 +87,11 @@ ROW_NAMES = {
 VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected MixUp",
                  "hard": "hard CE on the top-1", "smooth": "label-smoothed CE (0.1)",
                  "soft": "soft CE", "cosine": "cosine decay", "e150": "150 epochs", "e100": "100 epochs",
-                 "shift": "shifted copies (augment=shift)"}
+                 "shift": "shifted copies (augment=shift)",
+                 "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",
+                 "bs128": "batch 128 at lr 2e-3", "bmix": "unpaid in-batch CutMix (half a batch)",
+                 "bmixup": "unpaid in-batch MixUp (half a batch)",
+                 "cvae_mlp": "FS-BBT's own MLP CVAE", "cvae_conv": "conv CVAE"}
 
 
 def row_name(row: str) -> str:
@@ -250,24 +254,51 @@ def speed_runs_section(records) -> list:
                      f"{100 * rest / wall:.0f} |")
     arithmetic = os.path.join(RESULTS, "arithmetic.json")
     if os.path.exists(arithmetic):
-        a = json.load(open(arithmetic))
-        best = max(a["flops_per_second"].values())
-        student = 50000 * 50 * 3 * a["student_forward_flops_per_image"] / best
-        cvae = 2000 * 100 * 3 * a["cvae_forward_flops_per_image"] / best
-        measured = {k: np.median([r["stage_seconds"].get(k, np.nan) for r in records
-                                  if r["tree"] == "new" and r["stage_seconds"].get(k)] or [np.nan])
-                    for k in ("student_train", "cvae_train")}
-        lines += ["", "Arithmetic limit (`python bench/arithmetic.py`): LeNet-5-Half does "
-                  f"{a['student_forward_flops_per_image'] / 1e6:.2f} MFLOP forward per image, the "
-                  f"CVAE {a['cvae_forward_flops_per_image'] / 1e6:.1f} MFLOP; this CPU reached "
-                  + ", ".join(f"{v / 1e9:.0f} GFLOP/s ({k})" for k, v in a["flops_per_second"].items())
-                  + ". At the best rate, with training = 3x forward, 50 epochs over 50,000 images "
-                  f"need {student:.0f} s, or {student * best / min(a['flops_per_second'].values()):.0f} s "
-                  "at the rate the student's own small convolutions reach even at batch 1,024 "
-                  f"(measured, new code: {measured['student_train']:.0f} s, "
-                  f"{measured['student_train'] / student:.0f}x the matmul limit: per-step overhead "
-                  f"of small batches), and 100 CVAE epochs over 2,000 images {cvae:.0f} s (measured "
-                  f"{measured['cvae_train']:.0f} s, {measured['cvae_train'] / cvae:.1f}x)."]
+        lines += ["", arithmetic_paragraph(json.load(open(arithmetic)), records)]
+    return lines + [""]
+
+
+def arithmetic_paragraph(a: dict, records: list) -> str:
+    """How far the newest sitting's stages are from what two perfectly busy cores need."""
+    best = max(a["flops_per_second"].values())
+    conv_rate = min(a["flops_per_second"].values())
+    student = 50000 * 50 * 3 * a["student_forward_flops_per_image"] / best
+    cvae_flops = a["cvae_forward_flops_per_image"]
+    if not isinstance(cvae_flops, dict):  # older records: the conv CVAE only
+        cvae_flops = {"conv": cvae_flops}
+    newest = max((r.get("sitting", "1") for r in records), default="1")
+    new = [r for r in records if r["tree"] == "new" and r.get("sitting", "1") == newest]
+    measured = {k: np.median([r["stage_seconds"][k] for r in new
+                              if (r.get("stage_seconds") or {}).get(k)] or [np.nan])
+                for k in ("student_train", "cvae_train")}
+    cvae = {k: 2000 * 100 * 3 * v / best for k, v in cvae_flops.items()}
+    return ("Arithmetic limit (`python bench/arithmetic.py`): LeNet-5-Half does "
+            f"{a['student_forward_flops_per_image'] / 1e6:.2f} MFLOP forward per image, the CVAE "
+            + ", ".join(f"{v / 1e6:.1f} MFLOP ({k})" for k, v in cvae_flops.items())
+            + "; this CPU reached "
+            + ", ".join(f"{v / 1e9:.0f} GFLOP/s ({k})" for k, v in a["flops_per_second"].items())
+            + ". With training = 3x forward, 50 student epochs over 50,000 images need "
+            f"{student:.0f} s at the matmul rate, {student * best / conv_rate:.0f} s at the rate the "
+            "student's own small convolutions reach even at batch 1,024; the newest sitting's "
+            f"new runs took {measured['student_train']:.0f} s (sitting {newest}; "
+            "`bench/student_ops.py` shows where a step goes). 100 CVAE epochs over 2,000 images "
+            "need " + ", ".join(f"{v:.1f} s ({k})" for k, v in cvae.items())
+            + f" at the matmul rate; measured {measured['cvae_train']:.0f} s.")
+
+
+def student_ops_section(records) -> list:
+    """Milliseconds per student training step, layer by layer and convolution by method."""
+    lines = ["## Where a student step goes (issue #11)", "",
+             "`python bench/student_ops.py` (and with `TF_ENABLE_ONEDNN_OPTS=0`): each "
+             "LeNet-5-Half layer's forward and backward at batch 64, the whole step, and its two "
+             "convolutions computed as tf.nn.conv2d or as im2col (extract_patches + one matmul), "
+             "each in one tf.function loop. Milliseconds per step, best of 3.", ""]
+    keys = list(dict.fromkeys(k for r in records for k in r["ms_per_step"]))
+    head = [f"oneDNN {r['onednn']}, {r['finished']}, load {r['load_at_start']}" for r in records]
+    lines += ["| op | " + " | ".join(head) + " |", "|---" * (len(records) + 1) + "|"]
+    for k in keys:
+        lines.append(f"| {k} | " + " | ".join(f"{r['ms_per_step'].get(k, float('nan')):.2f}"
+                                              for r in records) + " |")
     return lines + [""]
 
 
@@ -459,6 +490,9 @@ def main():
     runs = os.path.join(RESULTS, "speed_runs.jsonl")
     if os.path.exists(runs):
         out += speed_runs_section(load(runs))
+    ops = os.path.join(RESULTS, "student_ops.jsonl")
+    if os.path.exists(ops):
+        out += student_ops_section(load(ops))
     heldout = os.path.join(RESULTS, "heldout_check.jsonl")
     if os.path.exists(heldout):
         rows = load(heldout)
