@@ -101,17 +101,20 @@ def main(argv):
                 if server.poll() is not None or time.time() > deadline:
                     raise SystemExit("heldout: the teacher server did not start")
                 time.sleep(0.5)
+        # The default config changes with the code: a run is done for (seed, overrides, commit).
+        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
         done = set()
         if os.path.exists(FLAGS.out):
-            done = {(r["seed"], tuple(r.get("overrides", []))) for r in
+            done = {(r["seed"], tuple(r.get("overrides", [])), r.get("commit")) for r in
                     map(json.loads, open(FLAGS.out))}
         for seed in map(int, FLAGS.seeds):
-            if (seed, tuple(FLAGS.overrides)) in done:
-                print(f"heldout: seed {seed} already in {FLAGS.out}", flush=True)
+            if (seed, tuple(FLAGS.overrides), commit) in done:
+                print(f"heldout: seed {seed} at {commit} already in {FLAGS.out}", flush=True)
                 continue
             folder = os.path.join(FLAGS.workroot, f"images_s{seed}")
             write_folder(folder, seed)
-            workdir = os.path.join(FLAGS.workroot, f"run_s{seed}")
+            workdir = os.path.join(FLAGS.workroot, f"run_{commit}_s{seed}")
             cmd = [sys.executable, os.path.join(ROOT, "bin", "distill.py"),
                    "--config=configs/fashion_mnist.py",
                    f"--teacher=http://127.0.0.1:{port}/v1/models/teacher",
@@ -127,7 +130,7 @@ def main(argv):
                 continue
             report = json.load(open(os.path.join(workdir, "report.json")))
             share = report["student_accuracy"] / teacher_accuracy
-            record = {"command": "python " + " ".join(sys.argv), "seed": seed,
+            record = {"command": "python " + " ".join(sys.argv), "seed": seed, "commit": commit,
                       "teacher": "MLP 784-512-256-10 over REST", "teacher_accuracy": teacher_accuracy,
                       "student_accuracy": report["student_accuracy"], "share": round(share, 4),
                       "teacher_queries": report["teacher_queries"],

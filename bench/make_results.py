@@ -503,10 +503,11 @@ def main():
                 "folder of 2,000 PNGs; the teacher's accuracy is measured on all 10,000 test "
                 "images in-process by the bench. Passing: student >= 94 % of the teacher, <= "
                 "10,000 training and <= 1,000 evaluation answers.", "",
-                "| seed | overrides | teacher % | student % | share % | training answers | "
-                "eval answers | passed |", "|---|---|---|---|---|---|---|---|"]
+                "| code | seed | overrides | teacher % | student % | share % | training answers | "
+                "eval answers | passed |", "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
-            out.append(f"| {r['seed']} | {' '.join(r.get('overrides', [])) or '–'} | "
+            out.append(f"| {r.get('commit', 'soft-CE CutMix default, before KL')} | {r['seed']} | "
+                       f"{' '.join(r.get('overrides', [])) or '–'} | "
                        f"{100 * r['teacher_accuracy']:.2f} | {100 * r['student_accuracy']:.2f} | "
                        f"{100 * r['share']:.1f} | {r['teacher_queries']:,} | {r['eval_queries']:,} | "
                        f"{'yes' if r['passed'] else 'NO'} |")
