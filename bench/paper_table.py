@@ -43,7 +43,7 @@ FLAGS = flags.FLAGS
 # variants change only what they name.
 PAPER_METHOD = ["student.lr_schedule=constant", "synthesis.selection=random",
                 "student.loss=soft_ce", "student.augment=none", "student.ema=0.0",
-                "student.batch_mix=none"]
+                "student.batch_mix=none", "student.batch_size=64", "student.learning_rate=0.001"]
 ROWS = {
     "student_alone": ["synthesis.sources=real", "student.targets=true_labels"],
     "standard_kd": ["synthesis.sources=real"],
