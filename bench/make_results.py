@@ -86,7 +86,8 @@ ROW_NAMES = {
 
 VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected MixUp",
                  "hard": "hard CE on the top-1", "smooth": "label-smoothed CE (0.1)",
-                 "soft": "soft CE", "cosine": "cosine decay", "e150": "150 epochs", "e100": "100 epochs",
+                 "soft": "soft CE", "cosine": "cosine decay", "e150": "150 epochs", "e100": "100 epochs", "e80": "80 epochs",
+                 "kl2": "KL loss, T = 2",
                  "shift": "shifted copies (augment=shift)",
                  "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",
                  "bs128": "batch 128 at lr 2e-3", "bmix": "unpaid in-batch CutMix (half a batch)",

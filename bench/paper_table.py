@@ -76,6 +76,8 @@ VARIANTS = {
     "cvae_conv": ["cvae.architecture=conv"],  # the convolutional CVAE of rows before 2026-11-28
     "bs128": ["student.batch_size=128", "student.learning_rate=0.002"],  # half the steps
     "e150": ["student.epochs=150"],
+    "e80": ["student.epochs=80"],
+    "kl2": ["student.loss=kl", "student.temperature=2.0"],
     "e100": ["student.epochs=100"],
     "shift": ["student.augment=shift"],
     "hard": ["student.loss=hard_ce"],
