@@ -112,8 +112,10 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.student = ml_collections.ConfigDict()
     c.student.model = student_model
     c.student.epochs = 50
-    c.student.batch_size = 64
-    c.student.learning_rate = 1e-3
+    # Batch 128 at twice the paper's rate (64 at 1e-3): as accurate on the mean of 3 seeds at
+    # 10K and 50K answers and about 20 % faster (docs/RESULTS.md); :paper sets 64 and 1e-3.
+    c.student.batch_size = 128
+    c.student.learning_rate = 2e-3
     c.student.lr_schedule = "constant"  # constant (the paper's) | cosine (decays to 0)
     # Weight averaging: 0 = off (the paper's); m in (0, 1) keeps an exponential moving
     # average of the student's weights (Keras's optimizer ``use_ema``, momentum m) and the

@@ -39,6 +39,8 @@ def test_fashion_mnist_has_the_papers_settings():
     default = load("fashion_mnist")  # measured better over 3 seeds: real + CutMix
     assert (default.synthesis.sources, default.synthesis.selection) == ("real,cutmix", "random")
     assert (default.student.loss, default.student.temperature) == ("kl", 4.0)
+    assert (default.student.batch_size, default.student.learning_rate) == (128, 2e-3)
+    assert c.cvae.architecture == "mlp"  # FS-BBT's own dense CVAE for Fashion-MNIST
     assert (c.synthesis.num_synthetic, c.cvae.latent_dim, c.cvae.batch_size) == (48000, 2, 256)
     assert (c.student.batch_size, c.student.learning_rate, c.student.epochs) == (64, 1e-3, 50)
     assert (c.mixup.alpha, c.mixup.low, c.mixup.high, c.mixup.decimals) == (1.0, 0.05, 0.95, 2)
