@@ -119,7 +119,8 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.student.lr_schedule = "constant"  # constant (the paper's) | cosine (decays to 0)
     # Weight averaging: 0 = off (the paper's); m in (0, 1) keeps an exponential moving
     # average of the student's weights (Keras's optimizer ``use_ema``, momentum m) and the
-    # saved student takes the averaged weights at the end of training.
+    # saved student takes the averaged weights at the end of training. Keep 1 / (1 - m) well
+    # below the run's steps (a warning says so). Measured: no clear gain, docs/RESULTS.md.
     c.student.ema = 0.0
     # soft_ce (the paper's) | kl | hard_ce | smooth_ce (label-only teachers). KL at T = 4 is
     # the default: with CutMix it beat soft CE on each of 3 seeds at 50K answers and on the

@@ -509,7 +509,7 @@ class _RecordWeights(keras.callbacks.Callback):
         self.seen.append([w.copy() for w in self.model.student.get_weights()])
 
 
-def test_weight_averaging_leaves_the_moving_average_in_the_student(idx_dir, tmp_path):
+def test_weight_averaging_leaves_the_moving_average_in_the_student(idx_dir, tmp_path, capsys):
     """student.ema = m: the saved student holds m-averaged weights of every step, by hand."""
     from kd_keras.context import RunContext
     from kd_keras.distill.student import train_student
@@ -532,3 +532,5 @@ def test_weight_averaging_leaves_the_moving_average_in_the_student(idx_dir, tmp_
     for a, w, last in zip(average, final, record.seen[-1]):
         np.testing.assert_allclose(w, a, atol=1e-6)
     assert any(not np.allclose(w, last) for w, last in zip(final, record.seen[-1]))
+    # an average over 5 steps of a 4-step run keeps early weights: the run says so
+    assert "warning: student.ema=0.8 averages over about 5 steps" in capsys.readouterr().out
