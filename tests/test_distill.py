@@ -190,7 +190,9 @@ def test_label_only_teacher_with_hard_loss(idx_dir, tmp_path):
     teacher = Teacher(CallableBackend(lambda x: toy_teacher(x).argmax(1)), 10, output="label")
     report = run_fsbbt(config, teacher, unlabeled, unlabeled, str(tmp_path / "w"))
     assert report["images_per_source"] == {"real": 100, "mixup": 300}
-    assert report["teacher_queries"] == 400
+    # every image answered once: identical images (a pair (i, j, lam) and (j, i, 1 - lam)
+    # make the same MixUp image) are sent once, so a few answers may be saved
+    assert 395 <= report["teacher_queries"] + report["teacher_cache_hits"] <= 400
 
 
 def test_distill_command_end_to_end(idx_dir, tmp_path):
