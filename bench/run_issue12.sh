@@ -36,3 +36,18 @@ $PT --out=$A --answers=topk --seeds=0,1,2 --rows=real_cutmix@B10000
 $PT --out=$B --seeds=0,1,2 --rows=fsbbt@B5000,fsbbt@B25000
 # not run yet (session time): cosine decay with CutMix towards 87 % at 50K
 # $PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@cosine,real_cutmix@kl4+cosine
+# session 6 (towards 87 % at 50K; seed 0 explorations, each paired with real_cutmix@kl4 s0)
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@kl4+cosine,real_cutmix@kl4+ema,real_cutmix@kl4+ema4,real_cutmix@kl4+bs128
+# unpaid in-batch mixes of answered images (targets mixed alike), at 50K and 10K
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@kl4+bmix,real_cutmix@kl4+bmixup
+$PT --out=$B --seeds=0 --rows=real_cutmix@kl4+bmix+B10000,real_cutmix@kl4+bmixup+B10000
+# batch 128 over 3 seeds at 50K and 10K (it became the default), and with EMA
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=1,2 --rows=real_cutmix@kl4+bs128
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@kl4+bs128+ema4
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@kl4+bs128+B10000
+$PT --out=$B --seeds=0 --rows=real_cutmix@kl4+ema4+B10000,real_cutmix@kl4+bs128+ema4+B10000
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@kl2+bs128,real_cutmix@kl4+bs128+e80
+# the paper's method with its own MLP CVAE
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0,1,2 --rows=fsbbt@cvae_mlp
+# the new default's curve
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@kl4+bs128+B5000,real_cutmix@kl4+bs128+B25000
