@@ -26,7 +26,10 @@ def forward_flops(model: keras.Model) -> int:
     """2 x multiply-adds per image of the model's Conv2D, Conv2DTranspose and Dense layers."""
     total = 0
     for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.Conv2DTranspose):
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            _, h, w, c_out = layer.output.shape
+            total += 2 * h * w * c_out * int(np.prod(layer.kernel_size))
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
             _, h, w, c_in = layer.input.shape
             total += 2 * h * w * c_in * layer.filters * int(np.prod(layer.kernel_size))
         elif isinstance(layer, keras.layers.Conv2D):

@@ -271,7 +271,8 @@ def arithmetic_paragraph(a: dict, records: list) -> str:
     if not isinstance(cvae_flops, dict):  # older records: the conv CVAE only
         cvae_flops = {"conv": cvae_flops}
     newest = max((r.get("sitting", "1") for r in records), default="1")
-    new = [r for r in records if r["tree"] == "new" and r.get("sitting", "1") == newest]
+    new = [r for r in records if r["tree"] == "new" and r.get("sitting", "1") == newest
+           and r["variant"] == "paper"]
     measured = {k: np.median([r["stage_seconds"][k] for r in new
                               if (r.get("stage_seconds") or {}).get(k)] or [np.nan])
                 for k in ("student_train", "cvae_train")}
@@ -284,7 +285,7 @@ def arithmetic_paragraph(a: dict, records: list) -> str:
             + ". With training = 3x forward, 50 student epochs over 50,000 images need "
             f"{student:.0f} s at the matmul rate, {student * best / conv_rate:.0f} s at the rate the "
             "student's own small convolutions reach even at batch 1,024; the newest sitting's "
-            f"new runs took {measured['student_train']:.0f} s (sitting {newest}; "
+            f"new paper-method runs took {measured['student_train']:.0f} s (sitting {newest}; "
             "`bench/student_ops.py` shows where a step goes). 100 CVAE epochs over 2,000 images "
             "need " + ", ".join(f"{v:.1f} s ({k})" for k, v in cvae.items())
             + f" at the matmul rate; measured {measured['cvae_train']:.0f} s.")

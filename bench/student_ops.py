@@ -6,7 +6,8 @@ convolutions, each timed inside one tf.function loop (no Python per step).
   TF_ENABLE_ONEDNN_OPTS=0 python bench/student_ops.py >> bench/results/student_ops.jsonl
 
 Ways: ``conv`` is tf.nn.conv2d (oneDNN unless TF_ENABLE_ONEDNN_OPTS=0); ``patches`` is
-im2col (tf.image.extract_patches then one matmul), the same arithmetic. Milliseconds per
+im2col (tf.image.extract_patches then one matmul); ``depthwise`` (one input channel only)
+is tf.nn.depthwise_conv2d with the same kernel: all three are the same arithmetic. Milliseconds per
 step, best of 3 loops of --steps steps.
 """
 import json
@@ -87,7 +88,12 @@ def main(argv):
             flat = tf.reshape(p, [-1, 25 * c_in]) @ tf.reshape(w, [25 * c_in, c_out])
             return tf.reshape(flat, tf.concat([tf.shape(p)[:3], [c_out]], 0))
 
-        for name, fn in (("conv", conv), ("patches", patches)):
+        def depthwise(x=x, w=w):  # a one-channel input: the same arithmetic, another kernel
+            return tf.nn.depthwise_conv2d(x, w, [1, 1, 1, 1], "SAME")
+
+        ways = [("conv", conv), ("patches", patches)] + ([("depthwise", depthwise)]
+                                                         if c_in == 1 else [])
+        for name, fn in ways:
             def step(fn=fn, x=x, w=w):
                 with tf.GradientTape() as tape:
                     tape.watch(x)
