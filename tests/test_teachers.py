@@ -73,6 +73,33 @@ def test_budget_stops_before_crossing(server):
     assert t.stats.sent == 40 and t.stats.cache_hits == 40
 
 
+def test_a_budget_spent_exactly_by_concurrent_queries():
+    """Two queries at once, to the last answer of the budget: images of one query already
+    paid while its other images are still in flight count once, not twice."""
+    second_batch, other_reserved = threading.Event(), threading.Event()
+    calls = []
+
+    def slow_teacher(x):
+        calls.append(len(x))
+        if len(calls) == 2:  # the first query's second batch waits for the other query
+            second_batch.set()
+            assert other_reserved.wait(10)
+        elif len(calls) > 2:  # the other query got past the budget check: let the first go on
+            other_reserved.set()
+        return softmax_teacher(x)
+
+    t = Teacher(CallableBackend(slow_teacher), 5, cache=AnswerCache(None), budget=8,
+                batch_size=2, concurrency=1)
+    first = threading.Thread(target=t.query, args=(images(4),))
+    first.start()
+    assert second_batch.wait(10)  # 2 of the first query's 4 images are paid, 2 in flight
+    with t._lock:
+        committed = t.paid + t._reserved
+    t.query(images(4, seed=5))  # 4 + 4 = 8: within the budget, while the first is in flight
+    first.join(10)
+    assert committed == 4 and t.stats.sent == 8 and t._reserved == 0
+
+
 def test_retries_recover_from_injected_faults(protocol):
     s = SERVERS[protocol](softmax_teacher, "toy", fail_first=3, error_rate=0.3, seed=1).start()
     try:

@@ -96,7 +96,7 @@ class Teacher:
         self.identity = f"{backend.identity}|{output}"
         self.stats = QueryStats()
         self._lock = threading.Lock()
-        self._reserved = 0  # images being sent right now by concurrent query() calls
+        self._reserved = 0  # images claimed by query() calls and not yet paid for
         self.run: Optional[str] = None  # the run whose ledger the answers go to
         self.paid_before = 0  # answers that run paid for in earlier processes
 
@@ -136,8 +136,11 @@ class Teacher:
             images = adapt_images(images, self.input_shape)
         return images
 
-    def _ask(self, images: np.ndarray) -> np.ndarray:
-        """One batch through the back end, retrying transient failures; validated answers."""
+    def _ask(self, images: np.ndarray, on_paid=None) -> np.ndarray:
+        """One batch through the back end, retrying transient failures; validated answers.
+
+        ``on_paid(n)`` runs under the lock once the teacher has answered (the images are
+        paid for), so a reservation turns into payment in one step."""
         delay = self.backoff_seconds
         for attempt in range(1, self.max_tries + 1):
             try:
@@ -157,6 +160,8 @@ class Teacher:
                 delay *= 2
         with self._lock:  # the teacher answered: these images are paid for
             self.stats.sent += len(images)
+            if on_paid is not None:
+                on_paid(len(images))
         return to_probabilities(raw, self.output, len(images), self.num_classes, self.tolerance)
 
     def query(self, images: np.ndarray) -> np.ndarray:
@@ -192,14 +197,19 @@ class Teacher:
                     f"{self.budget} ({committed} already paid by this run); nothing was sent. "
                     "Raise --config.query.budget or use fewer synthetic images.")
             self._reserved += len(keys)
+        unpaid = [len(keys)]  # of this reservation; paid images count in ``paid`` instead
+
+        def paid(n: int) -> None:  # under self._lock
+            self._reserved -= n
+            unpaid[0] -= n
         try:
             batches = [(keys[i:i + self.batch_size], images[i:i + self.batch_size])
                        for i in range(0, len(keys), self.batch_size)]
-            self._run_batches(batches, known)
+            self._run_batches(batches, known, paid)
         finally:
             self.cache.release([k for k in keys if k not in known])
             with self._lock:
-                self._reserved -= len(keys)
+                self._reserved -= unpaid[0]
 
     def _wait_for(self, keys: list, known: dict) -> None:
         """Polls the cache until answers to ``keys`` appear or their claims lapse."""
@@ -227,10 +237,10 @@ class Teacher:
             time.sleep(0.5)
             known.update(self.cache.get_many(missing))
 
-    def _run_batches(self, batches, known: dict) -> None:
+    def _run_batches(self, batches, known: dict, on_paid=None) -> None:
         def one(batch):
             batch_keys, batch_images = batch
-            probs = self._ask(batch_images)
+            probs = self._ask(batch_images, on_paid)
             # committed (with the ledger) before anything else can fail
             self.cache.put_many(batch_keys, probs, self.run, len(batch_keys))
             return batch_keys, probs
