@@ -114,7 +114,8 @@ def main(argv):
                 continue
             folder = os.path.join(FLAGS.workroot, f"images_s{seed}")
             write_folder(folder, seed)
-            workdir = os.path.join(FLAGS.workroot, f"run_{commit}_s{seed}")
+            tag = "".join(c if c.isalnum() else "_" for c in "-".join(FLAGS.overrides))
+            workdir = os.path.join(FLAGS.workroot, f"run_{commit}{'_' + tag if tag else ''}_s{seed}")
             cmd = [sys.executable, os.path.join(ROOT, "bin", "distill.py"),
                    "--config=configs/fashion_mnist.py",
                    f"--teacher=http://127.0.0.1:{port}/v1/models/teacher",
