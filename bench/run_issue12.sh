@@ -51,3 +51,10 @@ $PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@kl2+
 $PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0,1,2 --rows=fsbbt@cvae_mlp
 # the new default's curve
 $PT --out=$B --seeds=0,1,2 --rows=real_cutmix@kl4+bs128+B5000,real_cutmix@kl4+bs128+B25000
+# the held-out rehearsal for the loss and batch choices (session 6), then T = 2 over 3 seeds
+$PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --workroot=$WORKROOT/../heldout
+$PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --workroot=$WORKROOT/../heldout --overrides=student.batch_size=64,student.learning_rate=0.001
+$PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --workroot=$WORKROOT/../heldout --overrides=student.loss=soft_ce
+$PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --workroot=$WORKROOT/../heldout --overrides=student.temperature=2.0
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@bs128+B10000,real_cutmix@kl2+bs128+B10000
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0,1,2 --rows=real_cutmix@kl2+bs128
