@@ -52,8 +52,8 @@ def student_optimizer(student_config, steps: int) -> keras.optimizers.Optimizer:
         # measured with 0.9999 over 3,900 steps, docs/RESULTS.md).
         print(f"student: warning: student.ema={ema} averages over about "
               f"{1.0 / (1.0 - ema):.0f} steps, more than a quarter of this run's {steps}; "
-              f"the averaged student keeps early weights (try {1 - 40.0 / steps:.4f})",
-              flush=True)
+              f"the averaged student keeps early weights (try {max(0.0, 1 - 10.0 / steps):.4f}, "
+              f"or 0 for none)", flush=True)
     return keras.optimizers.Adam(learning_rate_schedule(student_config, steps),
                                  use_ema=ema > 0, ema_momentum=ema if ema > 0 else 0.99)
 
@@ -77,8 +77,9 @@ def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = Fals
             student = ctx.student if checkpoints else keras.models.clone_model(ctx.student)
         loss = get_loss(s.loss, s.temperature, label_smoothing=s.label_smoothing)
         distiller = Distiller(student, loss=loss, temperature=s.temperature)
-        compile_built(distiller, student_optimizer(s, steps=epochs * -(-len(x) // s.batch_size)),
-                      jit_compile=bool(s.jit_compile), steps_per_execution=int(s.steps_per_execution))
+        steps = epochs * -(-len(x) // s.batch_size)
+        compile_built(distiller, student_optimizer(s, steps), jit_compile=bool(s.jit_compile),
+                      steps_per_execution=int(s.steps_per_execution))
     cbs = list(callbacks or [])
     if checkpoints:
         if not ctx.resume:
