@@ -270,7 +270,8 @@ def arithmetic_paragraph(a: dict, records: list) -> str:
     cvae_flops = a["cvae_forward_flops_per_image"]
     if not isinstance(cvae_flops, dict):  # older records: the conv CVAE only
         cvae_flops = {"conv": cvae_flops}
-    newest = max((r.get("sitting", "1") for r in records), default="1")
+    newest = max((r.get("sitting", "1") for r in records), default="1",
+                 key=lambda label: (len(label), label))  # "10" after "9"
     new = [r for r in records if r["tree"] == "new" and r.get("sitting", "1") == newest
            and r["variant"] == "paper"]
     measured = {k: np.median([r["stage_seconds"][k] for r in new
