@@ -43,7 +43,8 @@ FLAGS = flags.FLAGS
 # variants change only what they name.
 PAPER_METHOD = ["student.lr_schedule=constant", "synthesis.selection=random",
                 "student.loss=soft_ce", "student.augment=none", "student.ema=0.0",
-                "student.batch_mix=none", "student.batch_size=64", "student.learning_rate=0.001"]
+                "student.batch_mix=none", "student.batch_size=64", "student.learning_rate=0.001",
+                "student.epochs=50"]
 ROWS = {
     "student_alone": ["synthesis.sources=real", "student.targets=true_labels"],
     "standard_kd": ["synthesis.sources=real"],
@@ -79,6 +80,7 @@ VARIANTS = {
     "e80": ["student.epochs=80"],
     "kl2": ["student.loss=kl", "student.temperature=2.0"],
     "e100": ["student.epochs=100"],
+    "auto": ["student.epochs=0"],  # 50 epochs, more for small sets (student.min_steps)
     "shift": ["student.augment=shift"],
     "hard": ["student.loss=hard_ce"],
     "smooth": ["student.loss=smooth_ce", "student.label_smoothing=0.1"],

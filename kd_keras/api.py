@@ -73,7 +73,8 @@ def as_image_set(images: Images, image_shape: Optional[Sequence[int]], seed: int
 
 def default_config(image_shape: Sequence[int], num_classes: int, student: str = "lenet5_half",
                    num_synthetic: int = 20000):
-    """Our defaults for any images: real + CutMix images, KL at T = 2, batch 128, 50 epochs."""
+    """Our defaults for any images: real + CutMix images, KL at T = 2, batch 128, 50 epochs
+    (more for a small training set, see ``student.min_steps``)."""
     return base_config(name="api", train="", test="", unlabeled="", image_shape=image_shape,
                        num_classes=num_classes, teacher_model="lenet5", student_model=student,
                        teacher_epochs=1, num_synthetic=num_synthetic, cvae_epochs=100,
@@ -96,7 +97,8 @@ def distill_student(student: Union[str, keras.Model], teacher: Teacher, images: 
       config: an experiment config; by default one is made for the images' shape.
       eval_images: labelled images to report on (an ImageSet or a source spec).
       budget: most training answers (default: the teacher's); the synthetic count follows.
-      epochs, num_synthetic: shortcuts for ``student.epochs``, ``synthesis.num_synthetic``.
+      epochs, num_synthetic: shortcuts for ``student.epochs`` (0: auto) and
+        ``synthesis.num_synthetic``.
       callbacks: Keras callbacks, called during the student's training.
       resume: continue an interrupted run in ``workdir``.
       strategy: a tf.distribute strategy; a given Keras model trains where it was built.

@@ -61,7 +61,7 @@ def check_config(config) -> None:
     for role in ("teacher", "student"):
         if not models.is_known(_get(config, f"{role}.model")):
             _choice(config, f"{role}.model", models.names() + ["keras:PATH.keras"])
-        _number(config, f"{role}.epochs", low=1, integer=True)
+        _number(config, f"{role}.epochs", low=1 if role == "teacher" else 0, integer=True)
         _number(config, f"{role}.batch_size", low=1, integer=True)
         _number(config, f"{role}.learning_rate", low=0, low_open=True)
 
@@ -113,6 +113,7 @@ def check_config(config) -> None:
     _choice(config, "cvae.condition", ("onehot", "soft"))
     _number(config, "cvae.steps_per_execution", low=1, integer=True)
     _number(config, "student.steps_per_execution", low=1, integer=True)
+    _number(config, "student.min_steps", low=0, integer=True)
     _choice(config, "student.jit_compile", (True, False))
 
     _choice(config, "student.lr_schedule", LR_SCHEDULES)

@@ -26,7 +26,7 @@ def test_configs_name_real_models_and_a_quick_variant(name):
     for c in (paper, quick):
         assert models.is_known(c.teacher.model) and models.is_known(c.student.model)
         check_config(c)
-    assert quick.student.epochs < paper.student.epochs
+    assert 0 < quick.student.epochs < 50  # the others: 0 (auto, at least 50) or 50
     assert quick.synthesis.num_synthetic <= paper.synthesis.num_synthetic
     with pytest.raises(ValueError, match="unknown config variant"):
         load(name, "huge")
@@ -40,6 +40,7 @@ def test_fashion_mnist_has_the_papers_settings():
     assert (default.synthesis.sources, default.synthesis.selection) == ("real,cutmix", "random")
     assert (default.student.loss, default.student.temperature) == ("kl", 2.0)
     assert (default.student.batch_size, default.student.learning_rate) == (128, 2e-3)
+    assert (default.student.epochs, default.student.min_steps) == (0, 7900)  # auto epochs
     assert c.cvae.architecture == "mlp"  # FS-BBT's own dense CVAE for Fashion-MNIST
     assert (c.synthesis.num_synthetic, c.cvae.latent_dim, c.cvae.batch_size) == (48000, 2, 256)
     assert (c.student.batch_size, c.student.learning_rate, c.student.epochs) == (64, 1e-3, 50)
@@ -83,6 +84,8 @@ def test_variants_combine_in_order():
     ("query.max_tries", 0, "query.max_tries must be >= 1"),
     ("student.temperature", 0.0, "student.temperature must be > 0"),
     ("student.ema", 1.0, "student.ema must be"),
+    ("student.epochs", -1, "student.epochs must be >= 0"),
+    ("student.min_steps", -5, "student.min_steps must be >= 0"),
     ("student.loss", "kld", "student.loss must be one of"),
     ("student.targets", "teachr", "student.targets must be one of"),
     ("cvae.condition", "one_hot", "cvae.condition must be one of"),

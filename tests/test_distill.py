@@ -464,7 +464,7 @@ def test_budget_first_plans_m_and_refuses_an_explicit_m_that_cannot_fit(idx_dir,
     teacher = Teacher(CallableBackend(toy_teacher), 10, budget=250)
     report = run_fsbbt(config, teacher, unlabeled, None, str(tmp_path / "w"))
     assert sum(report["images_per_source"].values()) == 250 and report["teacher_queries"] == 250
-    assert report["budget"] == 250
+    assert report["budget"] == 250 and report["student_epochs"] == 2
     config.synthesis.num_synthetic, config.synthesis.fixed_count = 300, True
     with pytest.raises(ConfigError, match="needs up to 400 teacher answers"):
         fit_budget(config, 100)
@@ -481,6 +481,28 @@ def test_budget_first_plans_m_and_refuses_an_explicit_m_that_cannot_fit(idx_dir,
     report = run_fsbbt(config, Teacher(CallableBackend(toy_teacher), 10, budget=100), unlabeled,
                        None, str(tmp_path / "w0"))
     assert report["images_per_source"] == {"real": 100} and report["teacher_queries"] == 100
+
+
+def test_auto_epochs_give_a_small_budget_more_epochs_and_keep_a_set_number():
+    from kd_keras.config import make_paper
+    from kd_keras.distill.student import planned_epochs
+
+    s = base_config(name="t", train="", test="", unlabeled="", image_shape=(28, 28, 1),
+                    num_classes=10, teacher_model="lenet5", student_model="lenet5_half",
+                    teacher_epochs=1, num_synthetic=0, cvae_epochs=1).student
+    assert (s.epochs, s.batch_size, s.min_steps) == (0, 128, 7900)
+    assert planned_epochs(s, 10_000) == 100  # 79 steps an epoch
+    assert planned_epochs(s, 50_000) == 50   # 391 steps an epoch: already more than 7,900
+    assert planned_epochs(s, 100) == 200     # at most 200
+    s.min_steps = 0
+    assert planned_epochs(s, 10_000) == 50
+    s.epochs = 3
+    assert planned_epochs(s, 10_000) == 3    # a number the user set is kept
+    paper = make_paper(base_config(name="t", train="", test="", unlabeled="",
+                                   image_shape=(28, 28, 1), num_classes=10,
+                                   teacher_model="lenet5", student_model="lenet5_half",
+                                   teacher_epochs=1, num_synthetic=0, cvae_epochs=1))
+    assert planned_epochs(paper.student, 10_000) == 50  # the paper's method: 50 epochs
 
 
 def test_eval_buys_at_most_the_teacher_sample(idx_dir, tmp_path):

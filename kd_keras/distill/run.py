@@ -18,7 +18,7 @@ import tensorflow as tf
 from kd_keras import synthesis
 from kd_keras.context import RunContext
 from kd_keras.data import ImageSet, check_image_shape
-from kd_keras.distill.student import train_student
+from kd_keras.distill.student import planned_epochs, train_student
 from kd_keras.errors import ConfigError, DataError
 from kd_keras.export import export_classifier
 from kd_keras.supervised import accuracy, predict_logits
@@ -314,6 +314,8 @@ def finish(ctx: RunContext, student: keras.Model, parts: dict, n_real: int,
               "targets": config.student.targets, "n_real": n_real,
               "images_per_source": {k: len(v[0]) for k, v in parts.items()},
               "n_train": sum(len(v[0]) for v in parts.values()),
+              "student_epochs": planned_epochs(config.student,
+                                               sum(len(v[0]) for v in parts.values())),
               "teacher_queries": teacher.paid, "teacher_queries_this_process": teacher.stats.sent,
               "teacher_cache_hits": teacher.stats.cache_hits, "budget": config.query.budget}
     if eval_set is not None:

@@ -16,6 +16,18 @@ from kd_keras.errors import ConfigError
 from kd_keras.strategy import compile_built
 
 LR_SCHEDULES = ("constant", "cosine")
+AUTO_EPOCHS = (50, 200)  # student.epochs = 0: at least 50 epochs, at most 200
+
+
+def planned_epochs(student_config, n_images: int) -> int:
+    """``student.epochs``, or with 0 (auto) enough epochs over ``n_images`` for
+    ``student.min_steps`` steps, within :data:`AUTO_EPOCHS`: a small training set (a small
+    budget) is seen more often, at no query cost."""
+    if student_config.epochs:
+        return int(student_config.epochs)
+    steps_per_epoch = max(1, -(-n_images // student_config.batch_size))
+    wanted = -(-int(student_config.get("min_steps", 0)) // steps_per_epoch)
+    return int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], wanted)))
 
 
 def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
@@ -68,7 +80,7 @@ def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = Fals
     """
     config = ctx.config
     s = config.student
-    epochs = s.epochs if epochs is None else epochs
+    epochs = planned_epochs(s, len(x)) if epochs is None else epochs
     keras.utils.set_random_seed(config.seed)
     with ctx.strategy.scope():
         if ctx.student is None:
