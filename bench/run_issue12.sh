@@ -58,3 +58,10 @@ $PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --wo
 $PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --workroot=$WORKROOT/../heldout --overrides=student.temperature=2.0
 $PT --out=$B --seeds=0,1,2 --rows=real_cutmix@bs128+B10000,real_cutmix@kl2+bs128+B10000
 $PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0,1,2 --rows=real_cutmix@kl2+bs128
+# session 7: more epochs at 10K (100 became the default through student.min_steps), the
+# paper's method at batch 128 (issue #11's batch lever), then the auto-epoch default's curve
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@kl2+bs128+e100+B10000,real_cutmix@kl2+bs128+e150+B10000
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0,1,2 --rows=fsbbt@bs128
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@kl2+bs128+auto+B5000
+$PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --workroot=$WORKROOT/../heldout
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@kl2+bs128+auto+B25000
