@@ -90,7 +90,7 @@ ROW_NAMES = {
 VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected MixUp",
                  "hard": "hard CE on the top-1", "smooth": "label-smoothed CE (0.1)",
                  "soft": "soft CE", "cosine": "cosine decay", "e150": "150 epochs", "e100": "100 epochs", "e80": "80 epochs",
-                 "kl2": "KL loss, T = 2",
+                 "kl2": "KL loss, T = 2", "auto": "auto epochs (at least 7,900 steps)",
                  "shift": "shifted copies (augment=shift)",
                  "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",
                  "bs128": "batch 128 at lr 2e-3", "bmix": "unpaid in-batch CutMix (half a batch)",
@@ -259,7 +259,38 @@ def speed_runs_section(records) -> list:
     arithmetic = os.path.join(RESULTS, "arithmetic.json")
     if os.path.exists(arithmetic):
         lines += ["", arithmetic_paragraph(json.load(open(arithmetic)), records)]
-    return lines + [""]
+    lever = batch_lever_paragraph()
+    return lines + ([f"", lever] if lever else []) + [""]
+
+
+def batch_lever_paragraph() -> str:
+    """The issue's batch-size lever tried on the paper's method: accuracy against the
+    condition (within one std of 85.09 +- 0.11) and wall time, from the plugins rows."""
+    path = os.path.join(RESULTS, "fashion_mnist.plugins.jsonl")
+    if not os.path.exists(path):
+        return ""
+    rows = defaultdict(dict)
+    for r in map(json.loads, open(path)):
+        if r.get("report", {}).get("student_accuracy") is not None:
+            rows[r["row"]][r["seed"]] = (r["report"]["student_accuracy"], r.get("seconds"))
+    if len(rows.get("fsbbt@bs128", {})) < 3:
+        return ""
+    def describe(row):
+        runs = [rows[row][k] for k in sorted(rows[row])]
+        acc = [100 * a for a, _ in runs]
+        walls = [w for _, w in runs if w]
+        return (f"{np.mean(acc):.2f} ± {np.std(acc, ddof=1):.2f} ("
+                + ", ".join(f"{a:.2f}" for a in acc) + ")"
+                + (f", {np.median(walls):.0f} s median wall, not a timing sitting"
+                   if walls else ""))
+    base = describe("fsbbt@cvae_mlp") if len(rows.get("fsbbt@cvae_mlp", {})) >= 3 else "–"
+    ok = np.mean([a for a, _ in rows["fsbbt@bs128"].values()]) * 100 >= 85.09 - 0.11
+    return ("The batch lever on the paper's method (`python bench/paper_table.py "
+            "--rows=fsbbt@bs128 --seeds=0,1,2`: batch 128 at lr 2e-3, everything else the "
+            f"paper's): {describe('fsbbt@bs128')}, against {base} at the paper's batch of 64. "
+            + ("It stays within one standard deviation of today's 85.09 ± 0.11."
+               if ok else "That is below 84.98, the accuracy condition (85.09 ± 0.11), "
+               "so `:paper` keeps its batch of 64."))
 
 
 def arithmetic_paragraph(a: dict, records: list) -> str:
@@ -298,6 +329,8 @@ def student_ops_section(records) -> list:
              "`python bench/student_ops.py` (and with `TF_ENABLE_ONEDNN_OPTS=0`): each "
              "LeNet-5-Half layer's forward and backward at batch 64, the whole step, and its two "
              "convolutions computed as tf.nn.conv2d or as im2col (extract_patches + one matmul), "
+             "(a layer row includes the gradient with respect to the layer's input, which "
+             "training does not compute for the first convolution), "
              "each in one tf.function loop. Milliseconds per step, best of 3.", ""]
     keys = list(dict.fromkeys(k for r in records for k in r["ms_per_step"]))
     head = [f"oneDNN {r['onednn']}, {r['finished']}, load {r['load_at_start']}" for r in records]
@@ -311,7 +344,9 @@ def student_ops_section(records) -> list:
 # Methods on the accuracy-per-answer curve: rows whose name, without a budget variant
 # (B<count>), is one of these. A run without a budget variant paid about 50,000 answers.
 CURVES = {"fsbbt": "FS-BBT (the paper's method)",
-          "real_cutmix@kl2+bs128": "kd_keras default (real + CutMix, KL T = 2, batch 128)",
+          "real_cutmix@kl2+bs128+auto": "kd_keras default (real + CutMix, KL T = 2, batch 128, "
+                                        "auto epochs)",
+          "real_cutmix@kl2+bs128": "real + CutMix, KL T = 2, batch 128, 50 epochs",
           "real_cutmix@kl4+bs128": "real + CutMix, KL T = 4, batch 128",
           "real_cutmix@kl4": "real + CutMix, KL T = 4, batch 64 (the default before batch 128)"}
 TARGETS = {"fashion_mnist": [(10000, 84.73, "≥ 84.73 at B ≤ 10K"), (50000, 87.0, "≥ 87.0 at B ≤ 50K")]}
@@ -329,6 +364,27 @@ def budget_of(row: str):
     return base + ("@" + "+".join(rest) if rest else ""), budget
 
 
+AUTO = "real_cutmix@kl2+bs128+auto"
+
+
+def same_as_auto(row: str, n_train: int) -> bool:
+    """Whether a run of ``row`` on ``n_train`` images trained exactly as the auto-epoch
+    default would (its fixed epoch count is what ``student.epochs = 0`` plans there)."""
+    import ml_collections
+
+    from kd_keras.distill.student import planned_epochs
+
+    base, _, variants = row.partition("@")
+    parts = variants.split("+")
+    if base != "real_cutmix" or parts[:2] != ["kl2", "bs128"] or len(parts) > 3:
+        return False
+    extra = parts[2] if len(parts) == 3 else "e50"
+    if not (extra[:1] == "e" and extra[1:].isdigit()):
+        return False
+    auto = ml_collections.ConfigDict({"epochs": 0, "batch_size": 128, "min_steps": 7900})
+    return planned_epochs(auto, n_train) == int(extra[1:])
+
+
 def budget_curves(all_records, dataset):
     """{method: {budget: [(accuracy, seed, answers paid)]}} over every section of a data set."""
     curves, newest = defaultdict(lambda: defaultdict(list)), defaultdict(list)
@@ -338,12 +394,13 @@ def budget_curves(all_records, dataset):
         for r in records:
             row, budget = budget_of(r["row"])
             rep = r["report"]
-            if (row not in CURVES or r.get("answers", "probs") != "probs"
-                    or "student_accuracy" not in rep):
+            if r.get("answers", "probs") != "probs" or "student_accuracy" not in rep:
                 continue
             paid = rep["teacher_queries"] + rep.get("teacher_cache_hits", 0)
-            newest[(row, budget or rep["n_train"], r["seed"])].append(
-                (r.get("finished", ""), rep["student_accuracy"], paid))
+            for name in {row, AUTO if same_as_auto(row, rep["n_train"]) else row}:
+                if name in CURVES:
+                    newest[(name, budget or rep["n_train"], r["seed"])].append(
+                        (r.get("finished", ""), rep["student_accuracy"], paid))
     for (row, budget, seed), runs in newest.items():  # a seed rerun by newer code replaces it
         _, accuracy, paid = max(runs)
         curves[row][budget].append((accuracy, seed, paid))
