@@ -143,6 +143,8 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.student.batch_mix = "none"
     c.student.batch_mix_share = 0.5
     c.student.batch_mix_alpha = 1.0
+    # The real images' weight: each epoch shows them this many times (answers paid once).
+    c.student.real_repeat = 1
     # Training steps per call into TensorFlow: the same updates, less per-step overhead
     # (measured, docs/RESULTS.md); jit_compile (XLA) did not help on this CPU.
     c.student.steps_per_execution = 32

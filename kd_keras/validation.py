@@ -114,6 +114,7 @@ def check_config(config) -> None:
     _number(config, "cvae.steps_per_execution", low=1, integer=True)
     _number(config, "student.steps_per_execution", low=1, integer=True)
     _number(config, "student.min_steps", low=0, integer=True)
+    _number(config, "student.real_repeat", low=1, integer=True)
     _choice(config, "student.jit_compile", (True, False))
 
     _choice(config, "student.lr_schedule", LR_SCHEDULES)

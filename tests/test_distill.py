@@ -505,6 +505,23 @@ def test_auto_epochs_give_a_small_budget_more_epochs_and_keep_a_set_number():
     assert planned_epochs(paper.student, 10_000) == 50  # the paper's method: 50 epochs
 
 
+class _Steps(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.steps = self.params["steps"]
+
+
+def test_real_repeat_shows_the_real_images_more_often_for_no_answers(idx_dir, tmp_path):
+    config = tiny_config(idx_dir)
+    config.synthesis.sources, config.synthesis.selection = "real,mixup", "random"
+    config.student.real_repeat = 3
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir).unlabeled()
+    steps = _Steps()
+    report = run_fsbbt(config, Teacher(CallableBackend(toy_teacher), 10), unlabeled, None,
+                       str(tmp_path / "w"), callbacks=[steps])
+    assert report["teacher_queries"] == 400  # 100 real + 300 MixUp, each paid once
+    assert steps.steps == (3 * 100 + 300) // 50  # the real images three times an epoch
+
+
 def test_eval_buys_at_most_the_teacher_sample(idx_dir, tmp_path):
     config = tiny_config(idx_dir)
     config.student.epochs = 1

@@ -293,11 +293,18 @@ def training_set(ctx: RunContext, unlabeled: ImageSet, shared_dir: Optional[str]
     return parts
 
 
+def _shown(config, part: str) -> int:
+    """How many times a labelled part appears in each student epoch."""
+    return int(config.student.get("real_repeat", 1)) if part == synthesis.REAL else 1
+
+
 def distill_on(ctx: RunContext, parts: dict, eval_set: Optional[ImageSet],
                callbacks: Optional[list]) -> keras.Model:
-    """Trains the student on every labelled part, watched in TensorBoard."""
-    x = np.concatenate([p[0] for p in parts.values()])
-    y = np.concatenate([p[1] for p in parts.values()])
+    """Trains the student on every labelled part, watched in TensorBoard. The real images
+    appear ``student.real_repeat`` times in each epoch (their answers are paid once)."""
+    x = np.concatenate([np.tile(p[0], (_shown(ctx.config, k),) + (1,) * (p[0].ndim - 1))
+                        for k, p in parts.items()])
+    y = np.concatenate([np.tile(p[1], (_shown(ctx.config, k), 1)) for k, p in parts.items()])
     watch = [_QueryLog(ctx.log, ctx.teacher)]
     if eval_set is not None and eval_set.labels is not None and ctx.config.eval.epoch_sample:
         watch.append(_EvalAccuracy(ctx.workdir.join("tb", "student", "eval"), eval_set,
@@ -314,8 +321,8 @@ def finish(ctx: RunContext, student: keras.Model, parts: dict, n_real: int,
               "targets": config.student.targets, "n_real": n_real,
               "images_per_source": {k: len(v[0]) for k, v in parts.items()},
               "n_train": sum(len(v[0]) for v in parts.values()),
-              "student_epochs": planned_epochs(config.student,
-                                               sum(len(v[0]) for v in parts.values())),
+              "student_epochs": planned_epochs(config.student, sum(
+                  len(v[0]) * _shown(config, k) for k, v in parts.items())),
               "teacher_queries": teacher.paid, "teacher_queries_this_process": teacher.stats.sent,
               "teacher_cache_hits": teacher.stats.cache_hits, "budget": config.query.budget}
     if eval_set is not None:
