@@ -73,7 +73,8 @@ def as_image_set(images: Images, image_shape: Optional[Sequence[int]], seed: int
 
 def default_config(image_shape: Sequence[int], num_classes: int, student: str = "lenet5_half",
                    num_synthetic: int = 20000):
-    """Our defaults for any images: real + CutMix images, KL at T = 2, batch 128, 50 epochs
+    """Our defaults for any images: real + CutMix images, KL at T = 2, batch 128, weight
+    averaging (EMA 0.999), 50 epochs
     (more for a small training set, see ``student.min_steps``)."""
     return base_config(name="api", train="", test="", unlabeled="", image_shape=image_shape,
                        num_classes=num_classes, teacher_model="lenet5", student_model=student,

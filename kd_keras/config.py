@@ -124,9 +124,10 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.student.lr_schedule = "constant"  # constant (the paper's) | cosine (decays to 0)
     # Weight averaging: 0 = off (the paper's); m in (0, 1) keeps an exponential moving
     # average of the student's weights (Keras's optimizer ``use_ema``, momentum m) and the
-    # saved student takes the averaged weights at the end of training. Keep 1 / (1 - m) well
-    # below the run's steps (a warning says so). Measured: no clear gain, docs/RESULTS.md.
-    c.student.ema = 0.0
+    # saved student takes the averaged weights at the end of training; the horizon
+    # 1 / (1 - m) is cut to a quarter of a short run. 0.999 measured over 3 seeds: 87.11 +-
+    # 0.24 against 86.72 +- 0.59 at 50K answers, 85.25 +- 0.14 against 84.79 +- 0.06 at 10K.
+    c.student.ema = 0.999
     # soft_ce (the paper's) | kl | hard_ce | smooth_ce (label-only teachers). KL at T = 2 is
     # the default: T = 4 was better on our LeNet-5 teacher but fell below 94 % of a held-out
     # MLP teacher on 2 of 3 seeds at 10K answers; T = 2 kept 94.5-95.6 % there, soft CE

@@ -41,6 +41,7 @@ def test_fashion_mnist_has_the_papers_settings():
     assert (default.student.loss, default.student.temperature) == ("kl", 2.0)
     assert (default.student.batch_size, default.student.learning_rate) == (128, 2e-3)
     assert (default.student.epochs, default.student.min_steps) == (0, 7900)  # auto epochs
+    assert default.student.ema == 0.999 and c.student.ema == 0.0  # weight averaging: not the paper's
     assert c.cvae.architecture == "mlp"  # FS-BBT's own dense CVAE for Fashion-MNIST
     assert (c.synthesis.num_synthetic, c.cvae.latent_dim, c.cvae.batch_size) == (48000, 2, 256)
     assert (c.student.batch_size, c.student.learning_rate, c.student.epochs) == (64, 1e-3, 50)

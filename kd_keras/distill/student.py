@@ -56,16 +56,20 @@ def learning_rate_schedule(student_config, steps: int):
 
 def student_optimizer(student_config, steps: int) -> keras.optimizers.Optimizer:
     """Adam on the configured schedule; with ``student.ema`` > 0 it also keeps a moving
-    average of the weights, which ``fit`` writes into the student when training ends."""
+    average of the weights, which ``fit`` writes into the student when training ends.
+
+    The average's horizon, about 1 / (1 - ema) steps, is kept to at most a quarter of the
+    run: Keras's average starts at the first step's weights and forgets them slowly, so a
+    longer horizon keeps early, poor weights (61 % instead of 85 % measured with 0.9999 over
+    3,900 steps, docs/RESULTS.md). A short run (a demo) therefore averages over fewer steps.
+    """
     ema = float(student_config.get("ema", 0.0))
-    if ema > 0 and 1.0 / (1.0 - ema) > steps / 4:
-        # Keras's average starts at the first step's weights and forgets them slowly: a
-        # horizon near the run's length keeps early, poor weights (61 % instead of 85 %
-        # measured with 0.9999 over 3,900 steps, docs/RESULTS.md).
-        print(f"student: warning: student.ema={ema} averages over about "
-              f"{1.0 / (1.0 - ema):.0f} steps, more than a quarter of this run's {steps}; "
-              f"the averaged student keeps early weights (try {max(0.0, 1 - 10.0 / steps):.4f}, "
-              f"or 0 for none)", flush=True)
+    if ema > 0 and ema > 1.0 - 4.0 / steps + 1e-9:  # horizon 1 / (1 - ema) > steps / 4
+        capped = max(0.0, 1.0 - 4.0 / steps)
+        print(f"student: student.ema={ema} averages over about {1.0 / (1.0 - ema):.0f} steps, "
+              f"more than a quarter of this run's {steps}; using {capped:.4f} (about "
+              f"{steps / 4:.0f} steps)", flush=True)
+        ema = capped
     return keras.optimizers.Adam(learning_rate_schedule(student_config, steps),
                                  use_ema=ema > 0, ema_momentum=ema if ema > 0 else 0.99)
 
