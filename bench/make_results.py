@@ -344,13 +344,16 @@ def student_ops_section(records) -> list:
 # What the default was at each commit of the held-out rehearsal.
 HELDOUT_CODE = {"13376ae": "KL T = 4, batch 128, 50 epochs",
                 "e4ef788 and 73aecbd": "the same (the overrides change it)",
-                "9548442": "KL T = 2, batch 128, auto epochs (100 at 10K answers)"}
+                "9548442": "KL T = 2, batch 128, auto epochs (100 at 10K answers)",
+                "d7c1db7": "the same with weight averaging (EMA 0.999)"}
 
 # Methods on the accuracy-per-answer curve: rows whose name, without a budget variant
 # (B<count>), is one of these. A run without a budget variant paid about 50,000 answers.
+AUTO = "real_cutmix@kl2+bs128+auto+ema"  # today's default
+AUTO_BEFORE = "real_cutmix@kl2+bs128+auto"  # the default before weight averaging
 CURVES = {"fsbbt": "FS-BBT (the paper's method)",
-          "real_cutmix@kl2+bs128+auto": "kd_keras default (real + CutMix, KL T = 2, batch 128, "
-                                        "auto epochs)",
+          AUTO: "kd_keras default (real + CutMix, KL T = 2, batch 128, auto epochs, EMA 0.999)",
+          AUTO_BEFORE: "real + CutMix, KL T = 2, batch 128, auto epochs (no EMA)",
           "real_cutmix@kl2+bs128": "real + CutMix, KL T = 2, batch 128, 50 epochs",
           "real_cutmix@kl4+bs128": "real + CutMix, KL T = 4, batch 128",
           "real_cutmix@kl4": "real + CutMix, KL T = 4, batch 64 (the default before batch 128)"}
@@ -369,25 +372,34 @@ def budget_of(row: str):
     return base + ("@" + "+".join(rest) if rest else ""), budget
 
 
-AUTO = "real_cutmix@kl2+bs128+auto"
 
 
-def same_as_auto(row: str, n_train: int) -> bool:
-    """Whether a run of ``row`` on ``n_train`` images trained exactly as the auto-epoch
-    default would (its fixed epoch count is what ``student.epochs = 0`` plans there)."""
+def same_as_auto(row: str, n_train: int):
+    """The auto-epoch curve a run of ``row`` on ``n_train`` images belongs to, when it
+    trained exactly as that default would (its fixed epoch count, 50 unless named, is what
+    ``student.epochs = 0`` plans there), else None."""
     import ml_collections
 
     from kd_keras.distill.student import planned_epochs
 
     base, _, variants = row.partition("@")
-    parts = variants.split("+")
-    if base != "real_cutmix" or parts[:2] != ["kl2", "bs128"] or len(parts) > 3:
-        return False
-    extra = parts[2] if len(parts) == 3 else "e50"
-    if not (extra[:1] == "e" and extra[1:].isdigit()):
-        return False
+    parts = [v for v in variants.split("+") if v]
+    if base != "real_cutmix" or parts[:2] != ["kl2", "bs128"]:
+        return None
+    rest = parts[2:]
+    ema = "ema" in rest
+    rest = [v for v in rest if v != "ema"]
+    epochs = [v for v in rest if v[:1] == "e" and v[1:].isdigit()]
+    if "auto" in rest:
+        rest.remove("auto")
+    elif not epochs:
+        epochs = ["e50"]
+    if [v for v in rest if v not in epochs] or len(epochs) > 1:
+        return None
     auto = ml_collections.ConfigDict({"epochs": 0, "batch_size": 128, "min_steps": 7900})
-    return planned_epochs(auto, n_train) == int(extra[1:])
+    if epochs and planned_epochs(auto, n_train) != int(epochs[0][1:]):
+        return None
+    return AUTO if ema else AUTO_BEFORE
 
 
 def budget_curves(all_records, dataset):
@@ -402,7 +414,7 @@ def budget_curves(all_records, dataset):
             if r.get("answers", "probs") != "probs" or "student_accuracy" not in rep:
                 continue
             paid = rep["teacher_queries"] + rep.get("teacher_cache_hits", 0)
-            for name in {row, AUTO if same_as_auto(row, rep["n_train"]) else row}:
+            for name in {row, same_as_auto(row, rep["n_train"]) or row}:
                 if name in CURVES:
                     newest[(name, budget or rep["n_train"], r["seed"])].append(
                         (r.get("finished", ""), rep["student_accuracy"], paid))
