@@ -65,3 +65,10 @@ $PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0,1,2 --rows=fsbbt@bs128
 $PT --out=$B --seeds=0,1,2 --rows=real_cutmix@kl2+bs128+auto+B5000
 $PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --workroot=$WORKROOT/../heldout
 $PT --out=$B --seeds=0,1,2 --rows=real_cutmix@kl2+bs128+auto+B25000
+# session 7, towards 87 % at 50K: 80 epochs (seed 0), real images 4 times an epoch (seed 0),
+# weight averaging 0.999 (3 seeds; it became the default), then the EMA default's curve
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0 --rows=real_cutmix@kl2+bs128+e80,real_cutmix@kl2+bs128+real4
+$PT --out=$RESULTS/fashion_mnist.plugins.jsonl --seeds=0,1,2 --rows=real_cutmix@kl2+bs128+ema
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@kl2+bs128+auto+ema+B10000
+$PY bench/heldout_check.py --seeds=0,1,2 --out=$RESULTS/heldout_check.jsonl --workroot=$WORKROOT/../heldout
+$PT --out=$B --seeds=0,1,2 --rows=real_cutmix@kl2+bs128+auto+ema+B5000,real_cutmix@kl2+bs128+auto+ema+B25000
