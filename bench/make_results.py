@@ -260,7 +260,7 @@ def speed_runs_section(records) -> list:
     if os.path.exists(arithmetic):
         lines += ["", arithmetic_paragraph(json.load(open(arithmetic)), records)]
     lever = batch_lever_paragraph()
-    return lines + ([f"", lever] if lever else []) + [""]
+    return lines + (["", lever] if lever else []) + [""]
 
 
 def batch_lever_paragraph() -> str:
@@ -378,9 +378,12 @@ def same_as_auto(row: str, n_train: int):
     """The auto-epoch curve a run of ``row`` on ``n_train`` images belongs to, when it
     trained exactly as that default would (its fixed epoch count, 50 unless named, is what
     ``student.epochs = 0`` plans there), else None."""
-    import ml_collections
+    import sys
 
     from kd_keras.distill.student import planned_epochs
+
+    sys.path.insert(0, ROOT)
+    from configs.fashion_mnist import get_config
 
     base, _, variants = row.partition("@")
     parts = [v for v in variants.split("+") if v]
@@ -396,8 +399,7 @@ def same_as_auto(row: str, n_train: int):
         epochs = ["e50"]
     if [v for v in rest if v not in epochs] or len(epochs) > 1:
         return None
-    auto = ml_collections.ConfigDict({"epochs": 0, "batch_size": 128, "min_steps": 7900})
-    if epochs and planned_epochs(auto, n_train) != int(epochs[0][1:]):
+    if epochs and planned_epochs(get_config().student, n_train) != int(epochs[0][1:]):
         return None
     return AUTO if ema else AUTO_BEFORE
 

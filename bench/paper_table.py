@@ -81,7 +81,6 @@ VARIANTS = {
     "kl2": ["student.loss=kl", "student.temperature=2.0"],
     "e100": ["student.epochs=100"],
     "real4": ["student.real_repeat=4"],  # the real images 4 times an epoch
-    "real8": ["student.real_repeat=8"],
     "auto": ["student.epochs=0"],  # 50 epochs, more for small sets (student.min_steps)
     "shift": ["student.augment=shift"],
     "hard": ["student.loss=hard_ce"],

@@ -113,7 +113,7 @@ def base_config(*, name: str, train: str, test: str, unlabeled: str,
     c.student.model = student_model
     # 0 = auto: 50 epochs, or more for a small training set, so that the student takes at
     # least min_steps steps (at most 200 epochs). Measured at 10K answers (79 steps an
-    # epoch): 100 epochs 84.79 +- 0.05 against 50 epochs 84.70 +- 0.78 (docs/RESULTS.md).
+    # epoch): 100 epochs 84.79 +- 0.06 against 50 epochs 84.70 +- 0.78 (docs/RESULTS.md).
     # A number > 0 is used as it is.
     c.student.epochs = 0
     c.student.min_steps = 7900

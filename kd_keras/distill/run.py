@@ -302,9 +302,8 @@ def distill_on(ctx: RunContext, parts: dict, eval_set: Optional[ImageSet],
                callbacks: Optional[list]) -> keras.Model:
     """Trains the student on every labelled part, watched in TensorBoard. The real images
     appear ``student.real_repeat`` times in each epoch (their answers are paid once)."""
-    x = np.concatenate([np.tile(p[0], (_shown(ctx.config, k),) + (1,) * (p[0].ndim - 1))
-                        for k, p in parts.items()])
-    y = np.concatenate([np.tile(p[1], (_shown(ctx.config, k), 1)) for k, p in parts.items()])
+    shown = [p for k, p in parts.items() for _ in range(_shown(ctx.config, k))]
+    x, y = (np.concatenate([p[i] for p in shown]) for i in (0, 1))
     watch = [_QueryLog(ctx.log, ctx.teacher)]
     if eval_set is not None and eval_set.labels is not None and ctx.config.eval.epoch_sample:
         watch.append(_EvalAccuracy(ctx.workdir.join("tb", "student", "eval"), eval_set,
