@@ -63,7 +63,7 @@ def main(argv):
     eval_spec = config.data.test if FLAGS.eval is None else FLAGS.eval
     write_resolved(config, workdir, teacher=FLAGS.teacher, unlabeled=unlabeled_spec,
                    eval=eval_spec, strategy=FLAGS.strategy, resume=FLAGS.resume)
-    strategy = get_strategy(FLAGS.strategy)
+    strategy = get_strategy(FLAGS.strategy, FLAGS.heartbeat_seconds)
     spec = FLAGS.teacher
     if spec is None and FLAGS.strategy == "multi_worker":
         raise KdKerasError("multi-worker runs need --teacher (the same spec on every worker)")

@@ -21,7 +21,7 @@ def main(argv):
     from kd_keras.supervised import train_teacher
 
     write_resolved(FLAGS.config, FLAGS.workdir, strategy=FLAGS.strategy)
-    train_teacher(FLAGS.config, FLAGS.workdir, get_strategy(FLAGS.strategy))
+    train_teacher(FLAGS.config, FLAGS.workdir, get_strategy(FLAGS.strategy, FLAGS.heartbeat_seconds))
 
 
 def entry():

@@ -32,6 +32,9 @@ def define_common_flags(default_config: str = "fashion_mnist.py") -> None:
                       "tf.distribute strategy: mirrored over local GPUs (one device or a "
                       "CPU: no mirroring, the same arithmetic), multi_worker from TF_CONFIG, "
                       "or default (none).")
+    flags.DEFINE_float("heartbeat_seconds", 60.0,
+                       "Multi-worker runs: how long a worker may go unheard (paused, busy) "
+                       "before the others stop the run (TF's own default is 10 s).")
 
 
 def define_teacher_flags() -> None:
@@ -130,6 +133,21 @@ def _print_help(module) -> None:
     print("\nAny config field can be overridden, e.g. --config.student.epochs=5.")
 
 
+def _lost_a_worker(e: Exception) -> bool:
+    """Whether ``e`` is TensorFlow aborting collectives because a peer worker went silent."""
+    import tensorflow as tf
+
+    return isinstance(e, tf.errors.UnavailableError) and (
+        "heartbeat" in str(e) or "Collective ops is aborted" in str(e))
+
+
+def _first_line(e: Exception) -> str:
+    """The part of a TensorFlow error message a person needs: after the op name, one line."""
+    text = getattr(e, "message", str(e))
+    text = re.sub(r"^\{\{[^}]*\}\}\s*", "", text)  # {{function_node ...}} prefix
+    return text.strip().splitlines()[0][:300].rstrip(":") if text.strip() else type(e).__name__
+
+
 def run(main: Callable[[list], None]) -> None:
     """Runs an absl main; a KdKerasError becomes one 'error:' line and exit status 1, and
     Ctrl-C stops within seconds, keeping what was paid for."""
@@ -150,8 +168,15 @@ def run(main: Callable[[list], None]) -> None:
         except KdKerasError as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
             sys.exit(1)
-        except Exception:
+        except Exception as e:
             from kd_keras.teachers.backends import CANCEL
+
+            if _lost_a_worker(e):
+                print(f"error: lost contact with another worker ({_first_line(e)}); answers "
+                      "and checkpoints written so far are kept: restart every worker with "
+                      "--resume (--heartbeat_seconds sets how long a silent worker is "
+                      "waited for)", file=sys.stderr, flush=True)
+                sys.exit(1)
 
             if CANCEL.is_set():  # Ctrl-C surfaced inside TensorFlow as another error
                 print("interrupted: answers and checkpoints written so far are kept; "

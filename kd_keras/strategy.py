@@ -10,9 +10,13 @@ from kd_keras.errors import ConfigError
 STRATEGIES = ("mirrored", "multi_worker", "default")
 
 
-def get_strategy(name: str = "mirrored") -> tf.distribute.Strategy:
+def get_strategy(name: str = "mirrored",
+                 heartbeat_seconds: float = 60.0) -> tf.distribute.Strategy:
     """``mirrored``: mirrored over all local accelerators; ``multi_worker``: workers from
     TF_CONFIG; ``default``: no distribution (the current default strategy).
+
+    ``heartbeat_seconds`` (multi_worker only): how long a worker may go unheard before the
+    others give up on it (TF's own default is 10 s; see ``configure_heartbeat``).
 
     With fewer than two local accelerators (a CPU-only machine) there is nothing to mirror
     over, and ``mirrored`` gives the default strategy: the same one-replica arithmetic
@@ -23,10 +27,38 @@ def get_strategy(name: str = "mirrored") -> tf.distribute.Strategy:
             return tf.distribute.get_strategy()
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
+        configure_heartbeat(heartbeat_seconds)
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "default":
         return tf.distribute.get_strategy()
     raise ConfigError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+
+
+def configure_heartbeat(heartbeat_seconds: float) -> None:
+    """Sets the heartbeat timeout of TF's coordination service before a multi-worker
+    strategy starts it.
+
+    TF declares a worker dead after 10 s without a heartbeat and aborts every worker's
+    collectives. A worker that is only paused that long (a loaded machine, a suspended VM)
+    then ends the whole run, answers already paid for and all: seen once in CI. The setting
+    is what MultiWorkerMirroredStrategy would configure itself, with a longer timeout; a
+    worker that really died is still found, ``heartbeat_seconds`` later."""
+    if not heartbeat_seconds > 0:
+        raise ConfigError(f"heartbeat_seconds must be > 0, got {heartbeat_seconds}")
+    # Internal modules: TF has no public setter for the coordination service.
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    spec = cluster.cluster_spec()
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker") if job in spec.jobs]
+    if cluster.task_type not in ("chief", "worker") or context.context().coordination_service:
+        return  # not a task the strategy coordinates, or already configured
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=jobs, heartbeat_timeout_in_ms=int(heartbeat_seconds * 1000))
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -253,11 +253,9 @@ def test_distill_command_end_to_end(idx_dir, tmp_path):
     assert "error: student.model must be one of" in typo.stderr
 
 
-@pytest.mark.parametrize("share", ["cache", "shared_dir"])
-def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share):
-    """MultiWorkerMirroredStrategy over two local worker processes: the same command on
-    each; only the chief queries; the other reads the shared cache, or (no shared SQLite
-    file) the training set the chief publishes in --shared_dir; weights stay in sync."""
+def start_two_workers(idx_dir, tmp_path, *extra: str) -> list:
+    """Two local worker processes of one MultiWorkerMirroredStrategy cluster, running the
+    same distill command against an exported toy teacher; output goes to w{i}.log."""
     import socket
     import subprocess
     import sys
@@ -282,13 +280,31 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share):
              "--config.synthesis.num_synthetic=100", "--config.cvae.epochs=1",
              "--config.student.epochs=2", "--unlabeled=fashion_mnist:train[:50]",
              "--eval=fashion_mnist:test", "--strategy=multi_worker",
-             f"--teacher=savedmodel:{tmp_path}/teacher", f"--workdir={tmp_path}/w{index}",
-             f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared"],
+             f"--teacher=savedmodel:{tmp_path}/teacher", f"--workdir={tmp_path}/w{index}", *extra],
             env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2"), cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
+            stdout=open(tmp_path / f"w{index}.log", "w"), stderr=subprocess.STDOUT))
+    return procs
+
+
+def finish_two_workers(procs, tmp_path) -> None:
+    """Waits for both workers; both must finish (one's crash ends the other: show both)."""
+    for p in procs:
+        p.wait(timeout=600)
+    outputs = [open(tmp_path / f"w{i}.log").read() for i in range(2)]
     for out in outputs:
-        assert "done: student_accuracy" in out, out[-3000:]
+        assert "done: student_accuracy" in out, "\n".join(
+            f"--- worker {i} ---\n{o[-3000:]}" for i, o in enumerate(outputs))
+
+
+@pytest.mark.parametrize("share", ["cache", "shared_dir"])
+def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share):
+    """MultiWorkerMirroredStrategy over two local worker processes: the same command on
+    each; only the chief queries; the other reads the shared cache, or (no shared SQLite
+    file) the training set the chief publishes in --shared_dir; weights stay in sync."""
+    finish_two_workers(start_two_workers(
+        idx_dir, tmp_path,
+        f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared"),
+        tmp_path)
     chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
     assert chief["teacher_queries"] == 150 and chief["eval_queries"] == 200
     assert other["teacher_queries"] == 0 and other["eval_queries"] == 0
@@ -300,6 +316,41 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share):
     loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
     predictions = [m.serve(tf.constant(test.images[:16])).numpy() for m in loaded]
     np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-6)
+
+
+def test_a_paused_worker_is_waited_for(idx_dir, tmp_path):
+    """A worker paused for 15 s mid-run (a loaded machine) is not declared dead: with TF's
+    own 10 s heartbeat timeout this pause ended both workers with 'stopped sending
+    heartbeats' (as once in CI); --heartbeat_seconds (default 60) waits for it."""
+    import signal
+    import time
+
+    procs = start_two_workers(idx_dir, tmp_path, f"--cache={tmp_path}/cache.sqlite")
+    deadline = time.time() + 300
+    while "real images:" not in open(tmp_path / "w1.log").read():  # joined the cluster
+        assert time.time() < deadline and procs[1].poll() is None, open(tmp_path / "w1.log").read()
+        time.sleep(0.05)
+    os.kill(procs[1].pid, signal.SIGSTOP)
+    time.sleep(15)
+    os.kill(procs[1].pid, signal.SIGCONT)
+    finish_two_workers(procs, tmp_path)
+
+
+def test_a_lost_worker_is_one_error_line():
+    from kd_keras.cli import _first_line, _lost_a_worker
+    from kd_keras.errors import ConfigError
+    from kd_keras.strategy import get_strategy
+
+    lost = tf.errors.UnavailableError(None, None, (
+        "{{function_node __wrapped__CollectiveBcastSend_device_/job:worker/replica:0/task:0/"
+        "device:CPU:0}} Collective ops is aborted by: Error reported from /job:worker/task:1: "
+        "The following tasks are unhealthy (stopped sending heartbeats):\n/job:worker/task:1"))
+    assert _lost_a_worker(lost) and not _lost_a_worker(tf.errors.UnavailableError(None, None, "x"))
+    assert _first_line(lost) == ("Collective ops is aborted by: Error reported from "
+                                 "/job:worker/task:1: The following tasks are unhealthy "
+                                 "(stopped sending heartbeats)")
+    with pytest.raises(ConfigError, match="heartbeat_seconds must be > 0"):
+        get_strategy("multi_worker", heartbeat_seconds=0)
 
 
 def test_budget_stops_the_run_and_keeps_what_was_paid(idx_dir, tmp_path):
