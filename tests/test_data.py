@@ -154,3 +154,26 @@ def test_tfds_unknown_dataset_is_clear_error():
 def test_digits_source():
     s = data.load("digits:train", (8, 8, 1))
     assert s.num_classes == 10 and s.images.max() <= 1.0 and len(s) > 1000
+
+
+def test_epoch_batches_reshuffle_every_epoch_without_autotuning():
+    """Every row once per epoch, a new order each epoch, the same orders for the same seed;
+    the student's pipeline (with its augment and mix stages) keeps autotuning off, whose
+    thread otherwise stalls each new epoch (issue #11)."""
+    from kd_keras.data.epochs import epoch_batches
+    from kd_keras.distill.student import training_dataset
+
+    x = np.arange(10, dtype=np.float32)
+    ds = epoch_batches((x, -x), batch_size=4, seed=3)
+    epochs = [[b[0].numpy() for b in ds] for _ in range(2)]
+    for batches in epochs:
+        assert [len(b) for b in batches] == [4, 4, 2]
+        assert sorted(np.concatenate(batches)) == list(range(10))
+    assert not np.array_equal(np.concatenate(epochs[0]), np.concatenate(epochs[1]))
+    again = [b[0].numpy() for b in epoch_batches((x, -x), batch_size=4, seed=3)]
+    np.testing.assert_array_equal(np.concatenate(again), np.concatenate(epochs[0]))
+    assert ds.options().autotune.enabled is False
+    images = np.zeros((8, 28, 28, 1), np.float32)
+    probs = np.full((8, 10), 0.1, np.float32)
+    student = training_dataset(images, probs, 4, 0, augment="shift", batch_mix="cutmix")
+    assert student.options().autotune.enabled is False

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras import models
+from kd_keras.data.epochs import epoch_batches, prefetched
 from kd_keras.distill.augment import augment_dataset, mix_batches
 from kd_keras.distill.distiller import Distiller
 from kd_keras.distill.losses import get_loss
@@ -36,12 +37,8 @@ def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
                      ) -> tf.data.Dataset:
     """(images, teacher probabilities) shuffled every epoch, batched, optionally augmented
     and mixed (:mod:`kd_keras.distill.augment`)."""
-    ds = (tf.data.Dataset.from_tensor_slices((x, y))
-          .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-          .batch(batch_size))
-    ds = augment_dataset(ds, augment, shift, seed)
-    ds = mix_batches(ds, batch_mix, batch_mix_share, batch_mix_alpha, seed)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = augment_dataset(epoch_batches((x, y), batch_size, seed), augment, shift, seed)
+    return prefetched(mix_batches(ds, batch_mix, batch_mix_share, batch_mix_alpha, seed))
 
 
 def learning_rate_schedule(student_config, steps: int):

@@ -17,6 +17,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from keras import layers
 
+from kd_keras.data.epochs import epoch_batches, prefetched
 from kd_keras.errors import ConfigError
 from kd_keras.strategy import MultiWorkerFit, compile_built
 from kd_keras.synthesis.base import ArrayCandidates, Synthesizer, register
@@ -193,8 +194,8 @@ def train_cvae(images: np.ndarray, conditions: np.ndarray, *, latent_dim: int, e
                      architecture)
         compile_built(model, keras.optimizers.Adam(learning_rate),
                       steps_per_execution=steps_per_execution)
-    ds = (tf.data.Dataset.from_tensor_slices((images.astype(np.float32), conditions.astype(np.float32)))
-          .shuffle(len(images), seed=seed).batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    ds = prefetched(epoch_batches((images.astype(np.float32), conditions.astype(np.float32)),
+                                  batch_size, seed))
     model.fit(ds, epochs=epochs, callbacks=callbacks or [], verbose=verbose, shuffle=False)
     return model
 
