@@ -197,18 +197,21 @@ def speed_levers_section(records) -> list:
     lines = ["## Speed levers (issue #11)", "",
              "`python bench/speed_levers.py --reps=3 --levers=...` (older lines: `python "
              "bench/speed_levers.py 20000 3`): each lever in turn in one process, alternating, "
-             "on random 28x28 images: the LeNet-5-Half student over 20,000 images at batch 64 "
+             "on random 28x28 images: the LeNet-5-Half student over the line's images at batch 64 "
              "(`steps_per_execution` 32 unless `spe1`), the FS-BBT CVAE over 2,000 at batch 256. "
              "A lever is MODEL:STRATEGY[:option]: `mirrored` is MirroredStrategy over the one "
              "CPU, `default` no distribution (what `--strategy=mirrored` now gives on a one-device "
-             "machine: the same arithmetic); `bsN` batch size, `bf16` mixed_bfloat16, `jit` XLA. "
+             "machine: the same arithmetic); `bsN` batch size, `speN` steps per execution, `bf16` "
+             "mixed_bfloat16, `jit` XLA, `fused` Adam as TF's fused `ResourceApplyAdam` kernel. "
              "Seconds per epoch, median (each run); the machine's timing noise is large, so "
              "only levers measured side by side in one line compare.", "",
-             "| when | threads (intra, inter) | lever | s/epoch median (runs) |", "|---|---|---|---|"]
+             "| when | student images | threads (intra, inter) | lever | s/epoch median (runs) |",
+             "|---|---|---|---|---|"]
     for r in records:
         threads = f"{r.get('intra', 0) or 'TF'}, {r.get('inter', 0) or 'TF'}"
         for lever, v in r["seconds_per_epoch"].items():
-            lines.append(f"| {r['finished']} | {threads} | {LEVER_NAMES.get(lever, lever)} | "
+            lines.append(f"| {r['finished']} | {r.get('images', 20000):,} | {threads} | "
+                         f"{LEVER_NAMES.get(lever, lever)} | "
                          f"{np.median(v):.2f} ({', '.join(f'{x:.2f}' for x in v)}) |")
     return lines + [""]
 

@@ -8,7 +8,9 @@ alternating, on N random 28x28 images (LeNet-5-Half student; the FS-BBT CVAE).
 A lever is ``MODEL:STRATEGY[:OPTION...]``: MODEL ``student`` or ``cvae``; STRATEGY
 ``mirrored`` (tf.distribute.MirroredStrategy over the one CPU) or ``default`` (no
 distribution); options ``bsN`` (batch size), ``speN`` (steps per execution, default 32
-for the student and 8 for the CVAE), ``jit`` (XLA), ``bf16`` (mixed_bfloat16). Thread
+for the student and 8 for the CVAE), ``jit`` (XLA), ``bf16`` (mixed_bfloat16), ``fused``
+(Adam's update as TensorFlow's one fused ``ResourceApplyAdam`` kernel per variable
+instead of Keras's twenty-odd small ops; defined here, not in the library). Thread
 pools are per process: ``--intra``/``--inter`` set them for every lever of the run.
 Each lever trains once untimed (tracing), then ``--epochs`` timed epochs; prints seconds
 per epoch and a JSON line at the end.
@@ -29,6 +31,27 @@ flags.DEFINE_list("levers", "student:mirrored,student:default", "Levers to compa
 flags.DEFINE_integer("intra", 0, "tf.config.threading intra-op threads (0 = TF's choice).")
 flags.DEFINE_integer("inter", 0, "tf.config.threading inter-op threads (0 = TF's choice).")
 FLAGS = flags.FLAGS
+
+
+def fused_adam(learning_rate: float):
+    """Keras's Adam with its per-variable update done by ``tf.raw_ops.ResourceApplyAdam``:
+    the same arithmetic in one op per variable (float32, no AMSGrad)."""
+    import keras
+    import tensorflow as tf
+
+    def handle(variable):
+        return getattr(variable, "_value", variable).handle  # a Keras variable's tf.Variable
+
+    class FusedAdam(keras.optimizers.Adam):
+        def update_step(self, gradient, variable, learning_rate):
+            index, step = self._get_variable_index(variable), tf.cast(self.iterations + 1, tf.float32)
+            tf.raw_ops.ResourceApplyAdam(
+                var=handle(variable), m=handle(self._momentums[index]),
+                v=handle(self._velocities[index]), beta1_power=tf.pow(self.beta_1, step),
+                beta2_power=tf.pow(self.beta_2, step), lr=tf.cast(learning_rate, tf.float32),
+                beta1=self.beta_1, beta2=self.beta_2, epsilon=self.epsilon, grad=gradient)
+
+    return FusedAdam(learning_rate)
 
 
 def main(argv):
@@ -65,7 +88,8 @@ def main(argv):
                 model = CVAE((28, 28, 1), 10)
                 ds = (tf.data.Dataset.from_tensor_slices((cx, cy)).shuffle(2000, seed=0)
                       .batch(opts.get("bs", 256)).prefetch(tf.data.AUTOTUNE))
-            compile_built(model, keras.optimizers.Adam(1e-3), jit_compile="jit" in opts,
+            optimizer = fused_adam(1e-3) if "fused" in opts else keras.optimizers.Adam(1e-3)
+            compile_built(model, optimizer, jit_compile="jit" in opts,
                           steps_per_execution=opts.get("spe", 32 if kind == "student" else 8))
         model.fit(ds, epochs=1, verbose=0)  # tracing
         start = time.perf_counter()
