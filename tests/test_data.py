@@ -83,6 +83,20 @@ def test_slice_selector(idx_dir):
     np.testing.assert_array_equal(part.images, full.images[10:20])
 
 
+def test_only_the_selected_images_become_floats(idx_dir, monkeypatch):
+    """A few-shot selector converts its 200 images, not the source's 600 (time, memory)."""
+    converted = []
+    to_float = data.sources.to_float_images
+    monkeypatch.setattr(data.sources, "to_float_images",
+                        lambda images, where: converted.append(len(images)) or to_float(images, where))
+    few = data.load("fashion_mnist:train[:200]", (28, 28, 1), data_dir=idx_dir, seed=3)
+    assert converted == [200] and few.images.dtype == np.float32
+    raw = data.read_idx(os.path.join(idx_dir, "train-images-idx3-ubyte.gz"))
+    labels = data.read_idx(os.path.join(idx_dir, "train-labels-idx1-ubyte.gz"))
+    idx = data.few_shot_indices(len(raw), 200, labels, seed=3)
+    np.testing.assert_array_equal(few.images[..., 0], raw[idx].astype(np.float32) / 255.0)
+
+
 def test_npz_source_labelled_and_unlabelled(tmp_path):
     x, y = make_images(30)
     np.savez(tmp_path / "l.npz", images=x, labels=y)
