@@ -375,7 +375,9 @@ def student_ops_section(records) -> list:
 HELDOUT_CODE = {"13376ae": "KL T = 4, batch 128, 50 epochs",
                 "e4ef788 and 73aecbd": "the same (the overrides change it)",
                 "9548442": "KL T = 2, batch 128, auto epochs (100 at 10K answers)",
-                "d7c1db7": "the same with weight averaging (EMA 0.999)"}
+                "d7c1db7": "the same with weight averaging (EMA 0.999)",
+                "8b7dd5b": "the same default after the speed and multi-worker fixes of "
+                           "session 8-9 (identical results: the arithmetic did not change)"}
 
 # Methods on the accuracy-per-answer curve: rows whose name, without a budget variant
 # (B<count>), is one of these. A run without a budget variant paid about 50,000 answers.
