@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 from absl import app, flags
@@ -68,10 +69,11 @@ def measure(tree: str) -> dict:
             self.epochs.append(round(time.perf_counter() - self.start, 3))
             self.waits.append(round(self.first, 3))
 
-    workdir = Workdir(os.path.join("/tmp", f"epoch_gaps_{os.getpid()}"))
-    ctx = RunContext(config=config, workdir=workdir, strategy=tf.distribute.get_strategy())
     times = Times()
-    train_student(ctx, x, y, callbacks=[times], verbose=0)
+    with tempfile.TemporaryDirectory(prefix="epoch_gaps_") as scratch:  # gone afterwards
+        ctx = RunContext(config=config, workdir=Workdir(scratch),
+                         strategy=tf.distribute.get_strategy())
+        train_student(ctx, x, y, callbacks=[times], verbose=0)
     return {"epoch_seconds": times.epochs, "first_step_wait": times.waits}
 
 

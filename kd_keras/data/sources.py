@@ -34,7 +34,10 @@ _SPEC = re.compile(r"^(?P<body>.*?)(?:\[(?P<start>\d*):(?P<stop>\d*)\])?$")
 
 @dataclasses.dataclass
 class ImageSet:
-    """Images as float32 NHWC in [0, 1], with integer labels when the source has them."""
+    """Images as float32 NHWC in [0, 1], with integer labels when the source has them.
+
+    ``load`` returns it so; inside ``load`` a loader may hand over the source's own dtype
+    (uint8), converted once after the selector."""
 
     images: np.ndarray
     labels: Optional[np.ndarray] = None
