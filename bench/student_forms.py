@@ -56,7 +56,7 @@ def main(argv):
         """Conv2D (stride 1) computed as a depthwise convolution over batch x channels."""
 
         def convolution_op(self, inputs, kernel):
-            kh, kw, cin, cout = kernel.shape
+            _, _, cin, cout = kernel.shape
             shape = tf.shape(inputs)
             b = shape[0]
             moved = tf.reshape(tf.transpose(inputs, [1, 2, 0, 3]), [1, shape[1], shape[2], b * cin])
@@ -66,17 +66,20 @@ def main(argv):
             y = tf.reduce_sum(tf.reshape(y, [out[1], out[2], b, cin, cout]), 3)
             return tf.transpose(y, [2, 0, 1, 3])
 
-    def lenet5_half(first, second) -> keras.Model:
-        """The library's LeNet-5-Half layer for layer, with chosen convolution classes."""
-        inputs = keras.Input((28, 28, 1))
-        x = first(3, 5, padding="same", activation="relu")(inputs)
-        x = layers.MaxPooling2D(2, padding="same")(x)
-        x = second(8, 5, padding="valid", activation="relu")(x)
-        x = layers.MaxPooling2D(2, padding="same")(x)
-        x = layers.Flatten()(x)
-        x = layers.Dense(60, activation="relu")(x)
-        x = layers.Dense(42, activation="relu")(x)
-        return keras.Model(inputs, layers.Dense(10, name="logits")(x))
+    def with_batch_channel_convs(model: keras.Model, count: int) -> keras.Model:
+        """``model`` rebuilt with its first ``count`` Conv2D layers as BatchChannelConv2D."""
+        convs = [layer.name for layer in model.layers if isinstance(layer, layers.Conv2D)][:count]
+
+        def clone(layer):
+            cls = BatchChannelConv2D if layer.name in convs else layer.__class__
+            return cls.from_config(layer.get_config())
+
+        rebuilt = keras.models.clone_model(model, clone_function=clone)
+        rebuilt.set_weights(model.get_weights())
+        gap = float(np.abs(rebuilt(x[:BATCH]) - model(x[:BATCH])).max())
+        if gap > 1e-4:
+            sys.exit(f"error: the batch x channels form computes another function (gap {gap})")
+        return rebuilt
 
     rng = np.random.default_rng(0)
     x = rng.random((FLAGS.images, 28, 28, 1), dtype=np.float32)
@@ -99,11 +102,9 @@ def main(argv):
         keras.utils.set_random_seed(0)
         strategy = mirrored if way.startswith("mirrored") else tf.distribute.get_strategy()
         with strategy.scope():
-            if way in ("conv1_bxc", "convs_bxc"):
-                student = lenet5_half(BatchChannelConv2D, BatchChannelConv2D if way == "convs_bxc"
-                                      else layers.Conv2D)
-            else:
-                student = models.build("lenet5_half", (28, 28, 1), 10)
+            student = models.build("lenet5_half", (28, 28, 1), 10)
+            if way.endswith("_bxc"):
+                student = with_batch_channel_convs(student, 2 if way == "convs_bxc" else 1)
             distiller = (Gathering if way == "gather" else Distiller)(student, loss="soft_ce")
             compile_built(distiller, keras.optimizers.Adam(1e-3), jit_compile=False,
                           steps_per_execution=1 if way.endswith("spe1") else 32)
