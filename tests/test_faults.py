@@ -288,6 +288,34 @@ def test_two_processes_sharing_a_cache_pay_once(tmp_path):
     np.testing.assert_array_equal(results["host:1"], results["host:2"])
 
 
+def _open_cache_at(path: str, start: float) -> None:
+    """A child process: opens the cache at ``start`` (the same instant as its siblings)."""
+    while time.time() < start:
+        pass
+    try:
+        AnswerCache(path)
+    except TeacherError as e:
+        print(e, file=sys.stderr, flush=True)
+        os._exit(1)
+
+
+def test_processes_opening_one_new_cache_at_once_all_succeed(tmp_path):
+    """Workers of one run open the shared cache at the same instant: SQLite answered the
+    switch to WAL mode 'database is locked' at once (in 19 of 30 trials of two processes
+    before the fix; it ended a two-worker run in CI). Here 10 trials of 4 processes."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")  # the children touch SQLite only, not TF
+    for trial in range(10):
+        path, start = str(tmp_path / f"c{trial}.sqlite"), time.time() + 0.3
+        procs = [fork.Process(target=_open_cache_at, args=(path, start)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(90)
+        assert [p.exitcode for p in procs] == [0] * 4, f"trial {trial}"
+
+
 def test_a_dead_processes_claim_expires(tmp_path):
     cache = AnswerCache(str(tmp_path / "c.sqlite"))
     assert cache.claim(["a", "b"], owner="nohost:1") == (["a", "b"], [])
