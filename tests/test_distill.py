@@ -286,23 +286,44 @@ def start_two_workers(idx_dir, tmp_path, *extra: str) -> list:
     return procs
 
 
+@pytest.fixture
+def two_workers(idx_dir, tmp_path):
+    """``start(*extra)`` launches two workers (:func:`start_two_workers`); whatever the test's
+    outcome, a worker still running at its end is killed (a failed test left one running
+    for its hour of --follow_seconds, and SIGTERM did not end it)."""
+    procs = []
+
+    def start(*extra: str) -> list:
+        procs.extend(start_two_workers(idx_dir, tmp_path, *extra))
+        return procs
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def worker_logs(tmp_path) -> str:
+    """Both workers' output, last 3,000 characters each (one's crash ends the other)."""
+    return "\n".join(f"--- worker {i} ---\n{open(tmp_path / f'w{i}.log').read()[-3000:]}"
+                     for i in range(2))
+
+
 def finish_two_workers(procs, tmp_path) -> None:
-    """Waits for both workers; both must finish (one's crash ends the other: show both)."""
+    """Waits for both workers; both must finish."""
     for p in procs:
         p.wait(timeout=600)
-    outputs = [open(tmp_path / f"w{i}.log").read() for i in range(2)]
-    for out in outputs:
-        assert "done: student_accuracy" in out, "\n".join(
-            f"--- worker {i} ---\n{o[-3000:]}" for i, o in enumerate(outputs))
+    for i in range(2):
+        assert "done: student_accuracy" in open(tmp_path / f"w{i}.log").read(), worker_logs(tmp_path)
 
 
 @pytest.mark.parametrize("share", ["cache", "shared_dir"])
-def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share):
+def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_workers):
     """MultiWorkerMirroredStrategy over two local worker processes: the same command on
     each; only the chief queries; the other reads the shared cache, or (no shared SQLite
     file) the training set the chief publishes in --shared_dir; weights stay in sync."""
-    finish_two_workers(start_two_workers(
-        idx_dir, tmp_path,
+    finish_two_workers(two_workers(
         f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared"),
         tmp_path)
     chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
@@ -318,17 +339,18 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share):
     np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-6)
 
 
-def test_a_paused_worker_is_waited_for(idx_dir, tmp_path):
+def test_a_paused_worker_is_waited_for(tmp_path, two_workers):
     """A worker paused for 15 s mid-run (a loaded machine) is not declared dead: with TF's
     own 10 s heartbeat timeout this pause ended both workers with 'stopped sending
     heartbeats' (as once in CI); --heartbeat_seconds (default 60) waits for it."""
     import signal
     import time
 
-    procs = start_two_workers(idx_dir, tmp_path, f"--cache={tmp_path}/cache.sqlite")
+    procs = two_workers(f"--cache={tmp_path}/cache.sqlite")
     deadline = time.time() + 300
     while "real images:" not in open(tmp_path / "w1.log").read():  # joined the cluster
-        assert time.time() < deadline and procs[1].poll() is None, open(tmp_path / "w1.log").read()
+        running = all(p.poll() is None for p in procs)
+        assert time.time() < deadline and running, worker_logs(tmp_path)
         time.sleep(0.05)
     os.kill(procs[1].pid, signal.SIGSTOP)
     time.sleep(15)
