@@ -46,7 +46,7 @@ def main(argv):
     from kd_keras.config import write_resolved
     from kd_keras.distill.run import run_fsbbt
     from kd_keras.errors import KdKerasError
-    from kd_keras.strategy import get_strategy, is_chief
+    from kd_keras.strategy import chief_watch, get_strategy, is_chief
     from kd_keras.supervised import train_teacher
     from kd_keras.distill.run import OUTPUTS
     from kd_keras.teachers import teacher_from_config
@@ -88,6 +88,7 @@ def main(argv):
     if not chief and not FLAGS.shared_dir:
         # One worker pays: the others read its answers from the shared --cache.
         teacher.follow_seconds = FLAGS.follow_seconds
+        teacher.follow_check = chief_watch(strategy)
         print("teacher: not the chief worker; reading the chief's answers from the cache",
               flush=True)
     run_fsbbt(config, teacher, unlabeled, eval_set, workdir, strategy, resume=FLAGS.resume,

@@ -134,10 +134,13 @@ def _print_help(module) -> None:
 
 
 def _lost_a_worker(e: Exception) -> bool:
-    """Whether ``e`` is TensorFlow aborting collectives because a peer worker went silent."""
+    """Whether ``e`` is TensorFlow aborting collectives because a peer worker went silent,
+    or the chief found gone while this worker waited for it."""
     import tensorflow as tf
 
-    return isinstance(e, tf.errors.UnavailableError) and (
+    from kd_keras.strategy import ChiefLost
+
+    return isinstance(e, ChiefLost) or isinstance(e, tf.errors.UnavailableError) and (
         "heartbeat" in str(e) or "Collective ops is aborted" in str(e))
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Callable, Optional
+
 import keras
 import tensorflow as tf
 
@@ -71,6 +74,44 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+class ChiefLost(tf.errors.UnavailableError):
+    """The chief worker's process is gone (it no longer accepts connections)."""
+
+
+def chief_watch(strategy: tf.distribute.Strategy,
+                every_seconds: float = 5.0) -> Optional[Callable[[], None]]:
+    """For a non-chief worker, a check to call while it waits for the chief's answers or
+    training set; None for the chief or a single process.
+
+    The check raises :class:`ChiefLost` once the chief's process refuses connections (it
+    died), so the wait ends within seconds instead of after ``--follow_seconds`` (an hour
+    by default: a failed test once left a worker waiting so). A chief that is only slow or
+    paused is still waited for. Asks TF's collective runtime at most every ``every_seconds``.
+    """
+    if is_chief(strategy) or not in_multi_worker_mode(strategy):
+        return None
+    from tensorflow.python.eager import context  # TF's own peer check (what MWMS uses)
+
+    jobs = strategy.cluster_resolver.cluster_spec().jobs
+    task = f"/job:{'chief' if 'chief' in jobs else 'worker'}/replica:0/task:0"
+    last = [float("-inf")]
+
+    def check() -> None:
+        if time.monotonic() - last[0] < every_seconds:
+            return
+        try:
+            context.context().check_collective_ops_peer_health(
+                task, timeout_in_ms=int(every_seconds * 1000))
+        except tf.errors.UnavailableError as e:
+            message = getattr(e, "message", str(e)).strip().splitlines()[0][:200]
+            raise ChiefLost(None, None, f"the chief worker {task} is gone: {message}") from None
+        except tf.errors.DeadlineExceededError:
+            pass  # slow or paused, not gone: keep waiting
+        last[0] = time.monotonic()
+
+    return check
 
 
 def in_multi_worker_mode(strategy: tf.distribute.Strategy) -> bool:

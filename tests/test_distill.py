@@ -358,6 +358,40 @@ def test_a_paused_worker_is_waited_for(tmp_path, two_workers):
     finish_two_workers(procs, tmp_path)
 
 
+@pytest.mark.parametrize("share", ["cache", "shared_dir"])
+def test_a_dead_chief_ends_the_waiting_worker_in_seconds(tmp_path, share, two_workers):
+    """The chief hangs on a teacher that never answers, then dies: the other worker, waiting
+    for its answers (shared cache) or its training set (shared folder), ends with one error
+    line within a minute, not after --follow_seconds."""
+    import threading
+    import time
+
+    from test_faults import _Server
+
+    hang = threading.Event()
+    server = _Server(lambda handler: hang.wait(300))
+    try:
+        procs = two_workers(f"--teacher={server.url}", "--follow_seconds=600",
+                            f"--cache={tmp_path}/cache.sqlite" if share == "cache"
+                            else f"--shared_dir={tmp_path}/shared")
+        deadline = time.time() + 300
+        while not server.requests:  # the chief is stuck in its first query
+            running = all(p.poll() is None for p in procs)
+            assert time.time() < deadline and running, worker_logs(tmp_path)
+            time.sleep(0.1)
+        procs[0].kill()
+        start = time.time()
+        procs[1].wait(timeout=120)
+        assert time.time() - start < 60
+        log = open(tmp_path / "w1.log").read()
+        assert procs[1].returncode == 1 and "Traceback" not in log, worker_logs(tmp_path)
+        assert "error: lost contact with another worker (the chief worker /job:worker/" in log
+        assert "restart every worker with --resume" in log
+    finally:
+        hang.set()
+        server.close()
+
+
 def test_a_lost_worker_is_one_error_line():
     from kd_keras.cli import _first_line, _lost_a_worker
     from kd_keras.errors import ConfigError

@@ -9,7 +9,7 @@ import io
 import json
 import os
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import keras
 import numpy as np
@@ -21,6 +21,7 @@ from kd_keras.data import ImageSet, check_image_shape
 from kd_keras.distill.student import planned_epochs, train_student
 from kd_keras.errors import ConfigError, DataError
 from kd_keras.export import export_classifier
+from kd_keras.strategy import chief_watch
 from kd_keras.supervised import accuracy, predict_logits
 from kd_keras.synthesis.selection import choose_and_label
 from kd_keras.teachers import Teacher
@@ -192,14 +193,18 @@ def publish_training_set(parts: dict, shared_dir: str) -> str:
     return path
 
 
-def read_training_set(shared_dir: str, wait_seconds: float) -> dict:
-    """The chief's labelled training set, waiting up to ``wait_seconds`` for it to appear."""
+def read_training_set(shared_dir: str, wait_seconds: float,
+                      chief_gone: Optional[Callable[[], None]] = None) -> dict:
+    """The chief's labelled training set, waiting up to ``wait_seconds`` for it to appear
+    (``chief_gone``, if given, raises once the chief is known to be gone)."""
     path = f"{shared_dir.rstrip('/')}/{SHARED_FILE}"
     deadline = time.time() + wait_seconds
     while not tf.io.gfile.exists(path):
         if time.time() > deadline:
             raise DataError(f"waited {wait_seconds:.0f}s for the chief worker's training set "
                             f"at {path}; do all workers give the same --shared_dir?")
+        if chief_gone is not None:
+            chief_gone()
         time.sleep(1.0)
     print(f"training set: reading the chief's labelled images from {path}", flush=True)
     with tf.io.gfile.GFile(path, "rb") as f:
@@ -285,7 +290,7 @@ def training_set(ctx: RunContext, unlabeled: ImageSet, shared_dir: Optional[str]
     the one the chief published. With a shared folder only the chief builds it, so its CVAE
     and probe train on this process alone (no collective ops for the others to join)."""
     if shared_dir and not chief:
-        return read_training_set(shared_dir, wait_seconds)
+        return read_training_set(shared_dir, wait_seconds, chief_watch(ctx.strategy))
     local = dataclasses.replace(ctx, strategy=tf.distribute.get_strategy()) if shared_dir else ctx
     parts = build_training_set(local, unlabeled)
     if shared_dir:

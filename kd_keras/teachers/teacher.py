@@ -7,7 +7,7 @@ import concurrent.futures
 import dataclasses
 import threading
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -61,6 +61,8 @@ class Teacher:
       tolerance: how far probability rows may be from summing to 1.
       follow_seconds: if set, never send: wait up to this long for another process (the
         chief of a multi-worker run) to put the answers in the shared cache.
+      follow_check: called while following; raises if that process is known to be gone
+        (:func:`kd_keras.strategy.chief_watch`).
       retry_after_cap: the longest wait a server's ``Retry-After`` may ask for.
 
     The budget covers every answer a run ever paid for once :meth:`open_ledger` ties the
@@ -74,7 +76,8 @@ class Teacher:
                  cache: Optional[AnswerCache] = None, budget: Optional[int] = None,
                  batch_size: int = 256, concurrency: int = 4, max_tries: int = 5,
                  backoff_seconds: float = 0.5, tolerance: float = 1e-3,
-                 follow_seconds: Optional[float] = None, retry_after_cap: float = 60.0):
+                 follow_seconds: Optional[float] = None, retry_after_cap: float = 60.0,
+                 follow_check: Optional[Callable[[], None]] = None):
         if output not in OUTPUTS:
             raise ConfigError(f"unknown teacher output {output!r}; choose one of {OUTPUTS}")
         if int(batch_size) < 1 or int(max_tries) < 1 or int(num_classes) < 1:
@@ -93,6 +96,7 @@ class Teacher:
         self.concurrency = max(1, int(concurrency)) if backend.concurrent else 1
         self.backoff_seconds, self.tolerance = backoff_seconds, tolerance
         self.follow_seconds, self.retry_after_cap = follow_seconds, float(retry_after_cap)
+        self.follow_check = follow_check
         self.identity = f"{backend.identity}|{output}"
         self.stats = QueryStats()
         self._lock = threading.Lock()
@@ -234,6 +238,8 @@ class Teacher:
                 raise TeacherError(f"waited {self.follow_seconds:.0f}s for the chief worker's "
                                    f"answers to {len(missing)} images in {self.cache.path}; "
                                    "do all workers share one --cache file?")
+            if self.follow_check is not None:
+                self.follow_check()
             time.sleep(0.5)
             known.update(self.cache.get_many(missing))
 
