@@ -36,7 +36,7 @@ flags.DEFINE_string("shared_dir", None, "Multi-worker runs: a folder every worke
                     "sharing (SQLite does not work on network filesystems).")
 flags.DEFINE_float("follow_seconds", 3600.0, "Multi-worker runs: how long a non-chief worker "
                    "waits for the chief's training set in --shared_dir (or its answers in a "
-                   "shared --cache).")
+                   "shared --cache); a chief whose process is gone ends the wait within seconds.")
 FLAGS = flags.FLAGS
 
 

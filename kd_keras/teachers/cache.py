@@ -81,7 +81,8 @@ class AnswerCache:
         try:
             if path:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=LOCK_SECONDS)
+            self._db = sqlite3.connect(self.path, check_same_thread=False,
+                                       timeout=LOCK_SECONDS)
             _use_wal(self._db)
             self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, probs BLOB)")
             self._db.execute("CREATE TABLE IF NOT EXISTS ledger (run TEXT PRIMARY KEY, paid INTEGER)")
