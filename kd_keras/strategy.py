@@ -105,7 +105,7 @@ def chief_watch(strategy: tf.distribute.Strategy,
             context.context().check_collective_ops_peer_health(
                 task, timeout_in_ms=int(every_seconds * 1000))
         except tf.errors.UnavailableError as e:
-            message = getattr(e, "message", str(e)).strip().splitlines()[0][:200]
+            message = getattr(e, "message", str(e)).strip()  # the CLI shows its first line
             raise ChiefLost(None, None, f"the chief worker {task} is gone: {message}") from None
         except tf.errors.DeadlineExceededError:
             pass  # slow or paused, not gone: keep waiting
