@@ -96,22 +96,29 @@ def _parse_or_exit(argv: list) -> list:
     return remaining
 
 
+def _stop_signal(signum, frame):
+    """SIGTERM (a scheduler, ``kill``) stops the run as Ctrl-C does: answers kept."""
+    raise KeyboardInterrupt
+
+
 def _watch_interrupts() -> None:
-    """On Ctrl-C, aborts teacher requests in flight at once, even while the main thread is
-    blocked inside TensorFlow (where Python's own handler cannot run until it returns)."""
+    """On Ctrl-C or SIGTERM, aborts teacher requests in flight at once, even while the main
+    thread is blocked inside TensorFlow (where Python's own handler cannot run until it
+    returns)."""
     from kd_keras.teachers.backends import cancel_requests
 
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     try:
         signal.set_wakeup_fd(write_fd)
+        signal.signal(signal.SIGTERM, _stop_signal)
     except ValueError:  # not the main thread: nothing to watch
         return
 
     def watch():
         while True:
             byte = os.read(read_fd, 1)
-            if byte and byte[0] == signal.SIGINT:
+            if byte and byte[0] in (signal.SIGINT, signal.SIGTERM):
                 cancel_requests()
 
     threading.Thread(target=watch, daemon=True, name="kd-interrupt-watch").start()
@@ -151,6 +158,15 @@ def _first_line(e: Exception) -> str:
     return text.strip().splitlines()[0][:300].rstrip(":") if text.strip() else type(e).__name__
 
 
+def _interrupted_line() -> str:
+    """What a stopped command tells the user: what is kept and how to go on."""
+    if "resume" in flags.FLAGS:
+        return ("interrupted: answers and checkpoints written so far are kept; "
+                "run again with --resume to continue")
+    return ("interrupted: answers paid so far are kept in the cache; the same command run "
+            "again pays only for the rest")
+
+
 def run(main: Callable[[list], None]) -> None:
     """Runs an absl main; a KdKerasError becomes one 'error:' line and exit status 1, and
     Ctrl-C stops within seconds, keeping what was paid for."""
@@ -165,8 +181,7 @@ def run(main: Callable[[list], None]) -> None:
         try:
             main(argv)
         except (KeyboardInterrupt, Interrupted):
-            print("interrupted: answers and checkpoints written so far are kept; "
-                  "run again with --resume to continue", file=sys.stderr, flush=True)
+            print(_interrupted_line(), file=sys.stderr, flush=True)
             os._exit(130)  # worker threads may still be unwinding a cancelled request
         except KdKerasError as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
@@ -182,8 +197,7 @@ def run(main: Callable[[list], None]) -> None:
                 sys.exit(1)
 
             if CANCEL.is_set():  # Ctrl-C surfaced inside TensorFlow as another error
-                print("interrupted: answers and checkpoints written so far are kept; "
-                      "run again with --resume to continue", file=sys.stderr, flush=True)
+                print(_interrupted_line(), file=sys.stderr, flush=True)
                 os._exit(130)
             raise
 

@@ -17,11 +17,14 @@ class TransientTeacherError(TeacherError):
     """A failure worth retrying: timeout, lost connection, HTTP 429 or 5xx.
 
     ``retry_after`` is the wait in seconds the server asked for (``Retry-After``), if any.
+    ``billed`` says whether the images may have been paid for all the same: a request that
+    was sent and then timed out or lost may have been answered (and billed) by the server;
+    one refused with a status (429, 5xx) or never delivered (connection refused) was not.
     """
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, billed: bool = True):
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after, self.billed = retry_after, billed
 
 
 class Interrupted(KdKerasError):

@@ -119,6 +119,7 @@ def check_config(config) -> None:
 
     _choice(config, "student.lr_schedule", LR_SCHEDULES)
     _number(config, "student.ema", low=0, high=1, high_open=True)
+    _number(config, "student.bn_batches", low=0, integer=True)
     _choice(config, "student.loss", loss_names())
     _number(config, "student.temperature", low=0, low_open=True)
     _number(config, "student.label_smoothing", low=0, high=1, high_open=True)

@@ -19,7 +19,7 @@ from kd_keras import synthesis
 from kd_keras.context import RunContext
 from kd_keras.data import ImageSet, check_image_shape
 from kd_keras.distill.student import planned_epochs, train_student
-from kd_keras.errors import ConfigError, DataError
+from kd_keras.errors import ConfigError, DataError, KdKerasError
 from kd_keras.export import export_classifier
 from kd_keras.strategy import chief_watch
 from kd_keras.supervised import accuracy, predict_logits
@@ -213,11 +213,14 @@ def read_training_set(shared_dir: str, wait_seconds: float,
 
 
 def evaluate(student: keras.Model, eval_set: ImageSet, teacher: Optional[Teacher],
-             teacher_sample: int = 1000, seed: int = 0) -> dict:
+             teacher_sample: int = 1000, seed: int = 0, report: Optional[dict] = None) -> dict:
     """Student accuracy on every eval image (no answers bought), and, with a teacher, its
-    accuracy and agreement on a sample of at most ``teacher_sample`` of them (0: none)."""
+    accuracy and agreement on a sample of at most ``teacher_sample`` of them (0: none).
+    Results go into ``report`` (a new dict if None) as they are known, so a teacher failing
+    midway leaves the student's own figures there."""
     student_out = predict_logits(student, eval_set.images)
-    report = {"n_eval": len(eval_set), "eval_queries": 0}
+    report = {} if report is None else report
+    report.update(n_eval=len(eval_set), eval_queries=0)
     if eval_set.labels is not None:
         report["student_accuracy"] = accuracy(student_out, eval_set.labels)
     if teacher is None or teacher_sample <= 0:  # e.g. a worker reading the chief's set
@@ -317,9 +320,18 @@ def distill_on(ctx: RunContext, parts: dict, eval_set: Optional[ImageSet],
         return train_student(ctx, x, y, checkpoints=True, callbacks=watch + (callbacks or []))
 
 
+def _write_report(ctx: RunContext, report: dict, start: float) -> None:
+    report["stage_seconds"] = {k: round(v, 2) for k, v in ctx.timings.items()}
+    report["wall_seconds"] = round(time.time() - start, 2)
+    with open(ctx.workdir.claim("report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+
+
 def finish(ctx: RunContext, student: keras.Model, parts: dict, n_real: int,
            eval_set: Optional[ImageSet], eval_teacher: Optional[Teacher], start: float) -> dict:
-    """Evaluates, exports the student, writes ``report.json`` and says where things are."""
+    """Exports the student, then evaluates it and writes ``report.json``. The student is
+    exported first, so an evaluation that fails (the teacher gone) loses nothing: the report
+    then says what failed and the error is raised."""
     config, teacher, wd = ctx.config, ctx.teacher, ctx.workdir
     report = {"name": config.name, "sources": config.synthesis.sources,
               "targets": config.student.targets, "n_real": n_real,
@@ -329,16 +341,20 @@ def finish(ctx: RunContext, student: keras.Model, parts: dict, n_real: int,
                   len(v[0]) * _shown(config, k) for k, v in parts.items())),
               "teacher_queries": teacher.paid, "teacher_queries_this_process": teacher.stats.sent,
               "teacher_cache_hits": teacher.stats.cache_hits, "budget": config.query.budget}
-    if eval_set is not None:
-        with ctx.stage("eval"):
-            report.update(evaluate(student, eval_set, eval_teacher, config.eval.teacher_sample,
-                                   config.seed))
     with ctx.stage("export"):
         export_classifier(student, wd, "student")
-    report["stage_seconds"] = {k: round(v, 2) for k, v in ctx.timings.items()}
-    report["wall_seconds"] = round(time.time() - start, 2)
-    with open(wd.claim("report.json"), "w") as f:
-        json.dump(report, f, indent=2)
+    if eval_set is not None:
+        try:
+            with ctx.stage("eval"):
+                evaluate(student, eval_set, eval_teacher, config.eval.teacher_sample,
+                         config.seed, report)
+        except KdKerasError as e:
+            report["eval_error"] = str(e)
+            _write_report(ctx, report, start)
+            raise type(e)(f"{e} (the student is saved in {wd.join('student')} and "
+                          f"{wd.join('student.keras')}; {wd.join('report.json')} says what "
+                          "evaluation did not finish)") from None
+    _write_report(ctx, report, start)
     summary = ", ".join(f"{k} {report[k]:.4f}" for k in ("student_accuracy", "teacher_accuracy",
                                                         "agreement") if k in report)
     print(f"done: {summary}; teacher answers {report['teacher_queries']} "

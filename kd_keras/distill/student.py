@@ -11,6 +11,7 @@ import tensorflow as tf
 from kd_keras import models
 from kd_keras.data.epochs import epoch_batches, prefetched
 from kd_keras.distill.augment import augment_dataset, mix_batches
+from kd_keras.distill.batchnorm import recompute_batchnorm
 from kd_keras.distill.distiller import Distiller
 from kd_keras.distill.losses import get_loss
 from kd_keras.errors import ConfigError
@@ -107,6 +108,18 @@ def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = Fals
                                s.batch_mix, s.batch_mix_share, s.batch_mix_alpha)
     history = distiller.fit(dataset, epochs=epochs, callbacks=cbs,
                             verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)
+    used = recompute_batchnorm(student, statistics_batches(x, s.batch_size, int(s.bn_batches),
+                                                           config.seed))
+    if used and verbose != 0:
+        print(f"student: BatchNorm statistics recomputed for the final weights over {used} "
+              f"batches of {s.batch_size} training images", flush=True)
     if checkpoints:
         ctx.history = history
     return student
+
+
+def statistics_batches(x: np.ndarray, batch_size: int, most: int, seed: int):
+    """Up to ``most`` batches of training images, drawn without replacement, as float32."""
+    order = np.random.default_rng(seed).permutation(len(x))[:most * batch_size]
+    for i in range(0, len(order), batch_size):
+        yield np.asarray(x[np.sort(order[i:i + batch_size])], np.float32)

@@ -219,12 +219,13 @@ class HttpBackend(Backend):
         timer.daemon = True
         with _ACTIVE_LOCK:
             _ACTIVE.add(conn)
-        start = time.monotonic()
+        start, sent = time.monotonic(), False
         try:
             timer.start()
             conn.connect()
             conn.kd_socket = conn.sock
             conn.request("POST", self._path, body=body, headers=headers)
+            sent = True  # from here on the server may answer (and bill) whatever we see
             response = conn.getresponse()
             length = response.getheader("Content-Length")
             if length and length.isdigit() and int(length) > self.max_answer_bytes:
@@ -242,9 +243,10 @@ class HttpBackend(Backend):
                 raise Interrupted("interrupted during a teacher request") from None
             if time.monotonic() - start >= self.timeout - 0.05:
                 raise TransientTeacherError(f"teacher at {self.url} gave no full answer within "
-                                            f"the {self.timeout:g}s deadline") from None
+                                            f"the {self.timeout:g}s deadline", billed=sent) from None
             reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
-            raise TransientTeacherError(f"teacher at {self.url} unreachable: {reason}") from None
+            raise TransientTeacherError(f"teacher at {self.url} unreachable: {reason}",
+                                        billed=sent) from None
         finally:
             timer.cancel()
             with _ACTIVE_LOCK:
@@ -261,7 +263,8 @@ class HttpBackend(Backend):
         if status >= 400:
             message = f"teacher at {self.url} answered HTTP {status}: {self._mask(_error_detail(body))}"
             if status == 429 or status >= 500:
-                raise TransientTeacherError(message, _retry_after(headers.get("retry-after")))
+                raise TransientTeacherError(message, _retry_after(headers.get("retry-after")),
+                                            billed=False)  # refused with a status: no answer
             raise TeacherError(message)
         try:
             answer = loads(body)
@@ -362,8 +365,9 @@ class GrpcBackend(Backend):
                 message = f"teacher at {self.url} unreachable (UNAVAILABLE): {e.details()}"
             else:
                 message = f"teacher at {self.url} answered {e.code().name}: {e.details()}"
-            if e.code().name in _GRPC_TRANSIENT:
-                raise TransientTeacherError(message) from None
+            if e.code().name in _GRPC_TRANSIENT:  # only a lapsed deadline may hide an answer
+                raise TransientTeacherError(message, billed=e.code().name == "DEADLINE_EXCEEDED"
+                                            ) from None
             raise TeacherError(message) from None
 
     def _input_key(self) -> str:

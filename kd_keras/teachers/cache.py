@@ -107,18 +107,22 @@ class AnswerCache:
             rows = self._select("SELECT key, probs FROM answers WHERE key IN ({})", unique)
         return {k: np.frombuffer(v, np.float32) for k, v in rows}
 
-    def put_many(self, keys: Sequence[str], probs: np.ndarray, run: Optional[str] = None,
-                 paid: int = 0) -> None:
-        """Stores answers (adding ``paid`` to ``run``'s ledger and dropping their claims)
-        in one committed transaction, so a crash right after loses nothing paid for."""
+    def put_many(self, keys: Sequence[str], probs: np.ndarray) -> None:
+        """Stores answers (dropping their claims) in one committed transaction, so a crash
+        right after loses nothing paid for."""
         probs = np.asarray(probs, np.float32)
         with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?)",
                                  [(k, p.tobytes()) for k, p in zip(keys, probs)])
             self._db.executemany("DELETE FROM claims WHERE key = ?", [(k,) for k in keys])
-            if run is not None and paid:
-                self._db.execute("INSERT INTO ledger VALUES (?, ?) ON CONFLICT(run) DO UPDATE "
-                                 "SET paid = paid + excluded.paid", (run, int(paid)))
+
+    def add_paid(self, run: str, n: int) -> None:
+        """Adds ``n`` (negative: a refund) to ``run``'s ledger, committed at once: images are
+        entered as paid *before* they are sent, so no kill, crash or refused answer lets a
+        run pay for more than its ledger says."""
+        with self._lock, self._db:
+            self._db.execute("INSERT INTO ledger VALUES (?, ?) ON CONFLICT(run) DO UPDATE "
+                             "SET paid = paid + excluded.paid", (run, int(n)))
 
     def paid(self, run: str) -> int:
         """Answers ``run`` has paid for so far (0 for a run never seen)."""

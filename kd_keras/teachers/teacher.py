@@ -99,10 +99,18 @@ class Teacher:
         self.follow_check = follow_check
         self.identity = f"{backend.identity}|{output}"
         self.stats = QueryStats()
-        self._lock = threading.Lock()
-        self._reserved = 0  # images claimed by query() calls and not yet paid for
+        self._new_locks()
+        self._proven = False  # whether an answer of this teacher has passed validation
+        self._refused: Optional[BadAnswerError] = None  # the answer that did not
         self.run: Optional[str] = None  # the run whose ledger the answers go to
         self.paid_before = 0  # answers that run paid for in earlier processes
+
+    def _new_locks(self) -> None:
+        self._lock = threading.Lock()
+        self._reserved = 0  # images claimed by query() calls and not yet paid for
+        # at most ``concurrency`` requests in flight, however many query() calls run at once
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._probe_lock = threading.Lock()  # one request alone until an answer is proven
 
     @property
     def paid(self) -> int:
@@ -126,7 +134,7 @@ class Teacher:
         other = Teacher.__new__(Teacher)
         other.__dict__.update(self.__dict__)
         other.budget, other.stats = budget or None, QueryStats()
-        other._lock, other._reserved = threading.Lock(), 0
+        other._new_locks()
         other.run, other.paid_before = None, 0
         return other
 
@@ -140,19 +148,56 @@ class Teacher:
             images = adapt_images(images, self.input_shape)
         return images
 
+    def _charge(self, n: int, on_paid, again: bool) -> None:
+        """Enters ``n`` images as paid *before* they are sent (in the run's ledger too), so
+        an answer lost in flight (kill -9, Ctrl-C) or refused later is still counted.
+        ``again`` is a re-send of images already charged once: it must fit the budget."""
+        with self._lock:
+            if again and self.budget is not None and self.paid + self._reserved + n > self.budget:
+                raise BudgetExceededError(
+                    f"the teacher may have answered (and billed) a request that then failed; "
+                    f"sending its {n} images again would cross the query budget of "
+                    f"{self.budget} ({self.paid} paid by this run)")
+            self.stats.sent += n
+            if on_paid is not None and not again:
+                on_paid(n)  # the reservation turns into payment in one step
+            if self.run is not None:
+                self.cache.add_paid(self.run, n)
+
+    def _refund(self, n: int, on_paid) -> None:
+        """Takes back a charge for a request the teacher refused without answering."""
+        with self._lock:
+            self.stats.sent -= n
+            if on_paid is not None:
+                on_paid(-n)
+            if self.run is not None:
+                self.cache.add_paid(self.run, -n)
+
     def _ask(self, images: np.ndarray, on_paid=None) -> np.ndarray:
         """One batch through the back end, retrying transient failures; validated answers.
 
-        ``on_paid(n)`` runs under the lock once the teacher has answered (the images are
-        paid for), so a reservation turns into payment in one step."""
-        delay = self.backoff_seconds
+        The images are charged before each try (``on_paid(n)`` runs under the lock, so a
+        reservation turns into payment in one step); a try the teacher refused without
+        answering is refunded. Once an answer was refused as malformed, nothing more is
+        sent: a teacher answering in another form than configured costs one request."""
+        delay, charged = self.backoff_seconds, False
         for attempt in range(1, self.max_tries + 1):
+            if self._refused is not None:
+                raise BadAnswerError(f"{self._refused} (no more images sent)")
+            if CANCEL.is_set():
+                raise Interrupted("interrupted before sending")
+            self._charge(len(images), on_paid, again=charged)
+            charged = True
             try:
                 with self._lock:
                     self.stats.requests += 1
-                raw = self.backend.predict(images)
+                with self._slots:
+                    raw = self.backend.predict(images)
                 break
             except TransientTeacherError as e:
+                if not e.billed:
+                    self._refund(len(images), on_paid)
+                    charged = False
                 if attempt == self.max_tries:
                     raise TeacherError(f"{e} (gave up after {self.max_tries} tries)") from None
                 with self._lock:
@@ -162,11 +207,34 @@ class Teacher:
                 if CANCEL.wait(wait):
                     raise Interrupted("interrupted while waiting to retry") from None
                 delay *= 2
-        with self._lock:  # the teacher answered: these images are paid for
-            self.stats.sent += len(images)
-            if on_paid is not None:
-                on_paid(len(images))
-        return to_probabilities(raw, self.output, len(images), self.num_classes, self.tolerance)
+            except BadAnswerError:
+                raise
+            except TeacherError:  # refused with a reason (4xx, a local model's check)
+                self._refund(len(images), on_paid)
+                raise
+        try:
+            probs = to_probabilities(raw, self.output, len(images), self.num_classes,
+                                     self.tolerance)
+        except BadAnswerError as e:
+            self._refused = e
+            raise
+        self._proven = True
+        return probs
+
+    def check_affordable(self, images: np.ndarray, what: str, chunk: int = 4096) -> int:
+        """Refuses, before anything is sent, a set whose images not yet answered would cross
+        the budget (a set is bought whole or not at all). Returns how many are unanswered."""
+        missing = set()
+        for i in range(0, len(images), chunk):
+            keys = image_keys(self._check_images(images[i:i + chunk]), self.identity)
+            known = self.cache.get_many(keys)
+            missing.update(k for k in keys if k not in known)
+        if self.budget is not None and self.paid + len(missing) > self.budget:
+            raise BudgetExceededError(
+                f"{what}: {len(missing)} images are not answered yet, and buying them would "
+                f"cross the query budget of {self.budget} ({self.paid} already paid); nothing "
+                "was sent. Raise --config.query.budget or label fewer images")
+        return len(missing)
 
     def query(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for ``images``; only images never answered before are sent."""
@@ -198,7 +266,7 @@ class Teacher:
                 self.cache.release(keys)
                 raise BudgetExceededError(
                     f"sending {len(keys)} more images would cross the query budget of "
-                    f"{self.budget} ({committed} already paid by this run); nothing was sent. "
+                    f"{self.budget} ({committed} already paid by this run); those were not sent. "
                     "Raise --config.query.budget or use fewer synthetic images.")
             self._reserved += len(keys)
         unpaid = [len(keys)]  # of this reservation; paid images count in ``paid`` instead
@@ -247,16 +315,19 @@ class Teacher:
         def one(batch):
             batch_keys, batch_images = batch
             probs = self._ask(batch_images, on_paid)
-            # committed (with the ledger) before anything else can fail
-            self.cache.put_many(batch_keys, probs, self.run, len(batch_keys))
-            return batch_keys, probs
+            self.cache.put_many(batch_keys, probs)  # before anything else can fail
+            known.update(zip(batch_keys, probs))
 
+        if not self._proven:  # one request alone until the teacher's answers are proven
+            with self._probe_lock:
+                if not self._proven and batches:
+                    one(batches[0])
+                    batches = batches[1:]
         errors = []
         with concurrent.futures.ThreadPoolExecutor(self.concurrency) as pool:
             for future in concurrent.futures.as_completed([pool.submit(one, b) for b in batches]):
                 try:
-                    batch_keys, probs = future.result()
-                    known.update(zip(batch_keys, probs))
+                    future.result()
                 except TeacherError as e:
                     errors.append(e)
         if errors:
