@@ -51,6 +51,9 @@ def main(argv):
         if not (FLAGS.tls_cert and FLAGS.tls_key and FLAGS.grpc_port is not None):
             raise KdKerasError("TLS needs --tls_cert, --tls_key and --grpc_port together")
         tls = (read_pem(FLAGS.tls_key, "--tls_key"), read_pem(FLAGS.tls_cert, "--tls_cert"))
+    if not token and FLAGS.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {FLAGS.host} without --token_env: anyone who reaches this "
+              "address can query the model", file=sys.stderr, flush=True)
     backend = SavedModelBackend(FLAGS.savedmodel)
     common = dict(token=token, error_rate=FLAGS.error_rate, latency_seconds=FLAGS.latency,
                   fail_first=FLAGS.fail_first)

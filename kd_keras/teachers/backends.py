@@ -124,10 +124,17 @@ class SavedModelBackend(Backend):
     def predict(self, images):
         import tensorflow as tf
 
+        spec = self._fn.structured_input_signature[1][self.input_name]
+        images = np.asarray(images)
+        # Checked here, not by TF: a wrong-rank tensor reaches some kernels (oneDNN's
+        # convolution) unchecked and aborts the whole process.
+        if not spec.shape.is_compatible_with(images.shape) or not (
+                np.issubdtype(images.dtype, np.number) or images.dtype == bool):
+            raise TeacherError(f"the teacher SavedModel takes {spec.dtype.name} {spec.shape}, "
+                               f"not {images.dtype} images {list(images.shape)}")
         try:
             out = self._fn(**{self.input_name: tf.constant(images, tf.float32)})
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
-            spec = self._fn.structured_input_signature[1][self.input_name]
             raise TeacherError(f"the teacher SavedModel takes {spec.dtype.name} {spec.shape}, and "
                                f"refused images {list(images.shape)} ({type(e).__name__})") from None
         if len(out) == 1:

@@ -70,9 +70,10 @@ class PredictServer(ThreadingHTTPServer, _Serving):
     def __init__(self, predict_fn: Callable[[np.ndarray], np.ndarray], model_name: str = "teacher",
                  host: str = "127.0.0.1", port: int = 0, token: Optional[str] = None,
                  error_rate: float = 0.0, latency_seconds: float = 0.0, fail_first: int = 0,
-                 seed: int = 0):
+                 seed: int = 0, max_request_bytes: int = 256 << 20):
         super().__init__((host, port), _Handler)
         self._setup(predict_fn, model_name, token, error_rate, latency_seconds, fail_first, seed)
+        self.max_request_bytes = int(max_request_bytes)
 
     @property
     def url(self) -> str:
@@ -97,11 +98,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # keep request lines (and headers) out of the logs
         pass
 
-    def _send(self, code: int, payload: dict) -> None:
+    def _send(self, code: int, payload: dict, close: bool = False) -> None:
+        """Answers JSON; ``close`` ends the connection (a request body left unread)."""
         body = dumps(payload)
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
 
@@ -114,13 +119,24 @@ class _Handler(BaseHTTPRequestHandler):
              "status": {"error_code": "OK", "error_message": ""}}]})
 
     def do_POST(self):
-        length = int(self.headers.get("Content-Length", 0))
-        body = self.rfile.read(length)
+        # The path, the token and the body's size are checked before the body is read, so
+        # no one without the token can make the server read (or hold) a large body.
         m = _PREDICT.match(self.path)
         if not m or m.group("name") != self.server.model_name:
-            return self._send(404, {"error": f"Servable not found for request: {self.path}"})
+            return self._send(404, {"error": f"Servable not found for request: {self.path}"},
+                              close=True)
         if not self.server._authorized(self.headers.get("Authorization", "")):
-            return self._send(401, {"error": "missing or wrong bearer token"})
+            return self._send(401, {"error": "missing or wrong bearer token"}, close=True)
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit():
+            return self._send(400 if length else 411, {
+                "error": f"malformed request: Content-Length {length!r} is not a byte count"},
+                close=True)
+        if int(length) > self.server.max_request_bytes:
+            return self._send(413, {"error": f"request body of {length} bytes is larger than "
+                                             f"the {self.server.max_request_bytes} allowed"},
+                              close=True)
+        body = self.rfile.read(int(length))
         if self.server._inject_fault():
             return self._send(503, {"error": "injected fault: service unavailable"})
         try:
