@@ -113,7 +113,10 @@ def distill_student(student: Union[str, keras.Model], teacher: Teacher, images: 
     if config is None:
         config = default_config(shape, teacher.num_classes,
                                 student if isinstance(student, str) else "lenet5_half")
-    budget = budget if budget is not None else teacher.budget  # the budget in one place
+    given = [int(b) for b in (budget, teacher.budget) if b]
+    budget = min(given) if given else None  # the lower of connect()'s and this call's wins
+    if config is not None:
+        config = config.copy_and_resolve_references()  # the caller's config stays as it was
     with config.unlocked():
         config.data.image_shape = tuple(shape)
         config.data.num_classes = teacher.num_classes

@@ -184,7 +184,9 @@ def run(main: Callable[[list], None]) -> None:
             print(_interrupted_line(), file=sys.stderr, flush=True)
             os._exit(130)  # worker threads may still be unwinding a cancelled request
         except KdKerasError as e:
-            print(f"error: {e}", file=sys.stderr, flush=True)
+            from kd_keras.teachers.backends import without_credentials
+
+            print(f"error: {without_credentials(str(e))}", file=sys.stderr, flush=True)
             sys.exit(1)
         except Exception as e:
             from kd_keras.teachers.backends import CANCEL
@@ -196,6 +198,12 @@ def run(main: Callable[[list], None]) -> None:
                       "waited for)", file=sys.stderr, flush=True)
                 sys.exit(1)
 
+            if isinstance(e, OSError) or "No space left on device" in str(e):
+                what = (f"{e.strerror}: {e.filename}" if isinstance(e, OSError) and e.strerror
+                        and e.filename else _first_line(e))
+                print(f"error: {what}; answers and checkpoints written so far are kept",
+                      file=sys.stderr, flush=True)
+                sys.exit(1)
             if CANCEL.is_set():  # Ctrl-C surfaced inside TensorFlow as another error
                 print(_interrupted_line(), file=sys.stderr, flush=True)
                 os._exit(130)

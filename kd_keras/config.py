@@ -224,6 +224,9 @@ def write_resolved(config: ml_collections.ConfigDict, workdir, **extra) -> str:
 
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     path = wd.claim("config.json")
+    from kd_keras.teachers.backends import without_credentials
+
+    extra = {k: without_credentials(v) if isinstance(v, str) else v for k, v in extra.items()}
     with open(path, "w") as f:
         json.dump({"config": config.to_dict(), "flags": extra}, f, indent=2, default=str)
     return path

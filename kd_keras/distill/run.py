@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kd_keras import synthesis
+from kd_keras import models, synthesis
 from kd_keras.context import RunContext
 from kd_keras.data import ImageSet, check_image_shape
 from kd_keras.distill.student import planned_epochs, train_student
@@ -278,7 +278,11 @@ def preflight(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
         check_image_shape(eval_set.images, shape, f"--eval {eval_set.name}")
     if config.student.targets != "true_labels":
         fit_budget(config, len(unlabeled))
-    if student is not None:
+    if student is None:  # built once now, so a model that cannot be is found before paying
+        student_check = models.build(config.student.model, shape, config.data.num_classes)
+        check_student(student_check, config.data.num_classes)
+        del student_check
+    else:
         check_student(student, config.data.num_classes)
     ctx = RunContext(config, wd, strategy or tf.distribute.get_strategy(), resume, teacher,
                      SummaryLog(os.path.join(wd.claim("tb"), "synthesis")), student=student)

@@ -56,7 +56,12 @@ def from_file(path: str, input_shape: Sequence[int], num_classes: int) -> keras.
     """A user's ``.keras`` model (loaded in safe mode) checked against the data's shape."""
     if not os.path.exists(path):
         raise ConfigError(f"student model file not found: {path}")
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types (a Lambda refused by safe mode: ValueError)
+        lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
+        raise ConfigError(f"cannot load the student {path}: "
+                          f"{lines[0] if lines else type(e).__name__}") from None
     if tuple(model.input_shape[1:]) != tuple(input_shape):
         raise ConfigError(f"student {path} takes {tuple(model.input_shape[1:])}, the data is "
                           f"{tuple(input_shape)}")

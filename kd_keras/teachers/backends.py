@@ -6,6 +6,7 @@ Back ends know transport only; batching, budget, retries, validation and caching
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -46,6 +47,22 @@ def _abort(conn: http.client.HTTPConnection) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def without_credentials(text: str) -> str:
+    """``text`` (a URL, a spec, a message) with any ``user:password@`` of a URL masked."""
+    return re.sub(r"(?<=://)[^/@\s]*@", "***@", text)
+
+
+def mask_secrets(text: str, secrets) -> str:
+    """``text`` (e.g. an error body a server echoed) with every secret masked: as sent,
+    URL-encoded, or cut short (any 8 or more of its first characters)."""
+    for secret in secrets:
+        for form in dict.fromkeys((secret, urllib.parse.quote(secret, safe=""),
+                                   urllib.parse.quote_plus(secret))):
+            for end in range(len(form), min(len(form), 8) - 1, -1):  # longest first
+                text = text.replace(form[:end], "***")
+    return text
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:
@@ -185,14 +202,28 @@ class HttpBackend(Backend):
         if ":predict" in self.url:
             self.url = self.url[: self.url.index(":predict")]
         parts = urllib.parse.urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise TeacherError(f"bad REST teacher {url!r}: use http(s)://host:port/v1/models/NAME")
+        try:
+            port = parts.port
+        except ValueError:  # a port out of range, or not a number
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+            raise TeacherError(f"bad REST teacher {without_credentials(url)!r}: use "
+                               "http(s)://host:port/v1/models/NAME (a port from 1 to 65535)")
         self._https, self._host = parts.scheme == "https", parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
+        self._port = port or (443 if self._https else 80)
         self._path = (parts.path or "/") + ":predict"
         self._token = os.environ.get(token_env) if token_env else None
         if token_env and not self._token:
             raise TeacherError(f"the teacher token variable ${token_env} is not set")
+        # user:password in the URL is sent as Basic authentication and shown nowhere
+        self._basic, self._secrets = None, [self._token] if self._token else []
+        if parts.username is not None:
+            user = urllib.parse.unquote(parts.username)
+            password = urllib.parse.unquote(parts.password or "")
+            self._basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+            self._secrets += [s for s in (password, self._basic) if s]
+            self.url = urllib.parse.urlunsplit(parts._replace(
+                netloc=parts.netloc.rpartition("@")[2])).rstrip("/")
         self.timeout, self.signature_name = float(timeout), signature_name
         self.max_answer_bytes = int(max_answer_bytes)
         self.identity = f"http:{self.url}:{signature_name or ''}"
@@ -206,7 +237,7 @@ class HttpBackend(Backend):
         return dumps(payload)
 
     def _mask(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+        return mask_secrets(text, self._secrets)
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._https:
@@ -221,6 +252,8 @@ class HttpBackend(Backend):
         headers = {"Content-Type": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
+        elif self._basic:
+            headers["Authorization"] = f"Basic {self._basic}"
         conn = self._connection()
         timer = threading.Timer(self.timeout, _abort, (conn,))
         timer.daemon = True
@@ -323,8 +356,13 @@ class GrpcBackend(Backend):
 
         parts = urllib.parse.urlsplit(url)
         m = _GRPC_PATH.match(parts.path)
-        if parts.scheme not in ("grpc", "grpcs") or not parts.hostname or not parts.port or not m:
-            raise TeacherError(f"bad gRPC teacher {url!r}: use grpc://host:port/models/NAME"
+        try:
+            port = parts.port
+        except ValueError:  # a port out of range, or not a number
+            port = None
+        if parts.scheme not in ("grpc", "grpcs") or not parts.hostname or not port or not m:
+            raise TeacherError(f"bad gRPC teacher {without_credentials(url)!r}: use "
+                               "grpc://host:port/models/NAME"
                                "[/versions/V][?input=NAME]")
         self.url = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path.rstrip('/')}"
         self.model_name, self.version = m.group("name"), m.group("version")
@@ -368,10 +406,11 @@ class GrpcBackend(Backend):
                     raise Interrupted("interrupted during a teacher request")
             return call.result()
         except grpc.RpcError as e:
+            details = mask_secrets(str(e.details()), [self._token] if self._token else [])
             if e.code() == grpc.StatusCode.UNAVAILABLE:
-                message = f"teacher at {self.url} unreachable (UNAVAILABLE): {e.details()}"
+                message = f"teacher at {self.url} unreachable (UNAVAILABLE): {details}"
             else:
-                message = f"teacher at {self.url} answered {e.code().name}: {e.details()}"
+                message = f"teacher at {self.url} answered {e.code().name}: {details}"
             if e.code().name in _GRPC_TRANSIENT:  # only a lapsed deadline may hide an answer
                 raise TransientTeacherError(message, billed=e.code().name == "DEADLINE_EXCEEDED"
                                             ) from None

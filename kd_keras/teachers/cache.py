@@ -9,13 +9,14 @@ claim whose process died, or that is older than its lifetime, expires).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import sqlite3
 import threading
 import time
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -83,6 +84,13 @@ class AnswerCache:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False,
                                        timeout=LOCK_SECONDS)
+            tables = {r[0] for r in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "answers" not in tables:
+                self._db.close()
+                raise TeacherError(f"{self.path} is an SQLite file that kd_keras did not write "
+                                   f"(its tables: {', '.join(sorted(tables))}); refusing to "
+                                   "use it as the answer cache: move it away or give --cache")
             _use_wal(self._db)
             self._db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, probs BLOB)")
             self._db.execute("CREATE TABLE IF NOT EXISTS ledger (run TEXT PRIMARY KEY, paid INTEGER)")
@@ -92,6 +100,18 @@ class AnswerCache:
         except (sqlite3.Error, OSError) as e:
             raise TeacherError(f"cannot open the answer cache {self.path}: {e} (is it an "
                                "SQLite file kd_keras wrote? move it away to start a new one)") from None
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One committed write transaction; a full disk (or any SQLite failure) is one clear
+        error, and everything committed before it stays."""
+        try:
+            with self._lock, self._db:
+                yield
+        except sqlite3.Error as e:
+            raise TeacherError(f"cannot write to the answer cache {self.path}: {e}; every "
+                               "answer stored before is kept (free disk space, then run "
+                               "again: nothing stored is paid twice)") from None
 
     def _select(self, sql: str, keys: Sequence[str]) -> list:
         rows = []
@@ -111,7 +131,7 @@ class AnswerCache:
         """Stores answers (dropping their claims) in one committed transaction, so a crash
         right after loses nothing paid for."""
         probs = np.asarray(probs, np.float32)
-        with self._lock, self._db:
+        with self._writing():
             self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?)",
                                  [(k, p.tobytes()) for k, p in zip(keys, probs)])
             self._db.executemany("DELETE FROM claims WHERE key = ?", [(k,) for k in keys])
@@ -120,7 +140,7 @@ class AnswerCache:
         """Adds ``n`` (negative: a refund) to ``run``'s ledger, committed at once: images are
         entered as paid *before* they are sent, so no kill, crash or refused answer lets a
         run pay for more than its ledger says."""
-        with self._lock, self._db:
+        with self._writing():
             self._db.execute("INSERT INTO ledger VALUES (?, ?) ON CONFLICT(run) DO UPDATE "
                              "SET paid = paid + excluded.paid", (run, int(n)))
 
@@ -132,7 +152,7 @@ class AnswerCache:
 
     def reset_ledger(self, run: str) -> None:
         """Starts ``run``'s ledger at zero (a new run in the same folder)."""
-        with self._lock, self._db:
+        with self._writing():
             self._db.execute("DELETE FROM ledger WHERE run = ?", (run,))
 
     def claim(self, keys: Sequence[str], owner: str = OWNER) -> tuple[list[str], list[str]]:
@@ -141,7 +161,7 @@ class AnswerCache:
         A claim of a dead process, or one past its lifetime, is taken over."""
         now = time.time()
         unique = list(dict.fromkeys(keys))
-        with self._lock, self._db:
+        with self._writing():
             held = {k: (o, e) for k, o, e in self._select(
                 "SELECT key, owner, expires FROM claims WHERE key IN ({})", unique)}
             stale = [k for k, (o, e) in held.items()
@@ -154,7 +174,7 @@ class AnswerCache:
 
     def release(self, keys: Sequence[str], owner: str = OWNER) -> None:
         """Drops ``owner``'s claims on ``keys`` (their purchase failed)."""
-        with self._lock, self._db:
+        with self._writing():
             self._db.executemany("DELETE FROM claims WHERE key = ? AND owner = ?",
                                  [(k, owner) for k in keys])
 
