@@ -62,17 +62,23 @@ def apply_teacher_flags(config) -> None:
 
 
 def _one_line(e: BaseException) -> str:
-    """A parse-time exception as one readable line (KeyError reprs and multi-line messages)."""
-    text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-    missing = re.search(r"No such file or directory: '([^']+)'", str(text))
+    """A parse-time exception as one readable line (KeyError reprs, escaped and multi-line
+    messages): ``the config has no field lossx: Did you mean "loss" instead of "lossx"?``."""
+    text = str(e.args[0] if isinstance(e, KeyError) and e.args else e).strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":  # a repr, passed on
+        text = text[1:-1].replace("\\n", "\n").replace("\\'", "'")
+    missing = re.search(r"No such file or directory: '([^']+)'", text)
     if missing:
         return f"config file {missing.group(1)} not found"
-    if "ConfigError: " in str(text):
-        return str(text).rsplit("ConfigError: ", 1)[1].strip().splitlines()[0]
-    lines = [l.strip() for l in str(text).strip().strip("'\"").splitlines() if l.strip()]
-    if isinstance(e, KeyError) and lines:
-        lines[0] = f"the config has no field {lines[0]!s}".replace("'", "")
-    return " ".join(lines[:1] + lines[-1:]) if len(lines) > 1 else (lines[0] if lines else repr(e))
+    if "ConfigError: " in text:
+        return text.rsplit("ConfigError: ", 1)[1].strip().splitlines()[0]
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    if not lines:
+        return repr(e)
+    field = re.fullmatch(r"""['"]?([\w.]+)['"]?""", lines[0])
+    if field and (isinstance(e, KeyError) or len(lines) > 1):
+        lines[0] = f"the config has no field {field.group(1)}" + (":" if len(lines) > 1 else "")
+    return " ".join(lines[:1] + lines[-1:]) if len(lines) > 1 else lines[0]
 
 
 def _parse_or_exit(argv: list) -> list:
@@ -173,7 +179,14 @@ def run(main: Callable[[list], None]) -> None:
     if any(a in ("--help", "-h", "--helpshort", "-?") for a in sys.argv[1:]):
         _print_help(sys.modules[main.__module__])
         sys.exit(0)
-    remaining = _parse_or_exit(sys.argv)
+    try:
+        from kd_keras.quiet import start_tensorflow
+
+        start_tensorflow()
+        remaining = _parse_or_exit(sys.argv)
+    except KeyboardInterrupt:
+        print("interrupted during start-up: nothing was sent", file=sys.stderr, flush=True)
+        sys.exit(130)
 
     def guarded(argv):
         logging.set_verbosity(logging.WARNING)  # keep TF's info chatter out of progress

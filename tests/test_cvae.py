@@ -81,3 +81,29 @@ def test_mlp_is_the_papers_dense_cvae():
     assert units(model.encoder) == [256, 128, 64, 4]
     assert units(model.decoder) == [64, 128, 256, 784]
     assert not any(isinstance(l, keras.layers.Conv2D) for l in model.decoder.layers)
+
+
+def test_an_interrupted_cvae_resumes_from_its_last_epoch(idx_dir, tmp_path, monkeypatch):
+    from kd_keras import data
+    from kd_keras.distill.run import run_fsbbt
+    from kd_keras.synthesis import cvae as cvae_module
+    from kd_keras.teachers import AnswerCache, CallableBackend, Teacher
+
+    from test_distill import _Crash, _Epochs, tiny_config, toy_teacher
+
+    config = tiny_config(idx_dir)
+    config.synthesis.sources, config.synthesis.selection = "real,cvae", "random"
+    config.cvae.epochs, config.student.epochs = 3, 1
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir).unlabeled()
+    cache, workdir = str(tmp_path / "cache.sqlite"), str(tmp_path / "run")
+    train = cvae_module.train_cvae
+    extra = [_Crash()]
+    monkeypatch.setattr(cvae_module, "train_cvae",
+                        lambda *a, callbacks, **kw: train(*a, callbacks=callbacks + extra, **kw))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_fsbbt(config, Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache)),
+                  unlabeled, None, workdir)
+    extra[:] = [_Epochs()]
+    run_fsbbt(config, Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache)),
+              unlabeled, None, workdir, resume=True)
+    assert extra[0].seen == [1, 2]  # the CVAE went on from its checkpoint, not from epoch 0

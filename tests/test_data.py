@@ -191,3 +191,31 @@ def test_epoch_batches_reshuffle_every_epoch_without_autotuning():
     probs = np.full((8, 10), 0.1, np.float32)
     student = training_dataset(images, probs, 4, 0, augment="shift", batch_mix="cutmix")
     assert student.options().autotune.enabled is False
+
+
+def test_cmyk_jpeg_and_animated_gif_decode_to_the_models_channels(tmp_path):
+    from PIL import Image
+
+    rgb = (np.random.default_rng(0).random((20, 20, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    frames = [Image.fromarray(np.roll(rgb, k, 0)) for k in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(tmp_path / "rgba.png")
+    for shape in ((28, 28, 1), (28, 28, 3)):
+        s = data.load(f"folder:{tmp_path}", shape)
+        assert s.images.shape == (3, *shape)
+
+
+def test_nested_class_folders_complex_and_text_npz_are_clear_errors(tmp_path):
+    x, _ = make_images(2)
+    os.makedirs(tmp_path / "cats" / "more")
+    _write_png(tmp_path / "cats" / "0.png", x[0][..., None])
+    _write_png(tmp_path / "cats" / "more" / "1.png", x[1][..., None])
+    with pytest.raises(DataError, match=r"cats/ holds folders \(more\)"):
+        data.load(f"folder:{tmp_path}", (28, 28, 1))
+    np.savez(tmp_path / "c.npz", images=np.ones((2, 6, 6), np.complex64))
+    with pytest.raises(DataError, match="real numeric array"):
+        data.load(f"npz:{tmp_path}/c.npz")
+    (tmp_path / "t.npz").write_text("images,labels\n1,2\n")
+    with pytest.raises(DataError, match="is not an npz archive"):
+        data.load(f"npz:{tmp_path}/t.npz")

@@ -52,3 +52,33 @@ def test_label_refuses_before_paying_and_replaces_only_its_own_file(tmp_path):
         assert server.images_answered == 8
     finally:
         server.close()
+
+
+def test_an_error_line_is_not_preceded_by_tensorflows_start_up_lines(tmp_path):
+    proc = run_command("label.py", *COMMON, "--teacher=http://127.0.0.1:1/v1/models/x",
+                       "--images=nosuchkind:x", f"--output={tmp_path}/o.npz",
+                       f"--workdir={tmp_path}/w", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "error: unknown data source 'nosuchkind:x': the kind must be one of ['digits', "
+        "'fashion_mnist', 'folder', 'mnist', 'npz', 'tfds']"]
+
+
+def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "bin", "label.py"), *COMMON,
+                             "--teacher=http://127.0.0.1:1/v1/models/x", "--images=npz:x.npz",
+                             f"--output={tmp_path}/o.npz", f"--workdir={tmp_path}/w"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # inside TensorFlow's import
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted")

@@ -176,12 +176,20 @@ def _load_tfds(args: str, data_dir: Optional[str]) -> ImageSet:
 def _decode_image(path: str, shape: Optional[Sequence[int]]) -> np.ndarray:
     import tensorflow as tf
 
-    channels = int(shape[2]) if shape else 0
-    try:
-        image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+    try:  # decoded as stored (an animated GIF: its first frame), then converted, since
+        # decoders refuse some conversions themselves (CMYK JPEG or GIF to grayscale)
+        image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-        raise DataError(f"cannot decode image {path}: {e.message.splitlines()[0]}") from None
+        detail = re.sub(r"^\{\{[^}]*\}\}\s*", "", e.message).strip().splitlines()
+        raise DataError(f"cannot decode image {path}: "
+                        f"{detail[0] if detail else 'not an image'}") from None
     image = tf.image.convert_image_dtype(image, tf.float32)
+    if image.shape[-1] in (2, 4):  # gray + alpha, RGBA: the alpha channel is dropped
+        image = image[..., :image.shape[-1] - 1]
+    if shape and shape[2] == 1 and image.shape[-1] == 3:
+        image = tf.image.rgb_to_grayscale(image)
+    elif shape and shape[2] == 3 and image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
     if shape:
         image = tf.image.resize(image, shape[:2], antialias=True)
     return np.clip(image.numpy(), 0.0, 1.0)
@@ -207,7 +215,14 @@ def _load_folder(path: str, shape: Optional[Sequence[int]]) -> ImageSet:
     loose = [f for f in entries if is_image(f)]
     files, labels = [], []
     for label, sub in enumerate(subdirs):
-        for f in _visible(os.listdir(os.path.join(path, sub))):
+        inside = _visible(os.listdir(os.path.join(path, sub)))
+        nested = [d for d in inside if os.path.isdir(os.path.join(path, sub, d))]
+        if nested:
+            raise DataError(f"folder source {path}: {sub}/ holds folders ({', '.join(nested[:3])}"
+                            f"{' …' if len(nested) > 3 else ''}); class folders hold images "
+                            "only, one level deep: move their images up or give the deeper "
+                            "folder as the source")
+        for f in inside:
             if is_image(f):
                 files.append(os.path.join(path, sub, f))
                 labels.append(label)
@@ -240,6 +255,14 @@ def _load_npz(path: str) -> ImageSet:
     if not os.path.exists(path):
         raise DataError(f"npz source: file not found: {path}")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise DataError(f"npz source: cannot read {path}: {e.strerror}") from None
+    if not magic.startswith(b"PK") and magic != b"\x93NUMPY":
+        raise DataError(f"npz source: {path} is not an npz archive (it is not a zip file); "
+                        "save with numpy.savez(path, images=...)")
+    try:
         data = np.load(path, allow_pickle=False)
     except Exception as e:
         raise DataError(f"npz source: cannot read {path}: {e}") from None
@@ -264,8 +287,9 @@ def _load_npz(path: str) -> ImageSet:
             raise DataError(f"npz source {path}: labels must be non-negative integers, one "
                             "per image (found NaN, negative or fractional values)")
         labels = raw_labels.astype(np.int64)
-    if not np.issubdtype(raw_images.dtype, np.number):
-        raise DataError(f"npz source {path}: images must be a numeric array, got {raw_images.dtype}")
+    if not np.issubdtype(raw_images.dtype, np.number) or np.iscomplexobj(raw_images):
+        raise DataError(f"npz source {path}: images must be a real numeric array, got "
+                        f"{raw_images.dtype}")
     images = with_channel_axis(raw_images, path)
     if labels is not None and len(labels) != len(images):
         raise DataError(f"npz source {path}: {len(images)} images but {len(labels)} labels")

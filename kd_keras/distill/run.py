@@ -31,6 +31,7 @@ from kd_keras.validation import check_config
 from kd_keras.workdir import Workdir
 
 OUTPUTS = ("student", "student.keras", "checkpoints", "report.json", "cvae.weights.h5",
+           "cvae_checkpoints",
            "selection.npz", "training_set.json", "tb")
 # Config sections the labelled training set and the student checkpoint depend on: a
 # resumed run with other values would train on a stale selection or crash.

@@ -221,11 +221,16 @@ class CVAESynthesizer(Synthesizer):
             return
         print(f"cvae: training a {kwargs['architecture']} CVAE on {len(real)} images for "
               f"{c.epochs} epochs", flush=True)
+        # backed up every epoch, so an interrupted run resumes the CVAE where it stopped
+        backup = ctx.workdir.claim("cvae_checkpoints")
+        if not ctx.resume:
+            ctx.workdir.remove("cvae_checkpoints")  # only ever one a kd_keras run made
         with ctx.stage("cvae_train"):
             self.model = train_cvae(
                 real, conditions, epochs=c.epochs, batch_size=c.batch_size,
                 learning_rate=c.learning_rate, seed=self.config.seed, strategy=ctx.strategy,
-                callbacks=[keras.callbacks.TensorBoard(ctx.workdir.join("tb", "cvae"))],
+                callbacks=[keras.callbacks.BackupAndRestore(backup, delete_checkpoint=True),
+                           keras.callbacks.TensorBoard(ctx.workdir.join("tb", "cvae"))],
                 verbose=ctx.verbosity(), steps_per_execution=c.steps_per_execution, **kwargs)
         self.model.save_weights(path)
 

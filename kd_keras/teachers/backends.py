@@ -147,8 +147,9 @@ class SavedModelBackend(Backend):
         # convolution) unchecked and aborts the whole process.
         if not spec.shape.is_compatible_with(images.shape) or not (
                 np.issubdtype(images.dtype, np.number) or images.dtype == bool):
-            raise TeacherError(f"the teacher SavedModel takes {spec.dtype.name} {spec.shape}, "
-                               f"not {images.dtype} images {list(images.shape)}")
+            raise TeacherError(f"the teacher SavedModel takes {spec.dtype.name} {spec.shape}, and "
+                               f"refused images {list(images.shape)} of {images.dtype} (checked "
+                               "before calling it)")
         try:
             out = self._fn(**{self.input_name: tf.constant(images, tf.float32)})
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
