@@ -411,6 +411,9 @@ def test_commands_refuse_typos_with_one_line_and_buy_nothing(tmp_path):
         ("train_teacher.py", ["--config=configs/fashion_mnist.py:quick,fast"],
          "unknown config variant 'fast'"),
         ("train_teacher.py", ["--config=configs/nope.py"], "config file configs/nope.py not found"),
+        ("label.py", ["--config=configs/fashion_mnist.py:quick", "--config.student.lossx=kl",
+                      f"--teacher={server.url}", f"--images=npz:{npz}", f"--output={tmp_path}/o"],
+         'the config has no field lossx: Did you mean "loss" instead of "lossx"?'),
     ]
     try:
         for i, (script, args, message) in enumerate(cases):
