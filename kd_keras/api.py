@@ -23,7 +23,7 @@ import tensorflow as tf
 from kd_keras import data
 from kd_keras.config import base_config
 from kd_keras.errors import ConfigError, DataError
-from kd_keras.teachers import AnswerCache, CallableBackend, Teacher, backend_from_spec
+from kd_keras.teachers import Teacher, make_teacher
 
 Images = Union[str, np.ndarray, tf.data.Dataset, data.ImageSet]
 
@@ -35,13 +35,12 @@ def connect(target: Union[str, Callable[[np.ndarray], Any]], num_classes: int, *
             concurrency: int = 4, max_tries: int = 5) -> Teacher:
     """A black-box teacher: a spec string (``savedmodel:DIR``, ``keras:FILE``, a TF Serving
     REST or gRPC URL) or a Python function ``images -> answers``, with its answer cache
-    (an SQLite file; None keeps answers in memory) and budget (most answers ever paid)."""
-    backend = (CallableBackend(target) if callable(target) else
-               backend_from_spec(target, token_env=token_env, timeout=timeout,
-                                 signature_name=signature))
-    return Teacher(backend, num_classes, output=output, image_shape=image_shape,
-                   cache=AnswerCache(cache), budget=budget, batch_size=batch_size,
-                   concurrency=concurrency, max_tries=max_tries)
+    (an SQLite file; None keeps answers in memory) and budget (most answers ever paid).
+    Built as the commands build theirs (a fixed-size SavedModel gets resized images)."""
+    return make_teacher(target, num_classes, output=output, budget=budget, cache=cache,
+                        image_shape=image_shape, token_env=token_env, signature=signature,
+                        timeout=timeout, batch_size=batch_size, concurrency=concurrency,
+                        max_tries=max_tries)
 
 
 @dataclasses.dataclass

@@ -13,12 +13,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from kd_keras.data.idx import read_idx
 from kd_keras.errors import DataError
+from kd_keras.registry import Registry
 
 DEFAULT_IDX_DIRS = {
     "fashion_mnist": ("KD_KERAS_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"),
@@ -297,23 +298,27 @@ def _load_npz(path: str) -> ImageSet:
     return ImageSet(images, labels, num_classes, f"npz:{path}")
 
 
+# A data source: ``loader(args, image_shape, data_dir) -> ImageSet`` for ``KIND:ARGS``
+# (images may stay in the source's dtype). A new kind is one function registered here.
+SOURCES = Registry("data source", error=DataError)
+SOURCES.register("fashion_mnist", lambda args, shape, d: _load_idx("fashion_mnist", args or "train", d))
+SOURCES.register("mnist", lambda args, shape, d: _load_idx("mnist", args or "train", d))
+SOURCES.register("digits", lambda args, shape, d: _load_digits(args or "train"))
+SOURCES.register("tfds", lambda args, shape, d: _load_tfds(args, d))
+SOURCES.register("folder", lambda args, shape, d: _load_folder(args, shape))
+SOURCES.register("npz", lambda args, shape, d: _load_npz(args))
+
+
 def load(spec: str, image_shape: Optional[Sequence[int]] = None, seed: int = 0,
          data_dir: Optional[str] = None) -> ImageSet:
     """Loads the source named by ``spec``; checks images against ``image_shape`` if given."""
     match = _SPEC.match(spec.strip())
     body, start, stop = match.group("body"), match.group("start"), match.group("stop")
     kind, _, args = body.partition(":")
-    loaders: dict[str, Callable[[], ImageSet]] = {
-        "fashion_mnist": lambda: _load_idx("fashion_mnist", args or "train", data_dir),
-        "mnist": lambda: _load_idx("mnist", args or "train", data_dir),
-        "digits": lambda: _load_digits(args or "train"),
-        "tfds": lambda: _load_tfds(args, data_dir),
-        "folder": lambda: _load_folder(args, image_shape),
-        "npz": lambda: _load_npz(args),
-    }
-    if kind not in loaders:
-        raise DataError(f"unknown data source {spec!r}: the kind must be one of {sorted(loaders)}")
-    data = loaders[kind]()  # images still in the source's dtype (uint8 or float)
+    if kind not in SOURCES:
+        raise DataError(f"unknown data source {spec!r}: the kind must be one of {SOURCES.names()}")
+    # images still in the source's dtype (uint8 or float)
+    data = SOURCES.lookup(kind)(args, image_shape, data_dir)
     if len(data) == 0:
         raise DataError(f"data source {spec!r} is empty")
     data.images = with_channel_axis(data.images, spec)

@@ -14,19 +14,14 @@ from typing import Callable
 import tensorflow as tf
 
 from kd_keras.errors import ConfigError
+from kd_keras.registry import Registry
 
-_LOSSES: dict[str, type["DistillationLoss"]] = {}
+LOSSES = Registry("distillation loss")
 
 
 def register_loss(name: str) -> Callable[[type["DistillationLoss"]], type["DistillationLoss"]]:
-    """Class decorator adding a loss to the registry under ``name``."""
-
-    def add(cls):
-        cls.name = name
-        _LOSSES[name] = cls
-        return cls
-
-    return add
+    """Class decorator adding a loss to :data:`LOSSES` as ``name``."""
+    return LOSSES.register(name)
 
 
 class DistillationLoss:
@@ -108,15 +103,13 @@ class SmoothedCrossEntropy(DistillationLoss):
 
 def loss_names() -> tuple[str, ...]:
     """The registered loss names."""
-    return tuple(sorted(_LOSSES))
+    return tuple(LOSSES.names())
 
 
 def get_loss(name: str, temperature: float = 4.0, **settings) -> DistillationLoss:
     """The loss registered as ``name``, given those of ``temperature`` and ``settings``
     (e.g. ``label_smoothing``) that its constructor takes."""
-    if name not in _LOSSES:
-        raise ConfigError(f"unknown distillation loss {name!r}; choose one of {loss_names()}")
-    cls = _LOSSES[name]
+    cls = LOSSES.lookup(name)
     takes = inspect.signature(cls).parameters
     given = {"temperature": temperature, **settings}
     return cls(**{k: v for k, v in given.items() if k in takes})

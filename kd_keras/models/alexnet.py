@@ -7,7 +7,10 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from kd_keras.models.base import MODELS
 
+
+@MODELS.register("alexnet")
 def alexnet(input_shape: Sequence[int], num_classes: int, width: float = 1.0,
             name: str = "alexnet") -> keras.Model:
     """Five conv layers with batch norm and two hidden dense layers, for 32x32 inputs."""
@@ -29,6 +32,7 @@ def alexnet(input_shape: Sequence[int], num_classes: int, width: float = 1.0,
     return keras.Model(inputs, outputs, name=name)
 
 
+@MODELS.register("alexnet_half")
 def alexnet_half(input_shape: Sequence[int], num_classes: int) -> keras.Model:
     """AlexNet-Half: half the channels and units of ``alexnet``."""
     return alexnet(input_shape, num_classes, width=0.5, name="alexnet_half")

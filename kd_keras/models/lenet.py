@@ -7,7 +7,10 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from kd_keras.models.base import MODELS
 
+
+@MODELS.register("lenet5")
 def lenet5(input_shape: Sequence[int], num_classes: int, width: float = 1.0,
            name: str = "lenet5") -> keras.Model:
     """LeNet-5 (conv6-pool-conv16-pool-fc120-fc84) returning logits; ``width`` scales it."""
@@ -25,6 +28,7 @@ def lenet5(input_shape: Sequence[int], num_classes: int, width: float = 1.0,
     return keras.Model(inputs, outputs, name=name)
 
 
+@MODELS.register("lenet5_half")
 def lenet5_half(input_shape: Sequence[int], num_classes: int) -> keras.Model:
     """LeNet-5-Half: the paper's student for MNIST and Fashion-MNIST."""
     return lenet5(input_shape, num_classes, width=0.5, name="lenet5_half")

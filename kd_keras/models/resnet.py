@@ -7,6 +7,8 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from kd_keras.models.base import MODELS
+
 from kd_keras.errors import ConfigError
 
 
@@ -39,11 +41,13 @@ def cifar_resnet(depth: int, input_shape: Sequence[int], num_classes: int) -> ke
     return keras.Model(inputs, outputs, name=f"resnet{depth}")
 
 
+@MODELS.register("resnet20")
 def resnet20(input_shape: Sequence[int], num_classes: int) -> keras.Model:
     """ResNet-20: the paper's CIFAR-100 student."""
     return cifar_resnet(20, input_shape, num_classes)
 
 
+@MODELS.register("resnet32")
 def resnet32(input_shape: Sequence[int], num_classes: int) -> keras.Model:
     """ResNet-32: the paper's CIFAR-100 teacher."""
     return cifar_resnet(32, input_shape, num_classes)

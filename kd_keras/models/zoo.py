@@ -9,12 +9,14 @@ built-in preprocessing expects that. The head is a linear layer of the right cla
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Sequence
 
 import keras
 
 from kd_keras.errors import ConfigError
+from kd_keras.models.base import MODELS
 
 # name -> (keras.applications constructor, minimum side, expects pixels in [0, 255])
 APPLICATIONS = {
@@ -50,6 +52,10 @@ def application(name: str, input_shape: Sequence[int], num_classes: int) -> kera
         input_shape=(*side, 3), include_top=False, weights=None, pooling="avg")
     outputs = keras.layers.Dense(num_classes, name="logits")(backbone(x))
     return keras.Model(inputs, outputs, name=name)
+
+
+for _name in APPLICATIONS:
+    MODELS.register(_name, functools.partial(application, _name))
 
 
 def from_file(path: str, input_shape: Sequence[int], num_classes: int) -> keras.Model:

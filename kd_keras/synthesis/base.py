@@ -18,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras.errors import ConfigError
+from kd_keras.registry import Registry
 
-_REGISTRY: dict[str, type["Synthesizer"]] = {}
+GENERATORS = Registry("synthesizer")
 REAL = "real"  # the real images themselves: a source, not a generator
 SPLITS = ("paper", "even")  # how M is divided when no shares are given
 
@@ -113,28 +114,18 @@ class Synthesizer(abc.ABC):
 
 
 def register(name: str) -> Callable[[type[Synthesizer]], type[Synthesizer]]:
-    """Class decorator adding a :class:`Synthesizer` to the registry under ``name``."""
-
-    def add(cls: type[Synthesizer]) -> type[Synthesizer]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"a synthesizer named {name!r} is registered already")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return add
+    """Class decorator adding a :class:`Synthesizer` to :data:`GENERATORS` as ``name``."""
+    return GENERATORS.register(name)
 
 
 def names() -> tuple[str, ...]:
     """The registered generator names."""
-    return tuple(sorted(_REGISTRY))
+    return tuple(GENERATORS.names())
 
 
 def build(name: str, config) -> Synthesizer:
     """The generator registered as ``name``, built from ``config``."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown synthesizer {name!r}; registered: {', '.join(names())}")
-    return _REGISTRY[name](config)
+    return GENERATORS.lookup(name)(config)
 
 
 def parse_sources(text: str) -> dict[str, Optional[float]]:
@@ -149,7 +140,7 @@ def parse_sources(text: str) -> dict[str, Optional[float]]:
             continue
         name, _, share_text = item.partition(":")
         name = name.strip()
-        if name != REAL and name not in _REGISTRY:
+        if name != REAL and name not in GENERATORS:
             raise ConfigError(f"synthesis.sources: unknown source {name!r}; use real and "
                               f"registered generators ({', '.join(names())})")
         if name in sources:

@@ -7,6 +7,7 @@ Back ends know transport only; batching, budget, retries, validation and caching
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import http.client
 import json
@@ -22,6 +23,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from kd_keras.errors import BadAnswerError, Interrupted, TeacherError, TransientTeacherError
+from kd_keras.registry import Registry
 
 # Set when the user interrupts the run (Ctrl-C): requests in flight are aborted and no
 # new one starts. See :func:`cancel_requests`.
@@ -88,6 +90,21 @@ except ImportError:  # pragma: no cover - orjson is a dependency, json is the fa
 
     loads = json.loads
     JSONDecodeError = (json.JSONDecodeError, UnicodeDecodeError)
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendOptions:
+    """What a ``--teacher`` spec string leaves to flags: the bearer token's environment
+    variable, the per-request deadline and the signature to call."""
+
+    token_env: Optional[str] = None
+    timeout: float = 30.0
+    signature_name: Optional[str] = None
+
+
+# Teacher protocols by the spec's scheme (``http``, ``grpc``, ``savedmodel`` …): each maps
+# ``(spec, BackendOptions) -> Backend``. A new protocol is one module registering here.
+PROTOCOLS = Registry("teacher protocol", error=TeacherError)
 
 
 class Backend:
@@ -460,3 +477,14 @@ def _error_detail(body: bytes) -> str:
         return str(loads(body)["error"])[:500]
     except (ValueError, KeyError, TypeError, *JSONDecodeError):
         return body[:200].decode("utf-8", "replace") or "(empty body)"
+
+
+PROTOCOLS.register("savedmodel", lambda spec, o: SavedModelBackend(
+    spec.partition(":")[2], o.signature_name or "serving_default"))
+PROTOCOLS.register("keras", lambda spec, o: KerasBackend(spec.partition(":")[2]))
+for _scheme in ("http", "https"):
+    PROTOCOLS.register(_scheme, lambda spec, o: HttpBackend(
+        spec, token_env=o.token_env, timeout=o.timeout, signature_name=o.signature_name))
+for _scheme in ("grpc", "grpcs"):
+    PROTOCOLS.register(_scheme, lambda spec, o: GrpcBackend(
+        spec, token_env=o.token_env, timeout=o.timeout, signature_name=o.signature_name))
