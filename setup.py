@@ -9,7 +9,7 @@ INSTALL_REQUIRES = [
     "tensorflow==2.21.0",
     "tf-keras==2.21.0",
     "tensorflow-probability==0.25.0",
-    "keras>=3.10,<4",
+    "keras==3.15.1",  # measured with kd_keras/_compat.py's internals (tests/test_compat.py)
     "tensorflow-datasets>=4.9,<5",
     "absl-py>=2.1",
     "ml-collections>=1.0",
@@ -26,7 +26,10 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["kd_keras", "kd_keras.*", "bin", "configs"]),
+    # Only kd_keras at the top level; the repository's configs/ ship as kd_keras.configs
+    # (named from any folder: --config=fashion_mnist:quick); bin/ stays in the repository.
+    packages=find_packages(include=["kd_keras", "kd_keras.*"]) + ["kd_keras.configs"],
+    package_dir={"kd_keras.configs": "configs"},
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "test": ["pytest>=8"],
@@ -34,10 +37,10 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "kd-train-teacher=bin.train_teacher:entry",
-            "kd-distill=bin.distill:entry",
-            "kd-serve-teacher=bin.serve_teacher:entry",
-            "kd-label=bin.label:entry",
+            "kd-train-teacher=kd_keras.commands.train_teacher:entry",
+            "kd-distill=kd_keras.commands.distill:entry",
+            "kd-serve-teacher=kd_keras.commands.serve_teacher:entry",
+            "kd-label=kd_keras.commands.label:entry",
         ]
     },
 )

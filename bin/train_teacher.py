@@ -1,32 +1,11 @@
-"""Trains the config's teacher on its labelled data and exports it (SavedModel + .keras).
-
-  python bin/train_teacher.py --config=configs/fashion_mnist.py --workdir=runs/teacher
-"""
+"""``kd_keras.commands.train_teacher`` run from the repository (installed: ``kd-train-teacher``); see --help."""
 
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from kd_keras import cli  # noqa: E402
-
-cli.define_common_flags()
-FLAGS = cli.flags.FLAGS
-
-
-def main(argv):
-    del argv
-    from kd_keras.config import write_resolved
-    from kd_keras.strategy import get_strategy
-    from kd_keras.supervised import train_teacher
-
-    write_resolved(FLAGS.config, FLAGS.workdir, strategy=FLAGS.strategy)
-    train_teacher(FLAGS.config, FLAGS.workdir, get_strategy(FLAGS.strategy, FLAGS.heartbeat_seconds))
-
-
-def entry():
-    cli.run(main)
-
+from kd_keras.commands.train_teacher import entry  # noqa: E402
 
 if __name__ == "__main__":
     entry()

@@ -17,15 +17,39 @@ from ml_collections import config_flags  # noqa: E402
 from kd_keras.errors import Interrupted, KdKerasError  # noqa: E402
 
 
-# The configs/ folder next to kd_keras/ (in the source tree, or installed beside it).
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+def _config_dir() -> str:
+    """The shipped configs: installed as the package ``kd_keras.configs``, or the
+    repository's ``configs/`` folder beside ``kd_keras/``."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("kd_keras.configs")
+    except ImportError:
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return list(spec.submodule_search_locations)[0]
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+CONFIG_DIR = _config_dir()
+
+
+def resolve_config_arg(value: str) -> str:
+    """``--config`` may name a shipped config (``fashion_mnist:quick``) from any folder:
+    a name without a path or ``.py`` that is no file here becomes CONFIG_DIR/NAME.py."""
+    name, sep, variant = value.partition(":")
+    if ("/" in name or os.sep in name or name.endswith(".py") or os.path.exists(name)
+            or not os.path.exists(os.path.join(CONFIG_DIR, name + ".py"))):
+        return value
+    return os.path.join(CONFIG_DIR, name + ".py") + sep + variant
 
 
 def define_common_flags(default_config: str = "fashion_mnist.py") -> None:
     """``--config`` (ml_collections file, overridable as --config.a.b=v) and ``--workdir``."""
     config_flags.DEFINE_config_file(
         "config", os.path.join(CONFIG_DIR, default_config),
-        "Experiment config file, optionally FILE:VARIANT (e.g. configs/fashion_mnist.py:quick); "
+        "Experiment config file, optionally FILE:VARIANT (e.g. configs/fashion_mnist.py:quick), "
+        "or a shipped config by name from any folder (e.g. fashion_mnist:quick); "
         "any field can be overridden, e.g. --config.student.epochs=5.", lock_config=True)
     flags.DEFINE_string("workdir", None, "Folder for every output of the run.", required=True)
     flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "multi_worker", "default"],
@@ -86,6 +110,8 @@ def _parse_or_exit(argv: list) -> list:
     an unknown variant or a field typo is one ``error:`` line, not a traceback. Returns the
     arguments left after the flags."""
     app.define_help_flags()
+    argv = [f"--config={resolve_config_arg(a[len('--config='):])}" if a.startswith("--config=")
+            else a for a in argv]
     try:
         remaining = flags.FLAGS(argv)
         if "config" in flags.FLAGS:

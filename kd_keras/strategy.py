@@ -8,6 +8,7 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
+from kd_keras import _compat
 from kd_keras.errors import ConfigError
 
 STRATEGIES = ("mirrored", "multi_worker", "default")
@@ -48,20 +49,13 @@ def configure_heartbeat(heartbeat_seconds: float) -> None:
     worker that really died is still found, ``heartbeat_seconds`` later."""
     if not heartbeat_seconds > 0:
         raise ConfigError(f"heartbeat_seconds must be > 0, got {heartbeat_seconds}")
-    # Internal modules: TF has no public setter for the coordination service.
-    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
-    from tensorflow.python.distribute import multi_worker_util
-    from tensorflow.python.eager import context
-
     cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     spec = cluster.cluster_spec()
-    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
-            for job in ("chief", "worker") if job in spec.jobs]
-    if cluster.task_type not in ("chief", "worker") or context.context().coordination_service:
-        return  # not a task the strategy coordinates, or already configured
-    context.context().configure_coordination_service(
-        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
-        coordinated_jobs=jobs, heartbeat_timeout_in_ms=int(heartbeat_seconds * 1000))
+    if cluster.task_type not in ("chief", "worker"):
+        return  # not a task the strategy coordinates
+    _compat.configure_coordination_service(
+        spec, [job for job in ("chief", "worker") if job in spec.jobs],
+        int(heartbeat_seconds * 1000))
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -92,8 +86,6 @@ def chief_watch(strategy: tf.distribute.Strategy,
     """
     if is_chief(strategy) or not in_multi_worker_mode(strategy):
         return None
-    from tensorflow.python.eager import context  # TF's own peer check (what MWMS uses)
-
     jobs = strategy.cluster_resolver.cluster_spec().jobs
     task = f"/job:{'chief' if 'chief' in jobs else 'worker'}/replica:0/task:0"
     last = [float("-inf")]
@@ -102,8 +94,7 @@ def chief_watch(strategy: tf.distribute.Strategy,
         if time.monotonic() - last[0] < every_seconds:
             return
         try:
-            context.context().check_collective_ops_peer_health(
-                task, timeout_in_ms=int(every_seconds * 1000))
+            _compat.check_peer_health(task, int(every_seconds * 1000))
         except tf.errors.UnavailableError as e:
             message = getattr(e, "message", str(e)).strip()  # the CLI shows its first line
             raise ChiefLost(None, None, f"the chief worker {task} is gone: {message}") from None
@@ -114,10 +105,7 @@ def chief_watch(strategy: tf.distribute.Strategy,
     return check
 
 
-def in_multi_worker_mode(strategy: tf.distribute.Strategy) -> bool:
-    """Whether ``strategy`` spans more than one worker process."""
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())
+in_multi_worker_mode = _compat.in_multi_worker_mode
 
 
 class MultiWorkerFit:
@@ -131,7 +119,7 @@ class MultiWorkerFit:
     them a length-1 axis in multi-worker mode. On one device nothing changes.
     """
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):  # _compat.SYMBOLIC_BUILD
         if self.built and (self.optimizer is None or self.optimizer.built):
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
