@@ -9,7 +9,7 @@ CONFIG ?= configs/fashion_mnist.py:quick
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install data demo test bench clean
+.PHONY: install data demo test quick bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: install data
 
 test: install data
 	$(PY) -m pytest -q tests
+
+# The quick tier for an inner loop (about a minute): everything but the tests marked slow.
+quick: install data
+	$(PY) -m pytest -q -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) runs

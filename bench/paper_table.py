@@ -7,7 +7,7 @@ JSONL file as it finishes, so a long benchmark survives interruptions (rerun to 
 
 Rows: student_alone (N real images, true labels), standard_kd (N real, teacher labels),
 real_mixup, real_cvae, fsbbt (real + MixUp + CVAE), upper_bound (all labelled training
-images, true labels), fsbbt_M<count> (FS-BBT with M = count synthetic images), and
+images, true labels), default (the config's own defaults, nothing changed), fsbbt_M<count> (FS-BBT with M = count synthetic images), and
 <row>@<variant>[+<variant>...] to run a row with named sets of extra overrides (see
 VARIANTS; ``B10000`` is a training budget of 10,000 answers). One teacher is trained (or
 reused) under WORKROOT and every run shares one answer cache. ``--answers=topk|label``
@@ -118,6 +118,8 @@ def row_overrides(row: str) -> tuple[list[str], str | None]:
     if base.startswith("fsbbt_M"):
         return _merge(PAPER_METHOD, ROWS["fsbbt"], [f"synthesis.num_synthetic={int(base[7:])}"],
                       extra), None
+    if base == "default":  # the config's own defaults, as a user runs it
+        return extra, None
     if base not in ROWS:
         raise ValueError(f"unknown row {row!r}")
     return _merge(PAPER_METHOD, ROWS[base], extra), ("ALL" if base == "upper_bound" else None)

@@ -1,7 +1,8 @@
 """MNIST, the paper's setting: LeNet-5 -> LeNet-5-Half, N = 2,000, M = 24,000.
 
-Reads IDX files from $KD_KERAS_MNIST_DIR (or --config.data.data_dir); ``tfds:mnist:train``
-works too where TFDS can download.
+Reads IDX files from $KD_KERAS_MNIST_DIR (or --config.data.data_dir), or else the shared
+``../shared/data/mnist/{train,test}.npz`` beside the repository, with no flag needed;
+``tfds:mnist:train`` works too where TFDS can download.
 """
 
 from kd_keras.config import base_config, select

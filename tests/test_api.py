@@ -45,6 +45,7 @@ class _Count(keras.callbacks.Callback):
         self.epochs += 1
 
 
+@pytest.mark.slow
 def test_api_end_to_end_with_a_served_teacher_and_a_folder_of_mixed_photos(tmp_path):
     """A keras.applications student, an RGB folder of mixed sizes, a REST teacher."""
     rng = np.random.default_rng(0)

@@ -83,6 +83,7 @@ def test_mlp_is_the_papers_dense_cvae():
     assert not any(isinstance(l, keras.layers.Conv2D) for l in model.decoder.layers)
 
 
+@pytest.mark.slow
 def test_an_interrupted_cvae_resumes_from_its_last_epoch(idx_dir, tmp_path, monkeypatch):
     from kd_keras import data
     from kd_keras.distill.run import run_fsbbt

@@ -137,6 +137,7 @@ class _Epochs(keras.callbacks.Callback):
         self.seen.append(epoch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("selection", ["random", "uncertainty"])
 def test_resume_after_crash_sends_no_new_queries(idx_dir, tmp_path, selection):
     config = tiny_config(idx_dir)
@@ -181,6 +182,7 @@ def test_wrong_image_shape_is_a_clear_error(idx_dir, tmp_path):
     assert teacher.stats.requests == 0
 
 
+@pytest.mark.slow
 def test_label_only_teacher_with_hard_loss(idx_dir, tmp_path):
     config = tiny_config(idx_dir)
     config.query.output = "label"
@@ -196,6 +198,7 @@ def test_label_only_teacher_with_hard_loss(idx_dir, tmp_path):
     assert 395 <= report["teacher_queries"] + report["teacher_cache_hits"] <= 400
 
 
+@pytest.mark.slow
 def test_distill_command_end_to_end(idx_dir, tmp_path):
     workdir = tmp_path / "run"
     proc = run_command("distill.py", "--config=configs/fashion_mnist.py:paper,quick",
@@ -319,6 +322,7 @@ def finish_two_workers(procs, tmp_path) -> None:
         assert "done: student_accuracy" in open(tmp_path / f"w{i}.log").read(), worker_logs(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("share", ["cache", "shared_dir"])
 def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_workers):
     """MultiWorkerMirroredStrategy over two local worker processes: the same command on
@@ -340,6 +344,7 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_wo
     np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_paused_worker_is_waited_for(tmp_path, two_workers):
     """A worker paused for 15 s mid-run (a loaded machine) is not declared dead: with TF's
     own 10 s heartbeat timeout this pause ended both workers with 'stopped sending
@@ -359,6 +364,7 @@ def test_a_paused_worker_is_waited_for(tmp_path, two_workers):
     finish_two_workers(procs, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("share", ["cache", "shared_dir"])
 def test_a_dead_chief_ends_the_waiting_worker_in_seconds(tmp_path, share, two_workers):
     """The chief hangs on a teacher that never answers, then dies: the other worker, waiting
@@ -393,6 +399,7 @@ def test_a_dead_chief_ends_the_waiting_worker_in_seconds(tmp_path, share, two_wo
         server.close()
 
 
+@pytest.mark.slow
 def test_a_lost_worker_is_one_error_line():
     from kd_keras.cli import _first_line, _lost_a_worker
     from kd_keras.errors import ConfigError
@@ -422,6 +429,7 @@ def test_budget_stops_the_run_and_keeps_what_was_paid(idx_dir, tmp_path):
     assert teacher.stats.sent <= 250 and len(cache) == teacher.stats.sent >= 100
 
 
+@pytest.mark.slow
 def test_cifar_shaped_run_with_normal_cvae(tmp_path):
     """The CIFAR path: 32x32x3 images, AlexNet-Half student, Normal-likelihood CVAE."""
     c = base_config(name="cifar_tiny", train="unused", test="unused", unlabeled="unused",
@@ -446,6 +454,7 @@ def test_cifar_shaped_run_with_normal_cvae(tmp_path):
     assert loaded.serve(tf.constant(images.images[:2])).shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_uncertainty_selection_spends_the_same_budget(idx_dir, tmp_path):
     config = tiny_config(idx_dir)
     config.synthesis.selection = "uncertainty"
@@ -549,7 +558,8 @@ def test_mixed_float16_uses_the_optimizers_loss_scaling():
             d = Distiller(student)
             d.compile(optimizer=keras.optimizers.SGD(0.5))
             before = [w.numpy().astype(np.float32) for w in student.trainable_weights]
-            d.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(64), epochs=1, verbose=0)
+            d.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(64), epochs=1, verbose=0,
+                  shuffle=False)
             after = [w.numpy().astype(np.float32) for w in student.trainable_weights]
             return d, np.concatenate([(a - b).ravel() for a, b in zip(after, before)])
         finally:
@@ -563,6 +573,7 @@ def test_mixed_float16_uses_the_optimizers_loss_scaling():
     assert 0.8 < ratio < 1.25, ratio  # the same step size, not 2**-15 of it
 
 
+@pytest.mark.slow
 def test_budget_first_plans_m_and_refuses_an_explicit_m_that_cannot_fit(idx_dir, tmp_path):
     from kd_keras.distill.run import fit_budget
 
@@ -630,6 +641,7 @@ def test_real_repeat_shows_the_real_images_more_often_for_no_answers(idx_dir, tm
     assert steps.steps == (3 * 100 + 300) // 50  # the real images three times an epoch
 
 
+@pytest.mark.slow
 def test_eval_buys_at_most_the_teacher_sample(idx_dir, tmp_path):
     config = tiny_config(idx_dir)
     config.student.epochs = 1

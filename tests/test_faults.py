@@ -229,6 +229,7 @@ def test_an_oversized_answer_is_refused():
         s.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_during_a_hung_request_stops_within_seconds(tmp_path, signum):
     hang = threading.Event()
@@ -304,6 +305,7 @@ def _open_cache_at(path: str, start: float) -> None:
         os._exit(1)
 
 
+@pytest.mark.slow
 def test_processes_opening_one_new_cache_at_once_all_succeed(tmp_path):
     """Workers of one run open the shared cache at the same instant: SQLite answered the
     switch to WAL mode 'database is locked' at once (in 19 of 30 trials of two processes
@@ -335,6 +337,7 @@ def test_a_dead_processes_claim_expires(tmp_path):
 
 
 # 6. --resume refuses a changed config.
+@pytest.mark.slow
 def test_resume_with_a_changed_config_is_one_clear_error(idx_dir, tmp_path):
     from kd_keras.distill.run import run_fsbbt
     from test_distill import tiny_config, toy_teacher
@@ -393,6 +396,7 @@ def test_a_corrupt_cache_file_is_one_clear_error(tmp_path):
         AnswerCache(str(bad))
 
 
+@pytest.mark.slow
 def test_commands_refuse_typos_with_one_line_and_buy_nothing(tmp_path):
     server = PredictServer(softmax_teacher, "toy").start()
     npz = tmp_path / "x.npz"
@@ -426,6 +430,7 @@ def test_commands_refuse_typos_with_one_line_and_buy_nothing(tmp_path):
         server.close()
 
 
+@pytest.mark.slow
 def test_label_output_folder_says_where_it_wrote(tmp_path):
     npz = tmp_path / "x.npz"
     np.savez(npz, images=images(3))
@@ -449,6 +454,7 @@ def test_label_output_folder_says_where_it_wrote(tmp_path):
     ("train_teacher.py", ["--config", "--workdir", "--strategy"]),
     ("serve_teacher.py", ["--savedmodel", "--port"]),
 ])
+@pytest.mark.slow
 def test_help_lists_every_flag_with_an_example(script, must):
     proc = run_command(script, "--help")
     for flag in must:

@@ -2,6 +2,7 @@
 and no file replaced that it did not write (issue #21, item 5 and the label findings)."""
 
 import numpy as np
+import pytest
 
 from conftest import run_command
 from kd_keras.teachers.server import PredictServer
@@ -23,6 +24,7 @@ def _one_error(proc, message):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_label_refuses_before_paying_and_replaces_only_its_own_file(tmp_path):
     npz = tmp_path / "x.npz"
     np.savez(npz, images=images(8))
@@ -54,6 +56,7 @@ def test_label_refuses_before_paying_and_replaces_only_its_own_file(tmp_path):
         server.close()
 
 
+@pytest.mark.slow
 def test_an_error_line_is_not_preceded_by_tensorflows_start_up_lines(tmp_path):
     proc = run_command("label.py", *COMMON, "--teacher=http://127.0.0.1:1/v1/models/x",
                        "--images=nosuchkind:x", f"--output={tmp_path}/o.npz",
@@ -64,6 +67,7 @@ def test_an_error_line_is_not_preceded_by_tensorflows_start_up_lines(tmp_path):
         "'fashion_mnist', 'folder', 'mnist', 'npz', 'tfds']"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     import os
     import signal

@@ -22,6 +22,7 @@ from test_faults import _reply, _Server
 from test_teachers import images, softmax_teacher
 
 
+@pytest.mark.slow
 def test_credentials_in_a_url_are_sent_as_basic_auth_and_written_nowhere(tmp_path):
     seen = []
 

@@ -61,6 +61,7 @@ def _post(host, port, body=b"", headers=None):
 AUTH = {"Authorization": "Bearer s3cret"}
 
 
+@pytest.mark.slow
 def test_malformed_requests_get_an_error_and_the_server_lives(served):
     host, port, target, proc = served
     for shape in [(2, 36), (2, 6, 6), (2, 6, 6, 1, 1), (2, 6, 6, 3)]:
@@ -91,6 +92,7 @@ def test_malformed_requests_get_an_error_and_the_server_lives(served):
     assert proc.poll() is None and len(answer.outputs) == 1
 
 
+@pytest.mark.slow
 def test_serving_beyond_loopback_without_a_token_warns(tmp_path):
     from kd_keras.export import export_classifier
     import keras

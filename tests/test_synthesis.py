@@ -91,6 +91,7 @@ def test_stage_timing_adds_up_repeated_stages(tmp_path):
     assert set(ctx.timings) == {"a", "b"} and ctx.timings["a"] >= 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(32, 32, 3), (96, 96, 3)])
 def test_generators_and_a_teacher_of_another_size_work_at_any_image_size(tmp_path, shape):
     """Colour images of two sizes through MixUp, CutMix and the CVAE, taught by a teacher

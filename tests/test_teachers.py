@@ -88,8 +88,9 @@ def test_a_budget_spent_exactly_by_concurrent_queries():
             other_reserved.set()
         return softmax_teacher(x)
 
-    t = Teacher(CallableBackend(slow_teacher), 5, cache=AnswerCache(None), budget=8,
-                batch_size=2, concurrency=1)
+    backend = CallableBackend(slow_teacher)
+    backend.concurrent = True  # two requests in flight: one of each query
+    t = Teacher(backend, 5, cache=AnswerCache(None), budget=8, batch_size=2, concurrency=2)
     first = threading.Thread(target=t.query, args=(images(4),))
     first.start()
     assert second_batch.wait(10)  # 2 of the first query's 4 images are paid, 2 in flight
@@ -278,6 +279,7 @@ def test_output_modes():
     np.testing.assert_allclose(p[0], [0.1, 0.6, 0.1, 0.1, 0.1], atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refusal", ["401", "UNAUTHENTICATED"])
 def test_token_is_sent_and_never_leaks(tmp_path, refusal, monkeypatch):
     secret = "s3cret-token-value"
@@ -308,6 +310,7 @@ def test_token_is_sent_and_never_leaks(tmp_path, refusal, monkeypatch):
         s.close()
 
 
+@pytest.mark.slow
 def test_savedmodel_and_keras_backends_and_serve_command(tmp_path, tls_files):
     cert, key = tls_files
     import keras

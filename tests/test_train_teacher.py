@@ -2,12 +2,14 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from conftest import run_command
 from kd_keras.data import load
 from kd_keras.export import load_serving
 
 
+@pytest.mark.slow
 def test_train_teacher_command_exports_a_serving_savedmodel(idx_dir, tmp_path):
     workdir = str(tmp_path / "run")
     proc = run_command("train_teacher.py", "--config=configs/fashion_mnist.py:quick",
@@ -28,6 +30,7 @@ def test_train_teacher_command_exports_a_serving_savedmodel(idx_dir, tmp_path):
     assert abs(float(np.mean(np.argmax(predict(test.images), 1) == test.labels)) - acc) < 1e-6
 
 
+@pytest.mark.slow
 def test_train_teacher_missing_data_is_one_clear_line(tmp_path):
     proc = run_command("train_teacher.py", "--config=configs/fashion_mnist.py:quick",
                        f"--config.data.data_dir={tmp_path}", f"--workdir={tmp_path}/w",
