@@ -149,6 +149,8 @@ def main(argv):
     if FLAGS.answers != "probs":
         teacher_model = _answer_only_teacher(teacher_model, FLAGS.answers)
         answer_overrides = [f"query.output={FLAGS.answers}"]
+    teacher_acc = teacher_test_accuracy(os.path.join(teacher_dir, "teacher"))
+    print(f"bench: teacher accuracy on the whole test set {teacher_acc:.4f}", flush=True)
     done = done_runs(FLAGS.out)
     for seed in map(int, FLAGS.seeds):
         for row in FLAGS.rows:
@@ -176,6 +178,7 @@ def main(argv):
             report = json.load(open(os.path.join(workdir, "report.json")))
             record = {"command": "python " + " ".join(sys.argv), "config": FLAGS.config,
                       "row": row, "seed": seed, "answers": FLAGS.answers,
+                      "teacher_test_accuracy": teacher_acc,
                       "overrides": _merge(overrides, answer_overrides, FLAGS.overrides), "report": report, "finished": time.strftime("%Y-%m-%d %H:%M"),
                       "seconds": round(time.time() - start, 1)}
             with open(FLAGS.out, "a") as f:
@@ -215,14 +218,35 @@ def _answer_only_teacher(path: str, answers: str, k: int = 5) -> str:
     return out
 
 
-def _train_spec() -> str:
+def _config():
     import importlib.util
 
     path, _, variant = FLAGS.config.partition(":")
     spec = importlib.util.spec_from_file_location("bench_config", os.path.join(ROOT, path))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config(variant or None).data.train
+    return module.get_config(variant or None)
+
+
+def _train_spec() -> str:
+    return _config().data.train
+
+
+def teacher_test_accuracy(savedmodel: str) -> float:
+    """The teacher's accuracy on the config's whole test set, measured in this process (no
+    answers are bought: the bench owns the teacher), so shares of the teacher are exact."""
+    import numpy as np
+
+    from kd_keras import data
+    from kd_keras.teachers import SavedModelBackend
+
+    config = _config()
+    test = data.load(config.data.test, config.data.image_shape,
+                     data_dir=config.data.data_dir or None)
+    backend = SavedModelBackend(savedmodel)
+    predictions = np.concatenate([np.asarray(backend.predict(test.images[i:i + 1000])).argmax(1)
+                                  for i in range(0, len(test), 1000)])
+    return float(np.mean(predictions == test.labels))
 
 
 if __name__ == "__main__":
