@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from kd_keras import data
 from kd_keras.config import base_config
-from kd_keras.errors import ConfigError, DataError
+from kd_keras.errors import DataError
 from kd_keras.teachers import Teacher, make_teacher
 
 Images = Union[str, np.ndarray, tf.data.Dataset, data.ImageSet]
@@ -127,11 +127,9 @@ def distill_student(student: Union[str, keras.Model], teacher: Teacher, images: 
             config.synthesis.num_synthetic, config.synthesis.fixed_count = int(num_synthetic), True
         if budget is not None:
             config.query.budget = int(budget)
-            teacher.budget = int(budget)
-    if isinstance(student, keras.Model):
-        out = student.output_shape[-1]
-        if out != teacher.num_classes:
-            raise ConfigError(f"the student answers {out} classes, the teacher {teacher.num_classes}")
+    if budget is not None and budget != teacher.budget:
+        teacher = teacher.fork(budget)  # the same teacher and cache; the caller's is unchanged
+    if isinstance(student, keras.Model):  # its class count is checked with the run's
         strategy = strategy or tf.distribute.get_strategy()
     eval_set = None
     if eval_images is not None:

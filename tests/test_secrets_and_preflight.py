@@ -136,3 +136,15 @@ def test_the_lower_budget_of_connect_and_distill_student_wins(idx_dir, tmp_path)
                                       workdir=str(tmp_path / "w"), budget=400)
     assert result.report["budget"] == 150 and result.report["teacher_queries"] <= 150
     assert config.to_dict() == before  # the caller's config is unchanged
+
+
+def test_distill_student_leaves_the_callers_teacher_as_it_was(idx_dir, tmp_path):
+    import kd_keras
+
+    config = tiny_config(idx_dir)
+    config.synthesis.sources, config.student.epochs = "real,mixup", 1
+    teacher = kd_keras.connect(toy_teacher, num_classes=10)
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir)
+    result = kd_keras.distill_student("lenet5_half", teacher, unlabeled, config=config,
+                                      workdir=str(tmp_path / "w"), budget=200)
+    assert teacher.budget is None and result.report["teacher_queries"] <= 200
