@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/demo
-CONFIG ?= configs/fashion_mnist.py:quick
+CONFIG ?= configs/fashion_mnist.py:demo
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 export TF_CPP_MIN_LOG_LEVEL := 2
 

@@ -22,10 +22,11 @@ def load(name, variant=None):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_configs_name_real_models_and_a_quick_variant(name):
-    paper, quick = load(name), load(name, "quick")
-    for c in (paper, quick):
+    paper, quick, demo = load(name), load(name, "quick"), load(name, "demo")
+    for c in (paper, quick, demo):
         assert models.is_known(c.teacher.model) and models.is_known(c.student.model)
         check_config(c)
+    assert demo.student.epochs == 0 and demo.synthesis.num_synthetic <= 20000
     assert 0 < quick.student.epochs < 50  # the others: 0 (auto, at least 50) or 50
     assert quick.synthesis.num_synthetic <= paper.synthesis.num_synthetic
     with pytest.raises(ValueError, match="unknown config variant"):
