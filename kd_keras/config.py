@@ -205,7 +205,7 @@ def make_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     (teacher training included), our defaults at a 22,000-answer budget."""
     c.name += "_demo"
     c.teacher.epochs = 5
-    c.synthesis.num_synthetic = 20000
+    c.synthesis.num_synthetic = min(c.synthesis.num_synthetic, 20000)
     c.student.epochs = 0  # auto: 50 epochs here
     return c
 
