@@ -12,148 +12,172 @@ from typing import Sequence
 import ml_collections
 
 from kd_keras.errors import ConfigError
+from kd_keras.validation import (Choice, Model, Number, SelectionGenerators, Setting, Shape,
+                                  Sources, Text)
+
+
+# Every setting: its default, what it allows and a line of doc, in one row. REQUIRED
+# defaults come from the data set's config file (the arguments of base_config). Numbers in
+# docs link to the measured rows (docs/RESULTS.md), so they never go stale here.
+REQUIRED = object()
+R = "docs/RESULTS.md"
+SETTINGS: tuple[Setting, ...] = (
+    Setting("name", REQUIRED, Text(), "the run's name (variants append to it)"),
+    Setting("seed", 0, Number(low=0, integer=True), "draws the few-shot set, inits, mixes"),
+    Setting("data.train", REQUIRED, Text(), "labelled data the teacher is trained on"),
+    Setting("data.test", REQUIRED, Text(), "evaluation only: never used to train or select"),
+    Setting("data.unlabeled", REQUIRED, Text(), "the user's few unlabeled images (N)"),
+    Setting("data.image_shape", REQUIRED, Shape(), "(height, width, channels) of the data"),
+    Setting("data.num_classes", REQUIRED, Number(low=2, integer=True), "classes the teacher answers"),
+    Setting("data.data_dir", "", Text(), "overrides the default folder of IDX sources"),
+    Setting("teacher.model", REQUIRED, Model(), "architecture of a teacher kd_keras trains"),
+    Setting("teacher.epochs", REQUIRED, Number(low=1, integer=True), "its training epochs"),
+    Setting("teacher.batch_size", 64, Number(low=1, integer=True), "its batch size"),
+    Setting("teacher.learning_rate", 1e-3, Number(low=0, low_open=True), "its Adam rate"),
+    Setting("query.batch_size", 256, Number(low=1, integer=True), "images per teacher request"),
+    Setting("query.concurrency", 4, Number(low=1, integer=True),
+            "requests in flight at once, across everything labelled at once"),
+    Setting("query.budget", 0, Number(low=0, integer=True),
+            "most training answers ever paid (0: no limit); M shrinks to budget - N unless "
+            "synthesis.fixed_count"),
+    Setting("query.max_tries", 5, Number(low=1, integer=True), "tries per request"),
+    Setting("query.backoff_seconds", 0.5, Number(low=0), "first retry delay; doubles each try"),
+    Setting("query.timeout_seconds", 30.0, Number(low=0, low_open=True), "deadline per request"),
+    Setting("query.output", "probs", Choice(lambda: _names("outputs")),
+            "what the teacher answers: probs, logits, label or topk"),
+    Setting("query.image_shape", (), Shape(empty=True, channels=(1, 3)),
+            "the teacher's own input when it differs from the data's (images are resized); "
+            "(): the data's, or a SavedModel's signature"),
+    Setting("synthesis.sources", "real,cutmix", Sources(),
+            "'real' and registered generators, each with an optional share of M "
+            f"(real,mixup:0.8,cutmix:0.2); CutMix measured best over 3 seeds ({R}#headline)"),
+    Setting("synthesis.num_synthetic", REQUIRED, Number(low=0, integer=True),
+            "M: synthetic images of all generators"),
+    Setting("synthesis.fixed_count", False, Choice(lambda: (True, False)),
+            "True: M is exactly num_synthetic and a plan over the budget is an error"),
+    Setting("synthesis.split", "paper", Choice(lambda: _names("splits")),
+            "without shares: paper (other generators make up MixUp's dropped pairs) or even"),
+    Setting("synthesis.batch_size", 1024, Number(low=1, integer=True),
+            "synthetic images made per tf.data step"),
+    Setting("synthesis.grid_size", 8, Number(low=1, integer=True),
+            "TensorBoard image grids are grid_size x grid_size"),
+    Setting("synthesis.selection", "random", Choice(lambda: _names("selections")),
+            f"which candidates to pay for: random (the paper's) or uncertainty ({R})"),
+    Setting("selection.pool_factor", 3.0, Number(low=1), "candidates drawn per image paid for"),
+    Setting("selection.warmup", 0.5, Number(low=0, high=1, high_open=True),
+            "share of the images picked at random first"),
+    Setting("selection.probe_epochs", 5, Number(low=1, integer=True),
+            "epochs of the probe student that scores candidates"),
+    Setting("selection.generators", "mixup", SelectionGenerators(),
+            "generators selection chooses among: names or 'all'"),
+    Setting("mixup.alpha", 1.0, Number(low=0, low_open=True), "lambda ~ Beta(alpha, alpha)"),
+    Setting("mixup.decimals", 2, Number(low=0, integer=True), "lambda rounded to these decimals"),
+    Setting("mixup.low", 0.05, Number(low=0, high=1), "lambda <= low: a near-copy, dropped"),
+    Setting("mixup.high", 0.95, Number(low=0, high=1), "lambda >= high: a near-copy, dropped"),
+    Setting("cutmix.alpha", 1.0, Number(low=0, low_open=True), "box area share ~ Beta(alpha, alpha)"),
+    Setting("cutmix.low", 0.05, Number(low=0, high=1), "boxes covering <= low are redrawn"),
+    Setting("cutmix.high", 0.95, Number(low=0, high=1), "boxes covering >= high are redrawn"),
+    Setting("cvae.latent_dim", 2, Number(low=1, integer=True), "the paper's 2"),
+    Setting("cvae.architecture", "conv", Choice(lambda: ("mlp", "conv")),
+            "conv (the paper's for CIFAR) or mlp (FS-BBT's own dense CVAE, 256-128-64)"),
+    Setting("cvae.epochs", REQUIRED, Number(low=0, integer=True), "100-200 (28x28), 600 (CIFAR)"),
+    Setting("cvae.batch_size", 256, Number(low=1, integer=True), "the paper's 256"),
+    Setting("cvae.learning_rate", 1e-3, Number(low=0, low_open=True), "Adam"),
+    Setting("cvae.likelihood", "bernoulli", Choice(lambda: ("bernoulli", "normal")),
+            "per pixel: bernoulli (grey) or normal (colour)"),
+    Setting("cvae.uniform_bound", 3.0, Number(low=0, low_open=True),
+            "hybrid sampling: half N(0, I), half U(-b, b)"),
+    Setting("cvae.condition", "onehot", Choice(lambda: ("onehot", "soft")),
+            "the teacher's top-1 (the paper's) or its probabilities"),
+    Setting("cvae.steps_per_execution", 8, Number(low=1, integer=True),
+            "training steps per call into TensorFlow (speed only)"),
+    Setting("eval.teacher_sample", 1000, Number(low=0, integer=True),
+            "eval images the teacher answers for its accuracy and agreement (0: none)"),
+    Setting("eval.epoch_sample", 2000, Number(low=0, integer=True),
+            "eval images scored after every epoch in TensorBoard (no answers; 0: off)"),
+    Setting("student.model", REQUIRED, Model(), "a registered model or keras:PATH.keras"),
+    Setting("student.epochs", 0, Number(low=0, integer=True),
+            f"0: auto (50, more for a small set up to min_steps, at most 200; {R}#headline)"),
+    Setting("student.min_steps", 7900, Number(low=0, integer=True), "steps auto epochs aim for"),
+    Setting("student.batch_size", 128, Number(low=1, integer=True),
+            f"128 at twice the paper's rate: as accurate and faster ({R}#fashion_mnistplugins)"),
+    Setting("student.learning_rate", 2e-3, Number(low=0, low_open=True), "Adam"),
+    Setting("student.lr_schedule", "constant", Choice(lambda: _names("lr_schedules")),
+            "constant (the paper's) or cosine (decays to 0)"),
+    Setting("student.ema", 0.999, Number(low=0, high=1, high_open=True),
+            "weight averaging momentum (0: off); horizon cut to a quarter of a short run "
+            f"({R}#fashion_mnist-accuracy-per-paid-answer)"),
+    Setting("student.bn_batches", 200, Number(low=0, integer=True),
+            "BatchNorm statistics recomputed for the final weights over this many batches of "
+            "training images (0: never)"),
+    Setting("student.loss", "kl", Choice(lambda: _names("losses")),
+            f"soft_ce (the paper's), kl, hard_ce or smooth_ce (label-only teachers) ({R})"),
+    Setting("student.temperature", 2.0, Number(low=0, low_open=True), "for loss=kl"),
+    Setting("student.label_smoothing", 0.1, Number(low=0, high=1, high_open=True),
+            "for loss=smooth_ce"),
+    Setting("student.targets", "teacher", Choice(lambda: ("teacher", "true_labels")),
+            "true_labels: the 'student alone' reference"),
+    Setting("student.augment", "none", Choice(lambda: _names("augmentations")),
+            "label-preserving augmentation reusing each answer: none, shift or flip_shift"),
+    Setting("student.shift", 0.1, Number(low=0, high=1, high_open=True),
+            "largest shift, as a fraction of the image"),
+    Setting("student.batch_mix", "none", Choice(lambda: _names("batch_mixes")),
+            "unpaid mixes of answered images in each batch: none, mixup or cutmix"),
+    Setting("student.batch_mix_share", 0.5, Number(low=0, high=1), "share of a batch mixed"),
+    Setting("student.batch_mix_alpha", 1.0, Number(low=0, low_open=True), "mix ~ Beta(a, a)"),
+    Setting("student.real_repeat", 1, Number(low=1, integer=True),
+            "times the real images appear each epoch (answers paid once)"),
+    Setting("student.steps_per_execution", 32, Number(low=1, integer=True),
+            "training steps per call into TensorFlow (speed only)"),
+    Setting("student.jit_compile", False, Choice(lambda: (True, False)),
+            "XLA; did not help on this CPU"),
+)
+
+
+def _names(kind: str) -> tuple:
+    """The allowed values of a setting whose choices live with their code."""
+    if kind == "outputs":
+        from kd_keras.teachers.answers import OUTPUTS
+        return OUTPUTS
+    if kind == "splits":
+        from kd_keras.synthesis.base import SPLITS
+        return SPLITS
+    if kind == "selections":
+        from kd_keras.synthesis.selection import SELECTIONS
+        return SELECTIONS
+    if kind == "lr_schedules":
+        from kd_keras.distill.student import LR_SCHEDULES
+        return LR_SCHEDULES
+    if kind == "losses":
+        from kd_keras.distill.losses import loss_names
+        return loss_names()
+    from kd_keras.distill.augment import AUGMENTATIONS, BATCH_MIXES
+    return AUGMENTATIONS if kind == "augmentations" else BATCH_MIXES
 
 
 def base_config(*, name: str, train: str, test: str, unlabeled: str,
                 image_shape: Sequence[int], num_classes: int, teacher_model: str,
                 student_model: str, teacher_epochs: int, num_synthetic: int,
                 cvae_epochs: int, cvae_likelihood: str = "bernoulli") -> ml_collections.ConfigDict:
-    """The full set of settings, filled with the paper's values for one data set."""
+    """The full set of settings (:data:`SETTINGS`), with the paper's values for one data set."""
+    given = {"name": name, "data.train": train, "data.test": test, "data.unlabeled": unlabeled,
+             "data.image_shape": tuple(image_shape), "data.num_classes": num_classes,
+             "teacher.model": teacher_model, "student.model": student_model,
+             "teacher.epochs": teacher_epochs, "synthesis.num_synthetic": num_synthetic,
+             "cvae.epochs": cvae_epochs, "cvae.likelihood": cvae_likelihood}
     c = ml_collections.ConfigDict()
-    c.name = name
-    c.seed = 0
-
-    c.data = ml_collections.ConfigDict()
-    c.data.train = train            # labelled data the teacher is trained on
-    c.data.test = test              # evaluation only: never used to train or select
-    c.data.unlabeled = unlabeled    # the user's few unlabeled images (N)
-    c.data.image_shape = tuple(image_shape)
-    c.data.num_classes = num_classes
-    c.data.data_dir = ""            # overrides the default folder of IDX sources
-
-    c.teacher = ml_collections.ConfigDict()
-    c.teacher.model = teacher_model
-    c.teacher.epochs = teacher_epochs
-    c.teacher.batch_size = 64
-    c.teacher.learning_rate = 1e-3
-
-    c.query = ml_collections.ConfigDict()
-    c.query.batch_size = 256        # images per teacher request
-    c.query.concurrency = 4         # requests in flight at once (HTTP teachers)
-    # Most training answers the run may ever pay for (0 = no limit). The plan follows from
-    # it: M shrinks to budget - N unless synthesis.fixed_count.
-    c.query.budget = 0
-    c.query.max_tries = 5           # tries per request before giving up
-    c.query.backoff_seconds = 0.5   # first retry delay; doubles each try
-    c.query.timeout_seconds = 30.0
-    c.query.output = "probs"        # what the teacher answers: probs|logits|label|topk
-    # The teacher's own input (height, width, channels) when it differs from the data's:
-    # images are resized before sending. () = the data's shape, or a SavedModel's signature.
-    c.query.image_shape = ()
-
-    c.synthesis = ml_collections.ConfigDict()
-    # Which sets the student learns from: "real" and registered generators (mixup, cvae,
-    # cutmix, ...), each optionally with its share of M, e.g. "real,mixup:0.8,cutmix:0.2".
-    # Default: CutMix (with KL at T = 2, below), measured better than FS-BBT's MixUp + CVAE
-    # and our earlier default (uncertainty-selected MixUp + CVAE) over 3 seeds on
-    # Fashion-MNIST, docs/RESULTS.md.
-    c.synthesis.sources = "real,cutmix"
-    c.synthesis.num_synthetic = num_synthetic  # M: synthetic images of all generators
-    # True: M is exactly num_synthetic, and a plan over query.budget is an error (commands
-    # set it when --config.synthesis.num_synthetic is given); False: M fits the budget.
-    c.synthesis.fixed_count = False
-    # Without shares: "paper" lets the other generators make up the near-copy pairs MixUp
-    # drops (FS-BBT: CVAE images replace dropped pairs); "even" splits M evenly.
-    c.synthesis.split = "paper"
-    c.synthesis.batch_size = 1024   # synthetic images made per tf.data step
-    c.synthesis.grid_size = 8       # TensorBoard image grids are grid_size x grid_size
-    # Which synthetic images to pay for: random (the paper's) | uncertainty (a probe student
-    # picks them: better for MixUp + CVAE, worse for CutMix on Fashion-MNIST, docs/RESULTS.md).
-    c.synthesis.selection = "random"
-
-    c.selection = ml_collections.ConfigDict()  # for synthesis.selection=uncertainty
-    c.selection.pool_factor = 3.0   # candidates drawn per synthetic image paid for
-    c.selection.warmup = 0.5        # share of the images picked at random first
-    c.selection.probe_epochs = 5    # epochs of the probe student that scores candidates
-    c.selection.generators = "mixup"  # generators selection chooses among: names or "all"
-
-    c.mixup = ml_collections.ConfigDict()
-    c.mixup.alpha = 1.0             # lambda ~ Beta(alpha, alpha)
-    c.mixup.decimals = 2            # lambda is rounded to this many decimals
-    c.mixup.low = 0.05              # pairs with lambda <= low are near-copies: dropped
-    c.mixup.high = 0.95             # pairs with lambda >= high are near-copies: dropped
-
-    c.cutmix = ml_collections.ConfigDict()
-    c.cutmix.alpha = 1.0            # box area share from Beta(alpha, alpha)
-    c.cutmix.low = 0.05             # boxes covering <= low or >= high of the image are
-    c.cutmix.high = 0.95            # near-copies of one real image: redrawn
-
-    c.cvae = ml_collections.ConfigDict()
-    c.cvae.latent_dim = 2
-    # conv: convolutional (the paper's choice for CIFAR); mlp: FS-BBT's own CVAE for MNIST and
-    # Fashion-MNIST (dense 256-128-64 each way), which their configs choose.
-    c.cvae.architecture = "conv"
-    c.cvae.epochs = cvae_epochs
-    c.cvae.batch_size = 256
-    c.cvae.learning_rate = 1e-3
-    c.cvae.likelihood = cvae_likelihood  # bernoulli|normal per pixel
-    c.cvae.uniform_bound = 3.0      # hybrid sampling: half N(0, I), half U(-b, b)
-    c.cvae.condition = "onehot"     # onehot (teacher's top-1, the paper's) | soft
-    c.cvae.steps_per_execution = 8  # training steps per call into TensorFlow (speed only)
-
-    c.eval = ml_collections.ConfigDict()
-    # Student accuracy on --eval needs no answers; the teacher's accuracy and agreement come
-    # from at most this many eval images (answers counted in eval_queries; 0 = none).
-    c.eval.teacher_sample = 1000
-    # The student's accuracy on up to this many labelled eval images after every epoch, in
-    # TensorBoard (no answers bought; 0 = off). The final report uses every eval image.
-    c.eval.epoch_sample = 2000
-
-    c.student = ml_collections.ConfigDict()
-    c.student.model = student_model
-    # 0 = auto: 50 epochs, or more for a small training set, so that the student takes at
-    # least min_steps steps (at most 200 epochs). Measured at 10K answers (79 steps an
-    # epoch): 100 epochs 84.79 +- 0.06 against 50 epochs 84.70 +- 0.78 (docs/RESULTS.md).
-    # A number > 0 is used as it is.
-    c.student.epochs = 0
-    c.student.min_steps = 7900
-    # Batch 128 at twice the paper's rate (64 at 1e-3): as accurate on the mean of 3 seeds at
-    # 10K and 50K answers and about 20 % faster (docs/RESULTS.md); :paper sets 64 and 1e-3.
-    c.student.batch_size = 128
-    c.student.learning_rate = 2e-3
-    c.student.lr_schedule = "constant"  # constant (the paper's) | cosine (decays to 0)
-    # Weight averaging: 0 = off (the paper's); m in (0, 1) keeps an exponential moving
-    # average of the student's weights (Keras's optimizer ``use_ema``, momentum m) and the
-    # saved student takes the averaged weights at the end of training; the horizon
-    # 1 / (1 - m) is cut to a quarter of a short run. 0.999 measured over 3 seeds: 87.11 +-
-    # 0.24 against 86.72 +- 0.59 at 50K answers, 85.25 +- 0.14 against 84.79 +- 0.06 at 10K.
-    c.student.ema = 0.999
-    # BatchNorm students: after training, the moving statistics are recomputed for the
-    # final (averaged) weights over up to this many batches of training images (0: never).
-    # Without it a MobileNetV3-Small student answered one class at inference (issue #21).
-    c.student.bn_batches = 200
-    # soft_ce (the paper's) | kl | hard_ce | smooth_ce (label-only teachers). KL at T = 2 is
-    # the default: T = 4 was better on our LeNet-5 teacher but fell below 94 % of a held-out
-    # MLP teacher on 2 of 3 seeds at 10K answers; T = 2 kept 94.5-95.6 % there, soft CE
-    # 94.8-95.6 % but 0.5 points less at 10K on LeNet-5 (docs/RESULTS.md).
-    c.student.loss = "kl"
-    c.student.temperature = 2.0     # for loss=kl
-    c.student.label_smoothing = 0.1  # for loss=smooth_ce (top-1 class, smoothed)
-    c.student.targets = "teacher"   # teacher|true_labels ("student alone" baseline)
-    # Label-preserving augmentation reusing each image's answer: none|shift|flip_shift
-    c.student.augment = "none"
-    c.student.shift = 0.1           # largest shift, as a fraction of height and width
-    # Unpaid mixes of answered images within each batch, targets mixed alike: none|mixup|
-    # cutmix, replacing batch_mix_share of each batch, mix shares from Beta(alpha, alpha).
-    c.student.batch_mix = "none"
-    c.student.batch_mix_share = 0.5
-    c.student.batch_mix_alpha = 1.0
-    # The real images' weight: each epoch shows them this many times (answers paid once).
-    c.student.real_repeat = 1
-    # Training steps per call into TensorFlow: the same updates, less per-step overhead
-    # (measured, docs/RESULTS.md); jit_compile (XLA) did not help on this CPU.
-    c.student.steps_per_execution = 32
-    c.student.jit_compile = False
+    for setting in SETTINGS:
+        *sections, key = setting.field.split(".")
+        node = c
+        for section in sections:
+            if section not in node:
+                node[section] = ml_collections.ConfigDict()
+            node = node[section]
+        value = given.pop(setting.field, setting.default)
+        if value is REQUIRED:
+            raise ConfigError(f"base_config needs {setting.field}")
+        node[key] = value
+    assert not given, f"not settings: {sorted(given)}"
     return c
 
 

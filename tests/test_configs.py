@@ -102,3 +102,22 @@ def test_check_config_names_the_bad_setting(field, value, message):
     c[section][key] = value
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         check_config(c)
+
+
+def test_every_setting_has_its_default_check_and_doc_in_one_row():
+    from kd_keras.config import REQUIRED, SETTINGS
+
+    fields = [s.field for s in SETTINGS]
+    assert len(fields) == len(set(fields))
+    c = load("fashion_mnist")
+    flat = set()
+    stack = [("", c.to_dict())]
+    while stack:
+        prefix, d = stack.pop()
+        for k, v in d.items():
+            (stack.append((f"{prefix}{k}.", v)) if isinstance(v, dict) else flat.add(prefix + k))
+    assert flat == set(fields)  # a config holds exactly the declared settings
+    for s in SETTINGS:
+        assert s.doc.strip(), s.field
+        if s.default is not REQUIRED:
+            s.check(s.field, s.default)  # the default passes its own check

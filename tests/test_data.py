@@ -219,3 +219,37 @@ def test_nested_class_folders_complex_and_text_npz_are_clear_errors(tmp_path):
     (tmp_path / "t.npz").write_text("images,labels\n1,2\n")
     with pytest.raises(DataError, match="is not an npz archive"):
         data.load(f"npz:{tmp_path}/t.npz")
+
+
+# 7. One line instead of a traceback.
+def test_bad_data_sources_are_clear_errors(tmp_path):
+    folder = tmp_path / "imgs"
+    (folder / "cats").mkdir(parents=True)
+    (folder / "cats" / "x.png").mkdir()  # a directory with an image's name
+    with pytest.raises(DataError, match="x.png"):
+        data.load(f"folder:{folder}", (8, 8, 1))
+    np.save(tmp_path / "a.npy", np.zeros((2, 8, 8)))
+    with pytest.raises(DataError, match="not an npz"):
+        data.load(f"npz:{tmp_path}/a.npy")
+    np.savez(tmp_path / "obj.npz", images=np.array([np.zeros((8, 8)), None], dtype=object))
+    with pytest.raises(DataError, match="obj.npz"):
+        data.load(f"npz:{tmp_path}/obj.npz")
+    for bad in (np.array([0, np.nan]), np.array([0, -1])):
+        np.savez(tmp_path / "lab.npz", images=np.zeros((2, 8, 8), np.uint8), labels=bad)
+        with pytest.raises(DataError, match="labels"):
+            data.load(f"npz:{tmp_path}/lab.npz")
+
+
+def test_hidden_folders_are_not_classes_and_loose_images_do_not_vanish(tmp_path):
+    import tensorflow as tf
+
+    png = tf.io.encode_png(tf.zeros((8, 8, 1), tf.uint8)).numpy()
+    root = tmp_path / "imgs"
+    for d in ("a", "b", ".ipynb_checkpoints"):
+        (root / d).mkdir(parents=True)
+        (root / d / "1.png").write_bytes(png)
+    loaded = data.load(f"folder:{root}", (8, 8, 1))
+    assert loaded.num_classes == 2 and len(loaded) == 2
+    (root / "loose.png").write_bytes(png)
+    with pytest.raises(DataError, match="loose.png"):
+        data.load(f"folder:{root}", (8, 8, 1))

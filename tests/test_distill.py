@@ -1,3 +1,6 @@
+"""The FS-BBT run end to end: resume, errors found before paying, label-only teachers,
+budgets, selection, augmentation, mixed precision, epochs and weight averaging."""
+
 import json
 import os
 
@@ -9,94 +12,11 @@ import tensorflow as tf
 from conftest import make_images, run_command
 from kd_keras import data, models
 from kd_keras.config import base_config
-from kd_keras.distill import Distiller, kl_with_temperature, soft_cross_entropy
-from kd_keras.distill.losses import hard_cross_entropy
+from kd_keras.distill import Distiller
 from kd_keras.distill.run import run_fsbbt
 from kd_keras.distill.augment import augment_dataset
 from kd_keras.errors import BadAnswerError, ConfigError, DataError
 from kd_keras.teachers import AnswerCache, CallableBackend, Teacher
-
-PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
-LOGITS = np.array([[2.0, 1.0, 0.0], [0.0, 0.5, 1.5]], np.float32)
-
-
-def test_soft_cross_entropy_by_hand():
-    q = np.exp(LOGITS) / np.exp(LOGITS).sum(1, keepdims=True)
-    expected = -(PROBS * np.log(q)).sum(1)
-    np.testing.assert_allclose(soft_cross_entropy(PROBS, LOGITS), expected, rtol=1e-5)
-
-
-def test_kl_with_temperature_by_hand():
-    t = 4.0
-    probs, logits = PROBS.astype(np.float64), LOGITS.astype(np.float64)
-    p = probs ** (1 / t) / (probs ** (1 / t)).sum(1, keepdims=True)  # softmax(log p / T)
-    q = np.exp(logits / t) / np.exp(logits / t).sum(1, keepdims=True)
-    expected = t * t * (p * np.log(p / q)).sum(1)
-    # float32 KL of near distributions cancels: ~1e-6 absolute error, depending on the CPU.
-    np.testing.assert_allclose(kl_with_temperature(PROBS, LOGITS, t), expected, rtol=1e-5, atol=2e-6)
-    assert float(kl_with_temperature(PROBS, np.log(PROBS), 1.0)[0]) == pytest.approx(0, abs=1e-6)
-
-
-def test_hard_cross_entropy_by_hand():
-    q = np.exp(LOGITS) / np.exp(LOGITS).sum(1, keepdims=True)
-    np.testing.assert_allclose(hard_cross_entropy(PROBS, LOGITS),
-                               [-np.log(q[0, 0]), -np.log(q[1, 2])], rtol=1e-5)
-
-
-def test_smoothed_cross_entropy_by_hand():
-    """Top-1 class of the teacher, smoothed: 0.9 + 0.1/3 on it, 0.1/3 on the others."""
-    from kd_keras.distill.losses import get_loss
-
-    q = np.exp(LOGITS) / np.exp(LOGITS).sum(1, keepdims=True)
-    target = np.full((2, 3), 0.1 / 3)
-    target[0, 0] += 0.9
-    target[1, 2] += 0.9
-    loss = get_loss("smooth_ce", label_smoothing=0.1)
-    np.testing.assert_allclose(loss(PROBS, LOGITS), -(target * np.log(q)).sum(1), rtol=1e-5)
-    assert get_loss("smooth_ce", label_smoothing=0.0)(PROBS, LOGITS).numpy() == pytest.approx(
-        hard_cross_entropy(PROBS, LOGITS).numpy(), rel=1e-6)
-    with pytest.raises(ConfigError):
-        get_loss("smooth_ce", label_smoothing=1.0)
-
-
-def _train_weights(strategy, x, y):
-    keras.utils.set_random_seed(0)
-    with strategy.scope():
-        student = models.build("lenet5_half", (28, 28, 1), 10)
-        d = Distiller(student, loss="soft_ce")
-        d.compile(optimizer=keras.optimizers.SGD(0.1))
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
-    hist = d.fit(ds, epochs=2, verbose=0, shuffle=False)
-    return student.get_weights(), hist.history["loss"]
-
-
-def test_mirrored_over_two_devices_matches_one_device():
-    x, labels = make_images(128)
-    x = x[..., None].astype(np.float32) / 255
-    y = tf.nn.softmax(np.random.default_rng(0).normal(size=(128, 10)) * 3 + np.eye(10)[labels] * 3)
-    y = np.asarray(y, np.float32)
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert mirrored.num_replicas_in_sync == 2
-    w1, l1 = _train_weights(tf.distribute.get_strategy(), x, y)
-    w2, l2 = _train_weights(mirrored, x, y)
-    for a, b in zip(w1, w2):
-        np.testing.assert_allclose(a, b, atol=2e-5)
-    np.testing.assert_allclose(l1, l2, rtol=1e-4)
-    assert l1[1] < l1[0]
-
-
-def test_mirrored_on_one_device_is_the_default_strategy():
-    """With fewer than two accelerators ``mirrored`` has one device: no MirroredStrategy
-    and its per-step cost; with two or more it mirrors over them. The named strategies
-    build on any machine."""
-    from kd_keras.strategy import get_strategy
-
-    strategy = get_strategy("mirrored")
-    gpus = len(tf.config.list_logical_devices("GPU"))
-    assert isinstance(strategy, tf.distribute.MirroredStrategy) == (gpus >= 2)
-    assert strategy.num_replicas_in_sync == max(1, gpus if gpus >= 2 else 1)
-    with pytest.raises(ConfigError):
-        get_strategy("mirorred")
 
 
 W = np.random.default_rng(1).normal(size=(784, 10)).astype(np.float32)
@@ -257,166 +177,6 @@ def test_distill_command_end_to_end(idx_dir, tmp_path):
     assert "error: student.model must be one of" in typo.stderr
 
 
-def start_two_workers(idx_dir, tmp_path, *extra: str) -> list:
-    """Two local worker processes of one MultiWorkerMirroredStrategy cluster, running the
-    same distill command against an exported toy teacher; output goes to w{i}.log."""
-    import socket
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-    from kd_keras.export import export_classifier
-
-    keras.utils.set_random_seed(0)
-    export_classifier(models.build("lenet5", (28, 28, 1), 10), str(tmp_path), "teacher")
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    procs = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                                "task": {"type": "worker", "index": index}})
-        procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "bin", "distill.py"),
-             "--config=configs/fashion_mnist.py:quick", f"--config.data.data_dir={idx_dir}",
-             "--config.synthesis.num_synthetic=100", "--config.cvae.epochs=1",
-             "--config.student.epochs=2", "--unlabeled=fashion_mnist:train[:50]",
-             "--eval=fashion_mnist:test", "--strategy=multi_worker",
-             f"--teacher=savedmodel:{tmp_path}/teacher", f"--workdir={tmp_path}/w{index}", *extra],
-            env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2"), cwd=ROOT,
-            stdout=open(tmp_path / f"w{index}.log", "w"), stderr=subprocess.STDOUT))
-    return procs
-
-
-@pytest.fixture
-def two_workers(idx_dir, tmp_path):
-    """``start(*extra)`` launches two workers (:func:`start_two_workers`); whatever the test's
-    outcome, a worker still running at its end is killed (a failed test left one running
-    for its hour of --follow_seconds, and SIGTERM did not end it)."""
-    procs = []
-
-    def start(*extra: str) -> list:
-        procs.extend(start_two_workers(idx_dir, tmp_path, *extra))
-        return procs
-
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-
-
-def worker_logs(tmp_path) -> str:
-    """Both workers' output, last 3,000 characters each (one's crash ends the other)."""
-    return "\n".join(f"--- worker {i} ---\n{open(tmp_path / f'w{i}.log').read()[-3000:]}"
-                     for i in range(2))
-
-
-def finish_two_workers(procs, tmp_path) -> None:
-    """Waits for both workers; both must finish."""
-    for p in procs:
-        p.wait(timeout=600)
-    for i in range(2):
-        assert "done: student_accuracy" in open(tmp_path / f"w{i}.log").read(), worker_logs(tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("share", ["cache", "shared_dir"])
-def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_workers):
-    """MultiWorkerMirroredStrategy over two local worker processes: the same command on
-    each; only the chief queries; the other reads the shared cache, or (no shared SQLite
-    file) the training set the chief publishes in --shared_dir; weights stay in sync."""
-    finish_two_workers(two_workers(
-        f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared"),
-        tmp_path)
-    chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
-    assert chief["teacher_queries"] == 150 and chief["eval_queries"] == 200
-    assert other["teacher_queries"] == 0 and other["eval_queries"] == 0
-    assert other["teacher_cache_hits"] == (150 if share == "cache" else 0)
-    if share == "shared_dir":
-        assert not os.path.exists(tmp_path / "cache.sqlite")  # each worker kept its own
-    assert chief["student_accuracy"] == other["student_accuracy"]  # the same weights
-    test = data.load("fashion_mnist:test", data_dir=idx_dir)
-    loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
-    predictions = [m.serve(tf.constant(test.images[:16])).numpy() for m in loaded]
-    np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-6)
-
-
-@pytest.mark.slow
-def test_a_paused_worker_is_waited_for(tmp_path, two_workers):
-    """A worker paused for 15 s mid-run (a loaded machine) is not declared dead: with TF's
-    own 10 s heartbeat timeout this pause ended both workers with 'stopped sending
-    heartbeats' (as once in CI); --heartbeat_seconds (default 60) waits for it."""
-    import signal
-    import time
-
-    procs = two_workers(f"--cache={tmp_path}/cache.sqlite")
-    deadline = time.time() + 300
-    while "real images:" not in open(tmp_path / "w1.log").read():  # joined the cluster
-        running = all(p.poll() is None for p in procs)
-        assert time.time() < deadline and running, worker_logs(tmp_path)
-        time.sleep(0.05)
-    os.kill(procs[1].pid, signal.SIGSTOP)
-    time.sleep(15)
-    os.kill(procs[1].pid, signal.SIGCONT)
-    finish_two_workers(procs, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("share", ["cache", "shared_dir"])
-def test_a_dead_chief_ends_the_waiting_worker_in_seconds(tmp_path, share, two_workers):
-    """The chief hangs on a teacher that never answers, then dies: the other worker, waiting
-    for its answers (shared cache) or its training set (shared folder), ends with one error
-    line within a minute, not after --follow_seconds."""
-    import threading
-    import time
-
-    from test_faults import _Server
-
-    hang = threading.Event()
-    server = _Server(lambda handler: hang.wait(300))
-    try:
-        procs = two_workers(f"--teacher={server.url}", "--follow_seconds=600",
-                            f"--cache={tmp_path}/cache.sqlite" if share == "cache"
-                            else f"--shared_dir={tmp_path}/shared")
-        deadline = time.time() + 300
-        while not server.requests:  # the chief is stuck in its first query
-            running = all(p.poll() is None for p in procs)
-            assert time.time() < deadline and running, worker_logs(tmp_path)
-            time.sleep(0.1)
-        procs[0].kill()
-        start = time.time()
-        procs[1].wait(timeout=120)
-        assert time.time() - start < 60
-        log = open(tmp_path / "w1.log").read()
-        assert procs[1].returncode == 1 and "Traceback" not in log, worker_logs(tmp_path)
-        assert "error: lost contact with another worker (the chief worker /job:worker/" in log
-        assert "restart every worker with --resume" in log
-    finally:
-        hang.set()
-        server.close()
-
-
-@pytest.mark.slow
-def test_a_lost_worker_is_one_error_line():
-    from kd_keras.cli import _first_line, _lost_a_worker
-    from kd_keras.errors import ConfigError
-    from kd_keras.strategy import get_strategy
-
-    lost = tf.errors.UnavailableError(None, None, (
-        "{{function_node __wrapped__CollectiveBcastSend_device_/job:worker/replica:0/task:0/"
-        "device:CPU:0}} Collective ops is aborted by: Error reported from /job:worker/task:1: "
-        "The following tasks are unhealthy (stopped sending heartbeats):\n/job:worker/task:1"))
-    assert _lost_a_worker(lost) and not _lost_a_worker(tf.errors.UnavailableError(None, None, "x"))
-    assert _first_line(lost) == ("Collective ops is aborted by: Error reported from "
-                                 "/job:worker/task:1: The following tasks are unhealthy "
-                                 "(stopped sending heartbeats)")
-    with pytest.raises(ConfigError, match="heartbeat_seconds must be > 0"):
-        get_strategy("multi_worker", heartbeat_seconds=0)
-
-
 def test_budget_stops_the_run_and_keeps_what_was_paid(idx_dir, tmp_path):
     from kd_keras.errors import BudgetExceededError
 
@@ -523,24 +283,6 @@ def test_batch_mixes_mix_targets_as_they_mix_pixels(kind):
     assert untouched is batches
     with pytest.raises(ConfigError, match="student.batch_mix 'mixed'"):
         mix_batches(batches, "mixed")
-
-
-def test_a_new_loss_is_one_registered_class():
-    from kd_keras.distill import DistillationLoss, get_loss, loss_names, register_loss
-
-    @register_loss("squared_test")
-    class Squared(DistillationLoss):
-        def compute_loss(self, teacher_probs, student_logits):
-            return tf.reduce_sum((tf.nn.softmax(student_logits) - teacher_probs) ** 2, -1)
-
-    assert "squared_test" in loss_names()
-    loss = get_loss("squared_test")
-    q = tf.nn.softmax(LOGITS).numpy()
-    np.testing.assert_allclose(loss(PROBS, LOGITS), ((q - PROBS) ** 2).sum(1), rtol=1e-5)
-    d = Distiller(models.build("lenet5_half", (28, 28, 1), 10), loss=loss)
-    assert d.loss_name == "squared_test"
-    with pytest.raises(ConfigError, match="temperature > 0"):
-        get_loss("kl", temperature=0.0)
 
 
 def test_mixed_float16_uses_the_optimizers_loss_scaling():

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from kd_keras import models
+from kd_keras.errors import ConfigError
 
 CASES = [("lenet5", "lenet5_half", (28, 28, 1), 10),
          ("alexnet", "alexnet_half", (32, 32, 3), 10),
@@ -63,5 +64,5 @@ def test_a_users_keras_file_as_student(tmp_path):
     model.save(tmp_path / "mine.keras")
     loaded = models.build(f"keras:{tmp_path}/mine.keras", (8, 8, 1), 4)
     assert loaded.count_params() == model.count_params()
-    with pytest.raises(Exception, match="answers 4 classes, the teacher 5"):
+    with pytest.raises(ConfigError, match="answers 4 classes, the teacher 5"):
         models.build(f"keras:{tmp_path}/mine.keras", (8, 8, 1), 5)

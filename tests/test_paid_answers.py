@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from kd_keras.errors import BadAnswerError, BudgetExceededError, TransientTeacherError
+from kd_keras.errors import (BadAnswerError, BudgetExceededError, TeacherError,
+                             TransientTeacherError)
 from kd_keras.teachers import AnswerCache, CallableBackend, Teacher
 from kd_keras.teachers.backends import HttpBackend
 from kd_keras.teachers.server import PredictServer
@@ -160,6 +161,6 @@ def test_rest_connection_refused_is_not_billed_and_a_hung_answer_is():
     server.close()  # nothing listens: the request is never delivered
     refused = Teacher(HttpBackend(url, timeout=2), 5, image_shape=SHAPE, max_tries=2,
                       backoff_seconds=0.001)
-    with pytest.raises(Exception, match="unreachable"):
+    with pytest.raises(TeacherError, match="unreachable"):
         refused.query(images(4))
     assert refused.paid == 0

@@ -15,10 +15,9 @@ from kd_keras.distill.run import run_fsbbt
 from kd_keras.errors import ConfigError, TeacherError
 from kd_keras.teachers import AnswerCache, CallableBackend, Teacher, backend_from_spec
 from kd_keras.teachers.backends import mask_secrets
-from kd_keras.teachers.server import PredictServer
 
 from test_distill import tiny_config, toy_teacher
-from test_faults import _reply, _Server
+from fake_http import _reply, _Server
 from test_teachers import images, softmax_teacher
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import zipfile
 from typing import Optional, Sequence
 
 import numpy as np
@@ -276,7 +277,7 @@ def _load_npz(path: str) -> ImageSet:
                         "save with numpy.savez(path, images=...)")
     try:
         data = np.load(path, allow_pickle=False)
-    except Exception as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"npz source: cannot read {path}: {e}") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise DataError(f"npz source: {path} is not an npz archive (a .npy array?); save "

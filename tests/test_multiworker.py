@@ -1,0 +1,217 @@
+"""Distribution: MirroredStrategy over two replicas, and MultiWorkerMirroredStrategy over
+two worker processes (in sync, paying once, a paused worker waited for, a dead chief or a
+lost worker one error line)."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import make_images
+
+from kd_keras import data, models
+from kd_keras.distill import Distiller
+from kd_keras.errors import ConfigError
+
+
+def _train_weights(strategy, x, y):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        student = models.build("lenet5_half", (28, 28, 1), 10)
+        d = Distiller(student, loss="soft_ce")
+        d.compile(optimizer=keras.optimizers.SGD(0.1))
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    hist = d.fit(ds, epochs=2, verbose=0, shuffle=False)
+    return student.get_weights(), hist.history["loss"]
+
+
+def test_mirrored_over_two_devices_matches_one_device():
+    x, labels = make_images(128)
+    x = x[..., None].astype(np.float32) / 255
+    y = tf.nn.softmax(np.random.default_rng(0).normal(size=(128, 10)) * 3 + np.eye(10)[labels] * 3)
+    y = np.asarray(y, np.float32)
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2
+    w1, l1 = _train_weights(tf.distribute.get_strategy(), x, y)
+    w2, l2 = _train_weights(mirrored, x, y)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    np.testing.assert_allclose(l1, l2, rtol=1e-4)
+    assert l1[1] < l1[0]
+
+
+def test_mirrored_on_one_device_is_the_default_strategy():
+    """With fewer than two accelerators ``mirrored`` has one device: no MirroredStrategy
+    and its per-step cost; with two or more it mirrors over them. The named strategies
+    build on any machine."""
+    from kd_keras.strategy import get_strategy
+
+    strategy = get_strategy("mirrored")
+    gpus = len(tf.config.list_logical_devices("GPU"))
+    assert isinstance(strategy, tf.distribute.MirroredStrategy) == (gpus >= 2)
+    assert strategy.num_replicas_in_sync == max(1, gpus if gpus >= 2 else 1)
+    with pytest.raises(ConfigError):
+        get_strategy("mirorred")
+
+
+def start_two_workers(idx_dir, tmp_path, *extra: str) -> list:
+    """Two local worker processes of one MultiWorkerMirroredStrategy cluster, running the
+    same distill command against an exported toy teacher; output goes to w{i}.log."""
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    from kd_keras.export import export_classifier
+
+    keras.utils.set_random_seed(0)
+    export_classifier(models.build("lenet5", (28, 28, 1), 10), str(tmp_path), "teacher")
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                                "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "bin", "distill.py"),
+             "--config=configs/fashion_mnist.py:quick", f"--config.data.data_dir={idx_dir}",
+             "--config.synthesis.num_synthetic=100", "--config.cvae.epochs=1",
+             "--config.student.epochs=2", "--unlabeled=fashion_mnist:train[:50]",
+             "--eval=fashion_mnist:test", "--strategy=multi_worker",
+             f"--teacher=savedmodel:{tmp_path}/teacher", f"--workdir={tmp_path}/w{index}", *extra],
+            env=dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2"), cwd=ROOT,
+            stdout=open(tmp_path / f"w{index}.log", "w"), stderr=subprocess.STDOUT))
+    return procs
+
+
+@pytest.fixture
+def two_workers(idx_dir, tmp_path):
+    """``start(*extra)`` launches two workers (:func:`start_two_workers`); whatever the test's
+    outcome, a worker still running at its end is killed (a failed test left one running
+    for its hour of --follow_seconds, and SIGTERM did not end it)."""
+    procs = []
+
+    def start(*extra: str) -> list:
+        procs.extend(start_two_workers(idx_dir, tmp_path, *extra))
+        return procs
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def worker_logs(tmp_path) -> str:
+    """Both workers' output, last 3,000 characters each (one's crash ends the other)."""
+    return "\n".join(f"--- worker {i} ---\n{open(tmp_path / f'w{i}.log').read()[-3000:]}"
+                     for i in range(2))
+
+
+def finish_two_workers(procs, tmp_path) -> None:
+    """Waits for both workers; both must finish."""
+    for p in procs:
+        p.wait(timeout=600)
+    for i in range(2):
+        assert "done: student_accuracy" in open(tmp_path / f"w{i}.log").read(), worker_logs(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("share", ["cache", "shared_dir"])
+def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_workers):
+    """MultiWorkerMirroredStrategy over two local worker processes: the same command on
+    each; only the chief queries; the other reads the shared cache, or (no shared SQLite
+    file) the training set the chief publishes in --shared_dir; weights stay in sync."""
+    finish_two_workers(two_workers(
+        f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared"),
+        tmp_path)
+    chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
+    assert chief["teacher_queries"] == 150 and chief["eval_queries"] == 200
+    assert other["teacher_queries"] == 0 and other["eval_queries"] == 0
+    assert other["teacher_cache_hits"] == (150 if share == "cache" else 0)
+    if share == "shared_dir":
+        assert not os.path.exists(tmp_path / "cache.sqlite")  # each worker kept its own
+    assert chief["student_accuracy"] == other["student_accuracy"]  # the same weights
+    test = data.load("fashion_mnist:test", data_dir=idx_dir)
+    loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
+    predictions = [m.serve(tf.constant(test.images[:16])).numpy() for m in loaded]
+    np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_paused_worker_is_waited_for(tmp_path, two_workers):
+    """A worker paused for 15 s mid-run (a loaded machine) is not declared dead: with TF's
+    own 10 s heartbeat timeout this pause ended both workers with 'stopped sending
+    heartbeats' (as once in CI); --heartbeat_seconds (default 60) waits for it."""
+    import signal
+    import time
+
+    procs = two_workers(f"--cache={tmp_path}/cache.sqlite")
+    deadline = time.time() + 300
+    while "real images:" not in open(tmp_path / "w1.log").read():  # joined the cluster
+        running = all(p.poll() is None for p in procs)
+        assert time.time() < deadline and running, worker_logs(tmp_path)
+        time.sleep(0.05)
+    os.kill(procs[1].pid, signal.SIGSTOP)
+    time.sleep(15)
+    os.kill(procs[1].pid, signal.SIGCONT)
+    finish_two_workers(procs, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("share", ["cache", "shared_dir"])
+def test_a_dead_chief_ends_the_waiting_worker_in_seconds(tmp_path, share, two_workers):
+    """The chief hangs on a teacher that never answers, then dies: the other worker, waiting
+    for its answers (shared cache) or its training set (shared folder), ends with one error
+    line within a minute, not after --follow_seconds."""
+    import threading
+    import time
+
+    from test_faults import _Server
+
+    hang = threading.Event()
+    server = _Server(lambda handler: hang.wait(300))
+    try:
+        procs = two_workers(f"--teacher={server.url}", "--follow_seconds=600",
+                            f"--cache={tmp_path}/cache.sqlite" if share == "cache"
+                            else f"--shared_dir={tmp_path}/shared")
+        deadline = time.time() + 300
+        while not server.requests:  # the chief is stuck in its first query
+            running = all(p.poll() is None for p in procs)
+            assert time.time() < deadline and running, worker_logs(tmp_path)
+            time.sleep(0.1)
+        procs[0].kill()
+        start = time.time()
+        procs[1].wait(timeout=120)
+        assert time.time() - start < 60
+        log = open(tmp_path / "w1.log").read()
+        assert procs[1].returncode == 1 and "Traceback" not in log, worker_logs(tmp_path)
+        assert "error: lost contact with another worker (the chief worker /job:worker/" in log
+        assert "restart every worker with --resume" in log
+    finally:
+        hang.set()
+        server.close()
+
+
+@pytest.mark.slow
+def test_a_lost_worker_is_one_error_line():
+    from kd_keras.cli import _first_line, _lost_a_worker
+    from kd_keras.errors import ConfigError
+    from kd_keras.strategy import get_strategy
+
+    lost = tf.errors.UnavailableError(None, None, (
+        "{{function_node __wrapped__CollectiveBcastSend_device_/job:worker/replica:0/task:0/"
+        "device:CPU:0}} Collective ops is aborted by: Error reported from /job:worker/task:1: "
+        "The following tasks are unhealthy (stopped sending heartbeats):\n/job:worker/task:1"))
+    assert _lost_a_worker(lost) and not _lost_a_worker(tf.errors.UnavailableError(None, None, "x"))
+    assert _first_line(lost) == ("Collective ops is aborted by: Error reported from "
+                                 "/job:worker/task:1: The following tasks are unhealthy "
+                                 "(stopped sending heartbeats)")
+    with pytest.raises(ConfigError, match="heartbeat_seconds must be > 0"):
+        get_strategy("multi_worker", heartbeat_seconds=0)
