@@ -66,6 +66,10 @@ TAG_NOTES = {
                "the convolutional one.",
 }
 TAG_NOTES.update({
+    "reproduce": "The check that the refactors of 2026-12-02 (registries, settings table, "
+                 "paid-answer ledger, BatchNorm recomputation) changed no result: our default "
+                 "and the paper's method, seed 0, against a teacher retrained on this machine "
+                 "by the same command and seed, beside the same rows of earlier sections.",
     "budget": "Budget-first runs (issue #12) against the plugins section's teacher (89.34 %): a "
               "row ending in `B<count>` ran with `--config.query.budget=<count>`, so it planned "
               "M = count - 2,000 synthetic images and paid at most <count> training answers. "

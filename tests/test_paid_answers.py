@@ -164,3 +164,20 @@ def test_rest_connection_refused_is_not_billed_and_a_hung_answer_is():
     with pytest.raises(TeacherError, match="unreachable"):
         refused.query(images(4))
     assert refused.paid == 0
+
+
+def test_labelling_an_array_copies_no_whole_set():
+    """label_arrays reads its images batch by batch: no float32 copy of all of them, and no
+    gathering of the images it does not return (issue #24, item 4)."""
+    import tracemalloc
+
+    from kd_keras.teachers.labelling import label_arrays
+
+    x = np.random.default_rng(0).random((50000, *SHAPE)).astype(np.float32)  # 7.2 MB
+    t = teacher(softmax_teacher, AnswerCache(None), batch_size=1024)
+    tracemalloc.start()
+    probs = label_arrays(x, t, "test")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_allclose(probs, softmax_teacher(x), atol=1e-5)
+    assert peak < x.nbytes / 2, peak  # a whole copy would be x.nbytes

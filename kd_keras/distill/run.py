@@ -87,7 +87,9 @@ def manifest(config, unlabeled: ImageSet, teacher: Teacher) -> dict:
     settings = _flatten({k: config.to_dict()[k] for k in MANIFEST_SECTIONS})
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()
                 if k not in MANIFEST_SKIP}
-    digest = hashlib.sha256(np.ascontiguousarray(unlabeled.images, np.float32).tobytes())
+    digest = hashlib.sha256()  # in chunks: no copy of the whole set (the same digest)
+    for i in range(0, len(unlabeled), 1024):
+        digest.update(np.ascontiguousarray(unlabeled.images[i:i + 1024], np.float32).tobytes())
     settings["unlabeled.images"] = f"{len(unlabeled)} images, sha256 {digest.hexdigest()[:16]}"
     settings["teacher"] = teacher.identity
     return settings

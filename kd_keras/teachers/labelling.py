@@ -5,6 +5,7 @@ generation and querying overlap. Every command that buys answers labels through 
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -37,14 +38,16 @@ def label_batches(images: tf.data.Dataset, teacher: Teacher, parallel: int = 2) 
 
 
 def collect(labelled: tf.data.Dataset, raised: list, total: int, what: str,
-            teacher: Teacher) -> tuple[np.ndarray, np.ndarray]:
-    """Runs the pipeline to the end, with progress, into (images, probabilities) arrays."""
+            teacher: Teacher, keep_images: bool = True) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """Runs the pipeline to the end, with progress, into (images, probabilities) arrays;
+    without ``keep_images`` the images are not gathered (None is returned for them)."""
     xs, ys, done, start, last = [], [], 0, time.time(), 0.0
     try:
         for x, y in labelled:
-            xs.append(x.numpy())
+            if keep_images:
+                xs.append(x.numpy())
             ys.append(y.numpy())
-            done += len(xs[-1])
+            done += len(ys[-1])
             if time.time() - last > 5 or done == total:
                 last = time.time()
                 print(f"{what}: {done}/{total} labelled (teacher sent {teacher.stats.sent}, "
@@ -53,16 +56,24 @@ def collect(labelled: tf.data.Dataset, raised: list, total: int, what: str,
         if raised:
             raise raised[0] from None
         raise
-    if not xs:
-        return (np.zeros((0,), np.float32), np.zeros((0, teacher.num_classes), np.float32))
-    return np.concatenate(xs), np.concatenate(ys)
+    if not ys:
+        return (np.zeros((0,), np.float32) if keep_images else None,
+                np.zeros((0, teacher.num_classes), np.float32))
+    return (np.concatenate(xs) if keep_images else None), np.concatenate(ys)
 
 
 def label_arrays(images: np.ndarray, teacher: Teacher, what: str,
                  batch_size: int = 1024) -> np.ndarray:
-    """Teacher probabilities for in-memory images, through the same pipeline."""
-    ds = tf.data.Dataset.from_tensor_slices(images.astype(np.float32)).batch(batch_size)
-    return collect(*label_batches(ds, teacher), total=len(images), what=what, teacher=teacher)[1]
+    """Teacher probabilities for in-memory images, through the same pipeline. The images
+    are read batch by batch (uint8 or float), never copied whole nor gathered again."""
+    def batches():
+        for i in range(0, len(images), batch_size):
+            yield np.asarray(images[i:i + batch_size], np.float32)
+
+    ds = tf.data.Dataset.from_generator(
+        batches, output_signature=tf.TensorSpec((None, *images.shape[1:]), tf.float32))
+    return collect(*label_batches(ds, teacher), total=len(images), what=what, teacher=teacher,
+                   keep_images=False)[1]
 
 
 def label_candidates(candidates, teacher: Teacher, what: str,
