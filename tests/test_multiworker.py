@@ -173,7 +173,7 @@ def test_a_dead_chief_ends_the_waiting_worker_in_seconds(tmp_path, share, two_wo
     import threading
     import time
 
-    from test_faults import _Server
+    from fake_http import _Server
 
     hang = threading.Event()
     server = _Server(lambda handler: hang.wait(300))
