@@ -85,8 +85,8 @@ def distill_student(student: Union[str, keras.Model], teacher: Teacher, images: 
             workdir: str, config=None, eval_images: Optional[Images] = None,
             budget: Optional[int] = None, epochs: Optional[int] = None,
             num_synthetic: Optional[int] = None, callbacks: Optional[list] = None,
-            resume: bool = False, strategy: Optional[tf.distribute.Strategy] = None
-            ) -> DistillResult:
+            resume: bool = False, strategy: Optional[tf.distribute.Strategy] = None,
+            tflite: Sequence[str] = ()) -> DistillResult:
     """Distills ``teacher`` into ``student`` from a few unlabeled ``images``.
 
     Args:
@@ -102,6 +102,7 @@ def distill_student(student: Union[str, keras.Model], teacher: Teacher, images: 
       callbacks: Keras callbacks, called during the student's training.
       resume: continue an interrupted run in ``workdir``.
       strategy: a tf.distribute strategy; a given Keras model trains where it was built.
+      tflite: TFLite students to write too (``("float", "int8")``; ``export.tflite``).
     """
     from kd_keras.distill.run import fsbbt
 
@@ -127,6 +128,8 @@ def distill_student(student: Union[str, keras.Model], teacher: Teacher, images: 
             config.synthesis.num_synthetic, config.synthesis.fixed_count = int(num_synthetic), True
         if budget is not None:
             config.query.budget = int(budget)
+        if tflite:
+            config.export.tflite = ",".join(tflite)
     if budget is not None and budget != teacher.budget:
         teacher = teacher.fork(budget)  # the same teacher and cache; the caller's is unchanged
     if isinstance(student, keras.Model):  # its class count is checked with the run's

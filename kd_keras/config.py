@@ -12,8 +12,8 @@ from typing import Sequence
 import ml_collections
 
 from kd_keras.errors import ConfigError
-from kd_keras.validation import (Choice, Model, Number, SelectionGenerators, Setting, Shape,
-                                  Sources, Text)
+from kd_keras.validation import (Choice, ExportFormats, Model, Number, SelectionGenerators,
+                                  Setting, Shape, Sources, Text)
 
 
 # Every setting: its default, what it allows and a line of doc, in one row. REQUIRED
@@ -131,6 +131,11 @@ SETTINGS: tuple[Setting, ...] = (
             "training steps per call into TensorFlow (speed only)"),
     Setting("student.jit_compile", False, Choice(lambda: (True, False)),
             "XLA; did not help on this CPU"),
+    Setting("export.tflite", "", ExportFormats(),
+            "TFLite students beside the SavedModel: '', float, int8 or float,int8 (int8: "
+            "full-integer, calibrated on the run's own training images)"),
+    Setting("export.calibration_images", 500, Number(low=1, integer=True),
+            "training images an int8 student is calibrated on"),
 )
 
 

@@ -126,6 +126,15 @@ class SelectionGenerators:
                                   f"{', '.join(synthesis.names())}; got {name!r}")
 
 
+class ExportFormats:
+    """Registered TFLite formats, comma-separated (or none)."""
+
+    def __call__(self, field: str, value) -> None:
+        from kd_keras.export.tflite import parse_formats
+
+        parse_formats(value)
+
+
 def _get(config, field: str):
     node = config
     for part in field.split("."):

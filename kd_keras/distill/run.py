@@ -21,6 +21,8 @@ from kd_keras.data import ImageSet, check_image_shape
 from kd_keras.distill.student import planned_epochs, train_student
 from kd_keras.errors import ConfigError, DataError, KdKerasError
 from kd_keras.export import export_classifier
+from kd_keras.export.tflite import FILES as TFLITE_FILES
+from kd_keras.export.tflite import check_runtime, parse_formats, tflite_report, write_tflite
 from kd_keras.strategy import chief_watch
 from kd_keras.supervised import accuracy, predict_logits
 from kd_keras.synthesis.selection import choose_and_label
@@ -31,7 +33,7 @@ from kd_keras.validation import check_config
 from kd_keras.workdir import Workdir
 
 OUTPUTS = ("student", "student.keras", "checkpoints", "report.json", "cvae.weights.h5",
-           "cvae_checkpoints",
+           "cvae_checkpoints", *TFLITE_FILES.values(),
            "selection.npz", "training_set.json", "tb")
 # Config sections the labelled training set and the student checkpoint depend on: a
 # resumed run with other values would train on a stale selection or crash.
@@ -216,12 +218,14 @@ def read_training_set(shared_dir: str, wait_seconds: float,
 
 
 def evaluate(student: keras.Model, eval_set: ImageSet, teacher: Optional[Teacher],
-             teacher_sample: int = 1000, seed: int = 0, report: Optional[dict] = None) -> dict:
+             teacher_sample: int = 1000, seed: int = 0, report: Optional[dict] = None,
+             student_out: Optional[np.ndarray] = None) -> dict:
     """Student accuracy on every eval image (no answers bought), and, with a teacher, its
     accuracy and agreement on a sample of at most ``teacher_sample`` of them (0: none).
     Results go into ``report`` (a new dict if None) as they are known, so a teacher failing
     midway leaves the student's own figures there."""
-    student_out = predict_logits(student, eval_set.images)
+    if student_out is None:  # the student's logits on every eval image
+        student_out = predict_logits(student, eval_set.images)
     report = {} if report is None else report
     report.update(n_eval=len(eval_set), eval_queries=0)
     if eval_set.labels is not None:
@@ -281,6 +285,8 @@ def preflight(config, teacher: Teacher, unlabeled: ImageSet, eval_set: Optional[
         check_image_shape(eval_set.images, shape, f"--eval {eval_set.name}")
     if config.student.targets != "true_labels":
         fit_budget(config, len(unlabeled))
+    if parse_formats(config.export.tflite):
+        check_runtime()
     if student is None:  # built once now, so a model that cannot be is found before paying
         student_check = models.build(config.student.model, shape, config.data.num_classes)
         check_student(student_check, config.data.num_classes)
@@ -334,6 +340,19 @@ def _write_report(ctx: RunContext, report: dict, start: float) -> None:
         json.dump(report, f, indent=2)
 
 
+def calibration_sample(parts: dict, count: int, seed: int) -> np.ndarray:
+    """``count`` training images drawn evenly at random across the labelled parts (for an
+    int8 student's calibration: the run's own images, no answers)."""
+    sizes = [len(x) for x, _ in parts.values()]
+    chosen = np.sort(np.random.default_rng([seed, 8]).permutation(sum(sizes))[:count])
+    out, offset = [], 0
+    for (x, _), size in zip(parts.values(), sizes):
+        here = chosen[(chosen >= offset) & (chosen < offset + size)] - offset
+        out.append(np.asarray(x[here], np.float32))
+        offset += size
+    return np.concatenate(out)
+
+
 def finish(ctx: RunContext, student: keras.Model, parts: dict, n_real: int,
            eval_set: Optional[ImageSet], eval_teacher: Optional[Teacher], start: float) -> dict:
     """Exports the student, then evaluates it and writes ``report.json``. The student is
@@ -350,11 +369,22 @@ def finish(ctx: RunContext, student: keras.Model, parts: dict, n_real: int,
               "teacher_cache_hits": teacher.stats.cache_hits, "budget": config.query.budget}
     with ctx.stage("export"):
         export_classifier(student, wd, "student")
+    student_out = predict_logits(student, eval_set.images) if eval_set is not None else None
+    formats = parse_formats(config.export.tflite)
+    if formats:
+        with ctx.stage("export_tflite"):
+            for name in formats:
+                wd.claim(TFLITE_FILES[name])
+            files = write_tflite(wd.join("student"), formats, calibration_sample(
+                parts, int(config.export.calibration_images), config.seed), wd.path)
+            report["tflite"] = tflite_report(
+                files, *((eval_set.images, eval_set.labels, student_out) if eval_set is not None
+                         else (None, None, None)))
     if eval_set is not None:
         try:
             with ctx.stage("eval"):
                 evaluate(student, eval_set, eval_teacher, config.eval.teacher_sample,
-                         config.seed, report)
+                         config.seed, report, student_out)
         except KdKerasError as e:
             report["eval_error"] = str(e)
             _write_report(ctx, report, start)
