@@ -32,15 +32,17 @@ def connect(target: Union[str, Callable[[np.ndarray], Any]], num_classes: int, *
             output: str = "probs", budget: Optional[int] = None, cache: Optional[str] = None,
             image_shape: Optional[Sequence[int]] = None, token_env: Optional[str] = None,
             signature: Optional[str] = None, timeout: float = 30.0, batch_size: int = 256,
-            concurrency: int = 4, max_tries: int = 5) -> Teacher:
+            concurrency: int = 4, max_tries: int = 5,
+            class_names: Union[str, Sequence[str], None] = None) -> Teacher:
     """A black-box teacher: a spec string (``savedmodel:DIR``, ``keras:FILE``, a TF Serving
-    REST or gRPC URL) or a Python function ``images -> answers``, with its answer cache
+    REST or gRPC URL, ``hf+https://…`` with ``class_names``: a file or the names in index
+    order) or a Python function ``images -> answers``, with its answer cache
     (an SQLite file; None keeps answers in memory) and budget (most answers ever paid).
     Built as the commands build theirs (a fixed-size SavedModel gets resized images)."""
     return make_teacher(target, num_classes, output=output, budget=budget, cache=cache,
                         image_shape=image_shape, token_env=token_env, signature=signature,
                         timeout=timeout, batch_size=batch_size, concurrency=concurrency,
-                        max_tries=max_tries)
+                        max_tries=max_tries, class_names=class_names)
 
 
 @dataclasses.dataclass

@@ -65,13 +65,18 @@ def define_teacher_flags() -> None:
     """``--teacher`` spec, what it answers, and where its bearer token lives."""
     flags.DEFINE_string("teacher", None,
                         "Teacher to query: savedmodel:DIR, keras:FILE.keras, "
-                        "http(s)://host:port/v1/models/NAME[/versions/V] (TF Serving REST), or "
-                        "grpc://host:port/models/NAME[/versions/V] (TF Serving gRPC, faster).")
+                        "http(s)://host:port/v1/models/NAME[/versions/V] (TF Serving REST), "
+                        "grpc://host:port/models/NAME[/versions/V] (TF Serving gRPC, faster), or "
+                        "hf+http(s)://HOST/models/NAME (one image per request, answers class "
+                        "names: give --teacher_classes).")
     flags.DEFINE_enum("teacher_output", None, ["probs", "logits", "label", "topk"],
                       "What the teacher answers (default: the config's query.output, probs).")
     flags.DEFINE_string("teacher_signature", None,
                         "Signature to call: for a SavedModel (default serving_default), or sent "
                         "as signature_name to a TF Serving endpoint.")
+    flags.DEFINE_string("teacher_classes", None,
+                        "File of the teacher's class names, one a line in index order, for "
+                        "teachers answering names (hf+http(s)://HOST/models/NAME).")
     flags.DEFINE_string("teacher_token_env", None,
                         "Name of an environment variable holding a bearer token for an HTTP "
                         "or gRPC teacher; the token itself never appears in logs, configs or "
@@ -79,10 +84,13 @@ def define_teacher_flags() -> None:
 
 
 def apply_teacher_flags(config) -> None:
-    """Copies --teacher_output into the config, so the resolved config records it."""
-    if flags.FLAGS.teacher_output:
-        with config.unlocked():
+    """Copies --teacher_output and --teacher_classes into the config, so the resolved
+    config records them."""
+    with config.unlocked():
+        if flags.FLAGS.teacher_output:
             config.query.output = flags.FLAGS.teacher_output
+        if flags.FLAGS.teacher_classes:
+            config.query.class_names = flags.FLAGS.teacher_classes
 
 
 def _one_line(e: BaseException) -> str:

@@ -45,6 +45,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("query.timeout_seconds", 30.0, Number(low=0, low_open=True), "deadline per request"),
     Setting("query.output", "probs", Choice(lambda: _names("outputs")),
             "what the teacher answers: probs, logits, label or topk"),
+    Setting("query.class_names", "", Text(),
+            "a file of the teacher's class names, one a line in index order, for teachers "
+            "answering names (--teacher_classes)"),
     Setting("query.image_shape", (), Shape(empty=True, channels=(1, 3)),
             "the teacher's own input when it differs from the data's (images are resized); "
             "(): the data's, or a SavedModel's signature"),

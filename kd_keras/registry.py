@@ -14,7 +14,7 @@ each other silently. A class registered gets its name as ``name``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Iterator, Optional, TypeVar
 
 from kd_keras.errors import ConfigError
 

@@ -16,7 +16,7 @@ class _Server:
                 pass
 
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.rfile_body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.requests.append(dict(self.headers))
                 handle(self)
 

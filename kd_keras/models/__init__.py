@@ -12,7 +12,7 @@ from kd_keras.models.alexnet import alexnet, alexnet_half
 from kd_keras.models.base import MODELS
 from kd_keras.models.lenet import lenet5, lenet5_half
 from kd_keras.models.resnet import resnet20, resnet32
-from kd_keras.models.zoo import APPLICATIONS, application, from_file
+from kd_keras.models.zoo import APPLICATIONS, from_file
 
 KERAS_FILE = "keras:"  # a user's own model: keras:PATH.keras
 

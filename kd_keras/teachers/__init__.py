@@ -13,10 +13,11 @@ from kd_keras.teachers.backends import (PROTOCOLS, Backend, BackendOptions, Call
                                         GrpcBackend, HttpBackend, KerasBackend,
                                         SavedModelBackend)
 from kd_keras.teachers.cache import AnswerCache, image_keys
+from kd_keras.teachers.class_names import ClassNameBackend, read_class_names
 from kd_keras.teachers.factory import backend_from_spec, make_teacher, teacher_from_config
 from kd_keras.teachers.teacher import QueryStats, Teacher
 
 __all__ = ["OUTPUTS", "PROTOCOLS", "AnswerCache", "Backend", "BackendOptions", "CallableBackend",
-           "GrpcBackend", "HttpBackend", "KerasBackend", "QueryStats", "SavedModelBackend",
-           "Teacher", "backend_from_spec", "image_keys", "make_teacher", "teacher_from_config",
-           "to_probabilities"]
+           "ClassNameBackend", "GrpcBackend", "HttpBackend", "KerasBackend", "QueryStats", "SavedModelBackend",
+           "Teacher", "backend_from_spec", "image_keys", "make_teacher", "read_class_names",
+           "teacher_from_config", "to_probabilities"]

@@ -43,6 +43,13 @@ def _topk(raw: Any, n: int, num_classes: Optional[int], tol: float) -> np.ndarra
             raise BadAnswerError("top-k answers need 'classes' and 'scores' per image") from None
     if classes is None or scores is None:
         raise BadAnswerError("top-k answers need 'classes' and 'scores'")
+    if isinstance(classes, (list, tuple)) and len({len(np.atleast_1d(c)) for c in classes}) > 1:
+        # rows of different k (a service answering "the top few"): one row at a time
+        if not isinstance(scores, (list, tuple)) or len(scores) != len(classes):
+            raise BadAnswerError("top-k classes and scores differ in length")
+        _check_rows(np.empty(len(classes)), n)
+        return np.concatenate([_topk({"classes": [c], "scores": [p]}, 1, num_classes, tol)
+                               for c, p in zip(classes, scores)])
     classes, scores = _array(classes, "top-k classes"), _array(scores, "top-k scores")
     if classes.ndim == 1:
         classes, scores = classes[:, None], scores[:, None]

@@ -100,6 +100,7 @@ class BackendOptions:
     token_env: Optional[str] = None
     timeout: float = 30.0
     signature_name: Optional[str] = None
+    class_names: tuple = ()  # for teachers answering class names (--teacher_classes)
 
 
 # Teacher protocols by the spec's scheme (``http``, ``grpc``, ``savedmodel`` …): each maps
@@ -263,11 +264,12 @@ class HttpBackend(Backend):
                                                context=ssl.create_default_context())
         return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
 
-    def _exchange(self, body: bytes) -> tuple[int, dict, bytes]:
+    def _exchange(self, body: bytes, content_type: str = "application/json"
+                  ) -> tuple[int, dict, bytes]:
         """One POST under a deadline; (status, headers, body). Aborted on deadline or Ctrl-C."""
         if CANCEL.is_set():
             raise Interrupted("interrupted before sending")
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": content_type}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         elif self._basic:
@@ -311,8 +313,8 @@ class HttpBackend(Backend):
                 _ACTIVE.discard(conn)
             conn.close()
 
-    def predict(self, images):
-        status, headers, body = self._exchange(self._body(images))
+    def check_status(self, status: int, headers: dict, body: bytes) -> None:
+        """Raises for a redirect or an HTTP error (429 and 5xx are worth another try)."""
         headers = {k.lower(): v for k, v in headers.items()}
         if 300 <= status < 400:
             raise TeacherError(f"teacher at {self.url} redirected (HTTP {status}) to "
@@ -324,6 +326,10 @@ class HttpBackend(Backend):
                 raise TransientTeacherError(message, _retry_after(headers.get("retry-after")),
                                             billed=False)  # refused with a status: no answer
             raise TeacherError(message)
+
+    def predict(self, images):
+        status, headers, body = self._exchange(self._body(images))
+        self.check_status(status, headers, body)
         try:
             answer = loads(body)
         except JSONDecodeError:

@@ -12,6 +12,7 @@ import numpy as np
 from kd_keras.errors import TeacherError
 from kd_keras.teachers.backends import PROTOCOLS, Backend, BackendOptions, CallableBackend
 from kd_keras.teachers.cache import AnswerCache
+from kd_keras.teachers.class_names import read_class_names
 from kd_keras.teachers.teacher import Teacher
 
 Target = Union[str, Callable[[np.ndarray], Any]]
@@ -29,7 +30,8 @@ def scheme(spec: str) -> str:
 
 
 def backend_from_spec(spec: str, token_env: Optional[str] = None, timeout: float = 30.0,
-                      signature_name: Optional[str] = None) -> Backend:
+                      signature_name: Optional[str] = None,
+                      class_names: Sequence[str] = ()) -> Backend:
     """The back end named by a ``--teacher`` spec string."""
     kind = scheme(spec)
     if kind not in PROTOCOLS:
@@ -38,7 +40,8 @@ def backend_from_spec(spec: str, token_env: Optional[str] = None, timeout: float
                            f"(protocols: {', '.join(PROTOCOLS.names())})")
     if "://" not in spec and os.path.isdir(spec):
         spec = f"savedmodel:{spec}"
-    return PROTOCOLS.lookup(kind)(spec, BackendOptions(token_env, float(timeout), signature_name))
+    return PROTOCOLS.lookup(kind)(spec, BackendOptions(token_env, float(timeout), signature_name,
+                                                       tuple(class_names)))
 
 
 def make_teacher(target: Target, num_classes: int, *, output: str = "probs",
@@ -46,15 +49,25 @@ def make_teacher(target: Target, num_classes: int, *, output: str = "probs",
                  image_shape: Optional[Sequence[int]] = None,
                  input_shape: Optional[Sequence[int]] = None, token_env: Optional[str] = None,
                  signature: Optional[str] = None, timeout: float = 30.0, batch_size: int = 256,
-                 concurrency: int = 4, max_tries: int = 5, backoff_seconds: float = 0.5) -> Teacher:
+                 concurrency: int = 4, max_tries: int = 5, backoff_seconds: float = 0.5,
+                 class_names: Union[str, Sequence[str], None] = None) -> Teacher:
     """A :class:`Teacher` for a spec string or a Python function ``images -> answers``.
 
     ``input_shape`` (the teacher's own image size) defaults to what the back end reports
     (a SavedModel's fixed signature), so images are resized for it the same way everywhere.
+    ``class_names`` (a file, one name a line, or the names) maps a teacher's class names to
+    indices; a back end that answers in one form (class names: top-k) sets ``output``.
     """
+    if isinstance(class_names, str):
+        class_names = read_class_names(class_names)
+    if class_names and len(class_names) != num_classes:
+        raise TeacherError(f"--teacher_classes names {len(class_names)} classes, the config "
+                           f"expects {num_classes}")
     backend = (CallableBackend(target) if callable(target) else
                backend_from_spec(target, token_env=token_env, timeout=timeout,
-                                 signature_name=signature))
+                                 signature_name=signature, class_names=class_names or ()))
+    output = getattr(backend, "answers", None) or output
+    batch_size = getattr(backend, "images_per_request", None) or batch_size
     return Teacher(backend, num_classes, output=output, image_shape=image_shape,
                    input_shape=tuple(input_shape or ()) or getattr(backend, "input_shape_hint", None),
                    cache=AnswerCache(cache), budget=budget or None, batch_size=batch_size,
@@ -67,6 +80,7 @@ def teacher_from_config(spec: Target, config, cache_path: Optional[str],
     """A :class:`Teacher` for ``spec`` with the query settings of an experiment config."""
     q = config.query
     return make_teacher(spec, config.data.num_classes, output=q.output, budget=q.budget,
+                        class_names=q.class_names or None,
                         cache=cache_path, image_shape=config.data.image_shape,
                         input_shape=q.image_shape, token_env=token_env,
                         signature=signature_name, timeout=q.timeout_seconds,
