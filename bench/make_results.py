@@ -86,6 +86,7 @@ TAG_NOTES.update({
 ROW_NAMES = {
     "student_alone": "student alone (N real, true labels)",
     "standard_kd": "standard KD (N real, teacher labels)",
+    "default": "kd_keras default (the config's own settings)",
     "real_mixup": "real + MixUp",
     "real_cvae": "real + CVAE",
     "real_cutmix": "real + CutMix (Yun et al., 2019)",
