@@ -48,6 +48,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("query.class_names", "", Text(),
             "a file of the teacher's class names, one a line in index order, for teachers "
             "answering names (--teacher_classes)"),
+    Setting("query.encoding", "none", Choice(lambda: _names("encodings")),
+            "images sent as float tensors (none) or encoded, png (lossless) or jpeg, as "
+            "TF Serving image classifiers with a string input take them; the student then "
+            "trains on the pixels the teacher decodes"),
     Setting("query.image_shape", (), Shape(empty=True, channels=(1, 3)),
             "the teacher's own input when it differs from the data's (images are resized); "
             "(): the data's, or a SavedModel's signature"),
@@ -147,6 +151,9 @@ def _names(kind: str) -> tuple:
     if kind == "outputs":
         from kd_keras.teachers.answers import OUTPUTS
         return OUTPUTS
+    if kind == "encodings":
+        from kd_keras.teachers.encoding import ENCODINGS
+        return ENCODINGS
     if kind == "splits":
         from kd_keras.synthesis.base import SPLITS
         return SPLITS

@@ -27,7 +27,7 @@ from kd_keras.strategy import chief_watch
 from kd_keras.supervised import accuracy, predict_logits
 from kd_keras.synthesis.selection import choose_and_label
 from kd_keras.teachers import Teacher
-from kd_keras.teachers.labelling import label_arrays
+from kd_keras.teachers.labelling import label_arrays, label_seen
 from kd_keras.tensorboard import SummaryLog
 from kd_keras.validation import check_config
 from kd_keras.workdir import Workdir
@@ -165,8 +165,8 @@ def build_training_set(ctx: RunContext, unlabeled: ImageSet) -> dict[str, tuple]
                          np.eye(config.data.num_classes, dtype=np.float32)[unlabeled.labels])}
     real, grid = unlabeled.images, config.synthesis.grid_size
     sources, generators, counts = plan(config, len(real))
-    with ctx.stage("label_real"):
-        real_probs = label_arrays(real, teacher, "real images")
+    with ctx.stage("label_real"):  # encoded for the teacher: the student sees its pixels
+        real, real_probs = label_seen(real, teacher, "real images")
     ctx.log.grid("samples/real", real, grid)
     for name, generator in generators.items():
         if counts[name]:

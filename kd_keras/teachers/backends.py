@@ -101,6 +101,7 @@ class BackendOptions:
     timeout: float = 30.0
     signature_name: Optional[str] = None
     class_names: tuple = ()  # for teachers answering class names (--teacher_classes)
+    encoding: str = "none"  # images sent as PNG or JPEG bytes (query.encoding)
 
 
 # Teacher protocols by the spec's scheme (``http``, ``grpc``, ``savedmodel`` …): each maps
@@ -216,7 +217,9 @@ class HttpBackend(Backend):
     concurrent = True
 
     def __init__(self, url: str, token_env: Optional[str] = None, timeout: float = 30.0,
-                 signature_name: Optional[str] = None, max_answer_bytes: int = 256 << 20):
+                 signature_name: Optional[str] = None, max_answer_bytes: int = 256 << 20,
+                 encoding: str = "none"):
+        self.encoding = encoding  # "none": float tensors; png|jpeg: {"b64": ...} instances
         self.url = url.rstrip("/")
         if ":predict" in self.url:
             self.url = self.url[: self.url.index(":predict")]
@@ -245,12 +248,16 @@ class HttpBackend(Backend):
                 netloc=parts.netloc.rpartition("@")[2])).rstrip("/")
         self.timeout, self.signature_name = float(timeout), signature_name
         self.max_answer_bytes = int(max_answer_bytes)
-        self.identity = f"http:{self.url}:{signature_name or ''}"
+        self.identity = f"http:{self.url}:{signature_name or ''}" + (
+            f":{encoding}" if encoding != "none" else "")
 
     def _body(self, images: np.ndarray) -> bytes:
         # float32 values are written in their shortest exact form: the teacher sees the
         # very pixels that the cache keys hash.
-        payload = {"instances": np.ascontiguousarray(images, np.float32)}
+        if self.encoding != "none":  # encoded bytes (Teacher.prepared), as TF Serving takes them
+            payload = {"instances": [{"b64": base64.b64encode(b).decode()} for b in images]}
+        else:
+            payload = {"instances": np.ascontiguousarray(images, np.float32)}
         if self.signature_name:
             payload["signature_name"] = self.signature_name
         return dumps(payload)
@@ -374,8 +381,10 @@ class GrpcBackend(Backend):
     concurrent = True
 
     def __init__(self, url: str, token_env: Optional[str] = None, timeout: float = 30.0,
-                 signature_name: Optional[str] = None):
+                 signature_name: Optional[str] = None, encoding: str = "none"):
         import grpc
+
+        self.encoding = encoding  # "none": a float tensor; png|jpeg: a DT_STRING tensor
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
         parts = urllib.parse.urlsplit(url)
@@ -397,7 +406,8 @@ class GrpcBackend(Backend):
         if token_env and not self._token:
             raise TeacherError(f"the teacher token variable ${token_env} is not set")
         self.timeout = timeout
-        self.identity = f"grpc:{self.url}:{signature_name or ''}"
+        self.identity = f"grpc:{self.url}:{signature_name or ''}" + (
+            f":{encoding}" if encoding != "none" else "")
         target = f"{parts.hostname}:{parts.port}"
         if parts.scheme == "grpcs":
             credentials = grpc.ssl_channel_credentials(
@@ -444,6 +454,7 @@ class GrpcBackend(Backend):
         """The signature's one input name, asked of the server once."""
         with self._lock:
             if self.input_name is None:
+                import tensorflow as tf
                 from tensorflow_serving.apis import get_model_metadata_pb2
 
                 request = get_model_metadata_pb2.GetModelMetadataRequest()
@@ -456,11 +467,20 @@ class GrpcBackend(Backend):
                     raise TeacherError(f"teacher at {self.url} has no signature "
                                        f"{self.signature_name!r} (has "
                                        f"{sorted(signatures.signature_def)})")
-                inputs = sorted(signatures.signature_def[self.signature_name].inputs)
+                signature = signatures.signature_def[self.signature_name]
+                inputs = sorted(signature.inputs)
                 if len(inputs) != 1:
                     raise TeacherError(f"teacher at {self.url} takes inputs {inputs}; name the "
                                        "image input with ?input=NAME in the teacher spec")
                 self.input_name = inputs[0]
+                takes_bytes = signature.inputs[inputs[0]].dtype == tf.string.as_datatype_enum
+                if takes_bytes and self.encoding == "none":
+                    raise TeacherError(f"teacher at {self.url} takes encoded images (a string "
+                                       "input): set --config.query.encoding=png (lossless) or "
+                                       "jpeg")
+                if not takes_bytes and self.encoding != "none":
+                    raise TeacherError(f"teacher at {self.url} takes float images, not encoded "
+                                       "ones: set --config.query.encoding=none")
             return self.input_name
 
     def predict(self, images):
@@ -469,7 +489,10 @@ class GrpcBackend(Backend):
 
         request = predict_pb2.PredictRequest()
         self._spec(request)
-        request.inputs[self._input_key()].CopyFrom(
+        key = self._input_key()
+        request.inputs[key].CopyFrom(
+            tf.make_tensor_proto(list(images), dtype=tf.string, shape=[len(images)])
+            if self.encoding != "none" else
             tf.make_tensor_proto(np.ascontiguousarray(images, np.float32)))
         outputs = self._call(self._stub.Predict, request).outputs
         if not outputs:
@@ -490,7 +513,9 @@ PROTOCOLS.register("savedmodel", lambda spec, o: SavedModelBackend(
 PROTOCOLS.register("keras", lambda spec, o: KerasBackend(spec.partition(":")[2]))
 for _scheme in ("http", "https"):
     PROTOCOLS.register(_scheme, lambda spec, o: HttpBackend(
-        spec, token_env=o.token_env, timeout=o.timeout, signature_name=o.signature_name))
+        spec, token_env=o.token_env, timeout=o.timeout, signature_name=o.signature_name,
+        encoding=o.encoding))
 for _scheme in ("grpc", "grpcs"):
     PROTOCOLS.register(_scheme, lambda spec, o: GrpcBackend(
-        spec, token_env=o.token_env, timeout=o.timeout, signature_name=o.signature_name))
+        spec, token_env=o.token_env, timeout=o.timeout, signature_name=o.signature_name,
+        encoding=o.encoding))

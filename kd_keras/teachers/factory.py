@@ -31,7 +31,7 @@ def scheme(spec: str) -> str:
 
 def backend_from_spec(spec: str, token_env: Optional[str] = None, timeout: float = 30.0,
                       signature_name: Optional[str] = None,
-                      class_names: Sequence[str] = ()) -> Backend:
+                      class_names: Sequence[str] = (), encoding: str = "none") -> Backend:
     """The back end named by a ``--teacher`` spec string."""
     kind = scheme(spec)
     if kind not in PROTOCOLS:
@@ -40,8 +40,12 @@ def backend_from_spec(spec: str, token_env: Optional[str] = None, timeout: float
                            f"(protocols: {', '.join(PROTOCOLS.names())})")
     if "://" not in spec and os.path.isdir(spec):
         spec = f"savedmodel:{spec}"
-    return PROTOCOLS.lookup(kind)(spec, BackendOptions(token_env, float(timeout), signature_name,
-                                                       tuple(class_names)))
+    backend = PROTOCOLS.lookup(kind)(spec, BackendOptions(
+        token_env, float(timeout), signature_name, tuple(class_names), encoding))
+    if encoding != "none" and getattr(backend, "encoding", "none") != encoding:
+        raise TeacherError(f"teacher {spec!r} cannot be sent encoded images "
+                           f"(query.encoding={encoding}): only TF Serving REST and gRPC can")
+    return backend
 
 
 def make_teacher(target: Target, num_classes: int, *, output: str = "probs",
@@ -50,7 +54,8 @@ def make_teacher(target: Target, num_classes: int, *, output: str = "probs",
                  input_shape: Optional[Sequence[int]] = None, token_env: Optional[str] = None,
                  signature: Optional[str] = None, timeout: float = 30.0, batch_size: int = 256,
                  concurrency: int = 4, max_tries: int = 5, backoff_seconds: float = 0.5,
-                 class_names: Union[str, Sequence[str], None] = None) -> Teacher:
+                 class_names: Union[str, Sequence[str], None] = None,
+                 encoding: str = "none") -> Teacher:
     """A :class:`Teacher` for a spec string or a Python function ``images -> answers``.
 
     ``input_shape`` (the teacher's own image size) defaults to what the back end reports
@@ -65,7 +70,8 @@ def make_teacher(target: Target, num_classes: int, *, output: str = "probs",
                            f"expects {num_classes}")
     backend = (CallableBackend(target) if callable(target) else
                backend_from_spec(target, token_env=token_env, timeout=timeout,
-                                 signature_name=signature, class_names=class_names or ()))
+                                 signature_name=signature, class_names=class_names or (),
+                                 encoding=encoding))
     output = getattr(backend, "answers", None) or output
     batch_size = getattr(backend, "images_per_request", None) or batch_size
     return Teacher(backend, num_classes, output=output, image_shape=image_shape,
@@ -80,7 +86,7 @@ def teacher_from_config(spec: Target, config, cache_path: Optional[str],
     """A :class:`Teacher` for ``spec`` with the query settings of an experiment config."""
     q = config.query
     return make_teacher(spec, config.data.num_classes, output=q.output, budget=q.budget,
-                        class_names=q.class_names or None,
+                        class_names=q.class_names or None, encoding=q.encoding,
                         cache=cache_path, image_shape=config.data.image_shape,
                         input_shape=q.image_shape, token_env=token_env,
                         signature=signature_name, timeout=q.timeout_seconds,

@@ -29,8 +29,21 @@ def label_batches(images: tf.data.Dataset, teacher: Teacher, parallel: int = 2) 
             raised.append(e)
             raise
 
+    def ask_encoded(x):  # the images as the teacher decoded them, and its answers
+        try:
+            seen, probs = teacher.query_seen(x)
+            return seen.astype(np.float32), probs
+        except Exception as e:
+            raised.append(e)
+            raise
+
     def add_answers(x):
-        probs = tf.numpy_function(ask, [x], tf.float32, stateful=True)
+        if teacher.encoding != "none":
+            seen, probs = tf.numpy_function(ask_encoded, [x], (tf.float32, tf.float32),
+                                            stateful=True)
+            x = tf.ensure_shape(seen, x.shape)
+        else:
+            probs = tf.numpy_function(ask, [x], tf.float32, stateful=True)
         return x, tf.ensure_shape(probs, [None, teacher.num_classes])
 
     ds = images.map(add_answers, num_parallel_calls=parallel, deterministic=True)
@@ -74,6 +87,15 @@ def label_arrays(images: np.ndarray, teacher: Teacher, what: str,
         batches, output_signature=tf.TensorSpec((None, *images.shape[1:]), tf.float32))
     return collect(*label_batches(ds, teacher), total=len(images), what=what, teacher=teacher,
                    keep_images=False)[1]
+
+
+def label_seen(images: np.ndarray, teacher: Teacher, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images as the teacher saw them, its probabilities): the images themselves unless it
+    takes them encoded (PNG or JPEG: then the decoded pixels, for the student to train on)."""
+    if teacher.encoding == "none":
+        return images, label_arrays(images, teacher, what)
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(images, np.float32)).batch(1024)
+    return collect(*label_batches(ds, teacher), total=len(images), what=what, teacher=teacher)
 
 
 def label_candidates(candidates, teacher: Teacher, what: str,

@@ -10,6 +10,7 @@ latency, failing first requests) for testing.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import hmac
 import random
@@ -26,6 +27,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from kd_keras.teachers.backends import GRPC_OPTIONS, dumps, loads
+from kd_keras.teachers.encoding import decode
 
 _PREDICT = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?:predict$")
 _STATUS = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?$")
@@ -141,8 +143,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(503, {"error": "injected fault: service unavailable"})
         try:
             request = loads(body)
-            images = np.asarray(request["instances"], dtype=np.float32)
-        except (ValueError, KeyError, TypeError) as e:  # orjson's decode error is a ValueError
+            instances = request["instances"]
+            if instances and isinstance(instances[0], dict):  # encoded: {"b64": ...} each
+                images = np.stack([decode(base64.b64decode(i["b64"])) for i in instances])
+            else:
+                images = np.asarray(instances, dtype=np.float32)
+        except (ValueError, KeyError, TypeError, OSError) as e:  # orjson's: a ValueError
             return self._send(400, {"error": f"malformed request: {e}"})
         try:
             predictions = np.asarray(self.server.predict_fn(images))
@@ -163,9 +169,10 @@ class GrpcPredictServer(_Serving):
                  input_shape: Optional[Sequence[Optional[int]]] = None,
                  output_names: Sequence[str] = ("probabilities",),
                  signature_name: str = "serving_default", max_workers: int = 8,
-                 tls: Optional[tuple[bytes, bytes]] = None):
+                 tls: Optional[tuple[bytes, bytes]] = None, encoded: bool = False):
         self._setup(predict_fn, model_name, token, error_rate, latency_seconds, fail_first, seed)
         self.input_name, self.input_shape = input_name, input_shape
+        self.encoded = encoded  # the signature takes encoded images (a string tensor)
         self.output_names, self.signature_name = list(output_names), signature_name
         self._server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers),
                                    options=GRPC_OPTIONS)
@@ -197,8 +204,11 @@ class GrpcPredictServer(_Serving):
         """The one signature served, as ``GetModelMetadata`` reports it."""
         signature = meta_graph_pb2.SignatureDef(method_name="tensorflow/serving/predict")
         info = signature.inputs[self.input_name]
-        info.name, info.dtype = f"{self.input_name}:0", tf.float32.as_datatype_enum
-        if self.input_shape is not None:
+        info.name = f"{self.input_name}:0"
+        info.dtype = (tf.string if self.encoded else tf.float32).as_datatype_enum
+        if self.encoded:
+            info.tensor_shape.CopyFrom(tf.TensorShape([None]).as_proto())
+        elif self.input_shape is not None:
             info.tensor_shape.CopyFrom(tf.TensorShape(self.input_shape).as_proto())
         for name in self.output_names:
             out = signature.outputs[name]
@@ -235,7 +245,9 @@ class _Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                           f"the signature takes one input {server.input_name!r}, got "
                           f"{sorted(request.inputs)}")
         try:
-            images = tf.make_ndarray(request.inputs[server.input_name]).astype(np.float32)
+            tensor = tf.make_ndarray(request.inputs[server.input_name])
+            images = (np.stack([decode(bytes(b)) for b in tensor.reshape(-1)])
+                      if tensor.dtype == object else tensor.astype(np.float32))
             out = server.predict_fn(images)
         except Exception as e:  # report, as TF Serving does, rather than drop the call
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,

@@ -16,6 +16,7 @@ from kd_keras.errors import (BadAnswerError, BudgetExceededError, ConfigError, D
 from kd_keras.teachers.answers import OUTPUTS, to_probabilities
 from kd_keras.teachers.backends import CANCEL, Backend
 from kd_keras.teachers.cache import AnswerCache, image_keys
+from kd_keras.teachers.encoding import decode, encode
 
 
 def adapt_images(images: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -97,6 +98,7 @@ class Teacher:
         self.backoff_seconds, self.tolerance = backoff_seconds, tolerance
         self.follow_seconds, self.retry_after_cap = follow_seconds, float(retry_after_cap)
         self.follow_check = follow_check
+        self.encoding = getattr(backend, "encoding", "none")  # images sent as PNG or JPEG
         self.identity = f"{backend.identity}|{output}"
         self.stats = QueryStats()
         self._new_locks()
@@ -226,7 +228,7 @@ class Teacher:
         the budget (a set is bought whole or not at all). Returns how many are unanswered."""
         missing = set()
         for i in range(0, len(images), chunk):
-            keys = image_keys(self._check_images(images[i:i + chunk]), self.identity)
+            keys = image_keys(self.prepared(images[i:i + chunk])[0], self.identity)
             known = self.cache.get_many(keys)
             missing.update(k for k in keys if k not in known)
         if self.budget is not None and self.paid + len(missing) > self.budget:
@@ -236,11 +238,38 @@ class Teacher:
                 "was sent. Raise --config.query.budget or label fewer images")
         return len(missing)
 
+    def prepared(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the pixels the teacher sees, what is sent) for ``images``: checked, adapted to its
+        input shape, and with an encoding (``backend.encoding``, PNG or JPEG) the encoded
+        bytes, whose decoding the first element is."""
+        images = self._check_images(images)
+        if self.encoding == "none":
+            return images, images
+        sent, seen = np.empty(len(images), dtype=object), np.empty_like(images)
+        for i, image in enumerate(images):
+            sent[i] = encode(image, self.encoding)
+            seen[i] = decode(sent[i], images.shape[-1])
+        return seen, sent
+
     def query(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for ``images``; only images never answered before are sent."""
-        images = self._check_images(images)
-        if not len(images):
-            return np.zeros((0, self.num_classes), np.float32)
+        return self.query_seen(images)[1]
+
+    def query_seen(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(images as the student should see them, probabilities): with an encoding, the
+        decoded pixels the teacher answered about (so the student trains on exactly those),
+        else the images themselves; only images never answered before are sent."""
+        seen, sent = self.prepared(images)
+        if self.input_shape is not None and self.encoding != "none":
+            # resized for the teacher: the student keeps its own size (the pixels as given)
+            student_view = np.asarray(images, np.float32)
+        else:
+            student_view = seen
+        if not len(seen):
+            return student_view, np.zeros((0, self.num_classes), np.float32)
+        return student_view, self._answers(seen, sent)
+
+    def _answers(self, images: np.ndarray, sent: np.ndarray) -> np.ndarray:
         keys = image_keys(images, self.identity)
         known = self.cache.get_many(keys)
         if self.follow_seconds is not None:
@@ -254,7 +283,7 @@ class Teacher:
                 return np.stack([known[k] for k in keys]).astype(np.float32)
             mine, others = self.cache.claim(missing)
             if mine:
-                self._buy(mine, images[[first[k] for k in mine]], known)
+                self._buy(mine, sent[[first[k] for k in mine]], known)
             if others:  # another process is buying these: wait for its answers
                 self._wait_for(others, known)
 
