@@ -271,9 +271,10 @@ class HttpBackend(Backend):
                                                context=ssl.create_default_context())
         return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
 
-    def _exchange(self, body: bytes, content_type: str = "application/json"
-                  ) -> tuple[int, dict, bytes]:
-        """One POST under a deadline; (status, headers, body). Aborted on deadline or Ctrl-C."""
+    def _exchange(self, body: bytes, content_type: str = "application/json",
+                  method: str = "POST", path: Optional[str] = None) -> tuple[int, dict, bytes]:
+        """One request (a POST to the predict path unless told) under a deadline; (status,
+        headers, body). Aborted on deadline or Ctrl-C."""
         if CANCEL.is_set():
             raise Interrupted("interrupted before sending")
         headers = {"Content-Type": content_type}
@@ -291,7 +292,7 @@ class HttpBackend(Backend):
             timer.start()
             conn.connect()
             conn.kd_socket = conn.sock
-            conn.request("POST", self._path, body=body, headers=headers)
+            conn.request(method, path or self._path, body=body or None, headers=headers)
             sent = True  # from here on the server may answer (and bill) whatever we see
             response = conn.getresponse()
             length = response.getheader("Content-Length")
@@ -511,10 +512,19 @@ def _error_detail(body: bytes) -> str:
 PROTOCOLS.register("savedmodel", lambda spec, o: SavedModelBackend(
     spec.partition(":")[2], o.signature_name or "serving_default"))
 PROTOCOLS.register("keras", lambda spec, o: KerasBackend(spec.partition(":")[2]))
+def _http(spec: str, o: BackendOptions) -> Backend:
+    """TF Serving REST, or the Open Inference Protocol for a ``/v2/models/`` path."""
+    from kd_keras.teachers.open_inference import OpenInferenceBackend, is_v2
+
+    if is_v2(spec):
+        return OpenInferenceBackend(spec, token_env=o.token_env, timeout=o.timeout,
+                                    encoding=o.encoding)
+    return HttpBackend(spec, token_env=o.token_env, timeout=o.timeout,
+                       signature_name=o.signature_name, encoding=o.encoding)
+
+
 for _scheme in ("http", "https"):
-    PROTOCOLS.register(_scheme, lambda spec, o: HttpBackend(
-        spec, token_env=o.token_env, timeout=o.timeout, signature_name=o.signature_name,
-        encoding=o.encoding))
+    PROTOCOLS.register(_scheme, _http)
 for _scheme in ("grpc", "grpcs"):
     PROTOCOLS.register(_scheme, lambda spec, o: GrpcBackend(
         spec, token_env=o.token_env, timeout=o.timeout, signature_name=o.signature_name,

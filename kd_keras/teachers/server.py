@@ -31,6 +31,8 @@ from kd_keras.teachers.encoding import decode
 
 _PREDICT = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?:predict$")
 _STATUS = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?$")
+# The Open Inference Protocol (KServe v2) REST paths: metadata and infer.
+_V2 = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<infer>/infer)?$")
 
 
 class _Serving:
@@ -82,6 +84,11 @@ class PredictServer(ThreadingHTTPServer, _Serving):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/v1/models/{self.model_name}"
 
+    @property
+    def v2_url(self) -> str:
+        """The same model over the Open Inference Protocol (KServe v2) REST paths."""
+        return self.url.replace("/v1/models/", "/v2/models/")
+
     def start(self) -> "PredictServer":
         """Serves in a daemon thread; returns self (call ``close()`` to stop)."""
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -113,6 +120,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
+        v2 = _V2.match(self.path)
+        if v2 and not v2.group("infer") and v2.group("name") == self.server.model_name:
+            return self._send(200, {"name": self.server.model_name, "platform": "kd_keras",
+                                    "inputs": [{"name": "images", "datatype": "FP32",
+                                                "shape": [-1, -1, -1, -1]}],
+                                    "outputs": [{"name": "probabilities", "datatype": "FP32",
+                                                 "shape": [-1, -1]}]})
         m = _STATUS.match(self.path)
         if not m or m.group("name") != self.server.model_name:
             return self._send(404, {"error": f"Servable not found for request: {self.path}"})
@@ -123,10 +137,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         # The path, the token and the body's size are checked before the body is read, so
         # no one without the token can make the server read (or hold) a large body.
-        m = _PREDICT.match(self.path)
-        if not m or m.group("name") != self.server.model_name:
+        m = _PREDICT.match(self.path) or _V2.match(self.path)
+        if not m or m.group("name") != self.server.model_name or (
+                m.re is _V2 and not m.group("infer")):
             return self._send(404, {"error": f"Servable not found for request: {self.path}"},
                               close=True)
+        v2 = m.re is _V2
         if not self.server._authorized(self.headers.get("Authorization", "")):
             return self._send(401, {"error": "missing or wrong bearer token"}, close=True)
         length = self.headers.get("Content-Length", "")
@@ -143,18 +159,28 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(503, {"error": "injected fault: service unavailable"})
         try:
             request = loads(body)
-            instances = request["instances"]
-            if instances and isinstance(instances[0], dict):  # encoded: {"b64": ...} each
-                images = np.stack([decode(base64.b64decode(i["b64"])) for i in instances])
+            if v2:  # {"inputs": [{"name", "shape", "datatype": "FP32", "data": [flat]}]}
+                tensor = request["inputs"][0]
+                if tensor["datatype"] != "FP32":
+                    raise ValueError(f"datatype {tensor['datatype']} is not FP32")
+                images = np.asarray(tensor["data"], np.float32).reshape(tensor["shape"])
             else:
-                images = np.asarray(instances, dtype=np.float32)
-        except (ValueError, KeyError, TypeError, OSError) as e:  # orjson's: a ValueError
+                instances = request["instances"]
+                if instances and isinstance(instances[0], dict):  # encoded: {"b64": ...}
+                    images = np.stack([decode(base64.b64decode(i["b64"])) for i in instances])
+                else:
+                    images = np.asarray(instances, dtype=np.float32)
+        except (ValueError, KeyError, TypeError, IndexError, OSError) as e:  # orjson's: ValueError
             return self._send(400, {"error": f"malformed request: {e}"})
         try:
             predictions = np.asarray(self.server.predict_fn(images))
         except Exception as e:  # report, as TF Serving does, rather than drop the connection
             return self._send(400, {"error": f"{type(e).__name__}: {str(e).splitlines()[0]}"})
         self.server._answered(len(images))
+        if v2:
+            return self._send(200, {"model_name": self.server.model_name, "outputs": [
+                {"name": "probabilities", "datatype": "FP32", "shape": list(predictions.shape),
+                 "data": predictions.astype(np.float32).reshape(-1)}]})
         self._send(200, {"predictions": predictions})
 
 
