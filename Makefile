@@ -17,7 +17,16 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
-install: $(VENV)/.installed
+# MLServer (a real Open Inference Protocol server) for the protocol tests, in a venv of its
+# own: its web stack and TensorFlow's need not agree on versions.
+MLSERVER_VENV ?= .venv-mlserver
+$(MLSERVER_VENV)/.installed:
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet mlserver==1.7.1
+	touch $@
+
+install: $(VENV)/.installed $(MLSERVER_VENV)/.installed
 
 data: $(FMNIST)
 $(FMNIST):
@@ -36,4 +45,4 @@ quick: install data
 	$(PY) -m pytest -q -m "not slow" tests
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(MLSERVER_VENV) runs
