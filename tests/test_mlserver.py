@@ -1,6 +1,6 @@
 """A real Open Inference Protocol server: MLServer (``make install`` puts it in
 ``.venv-mlserver``), started on 127.0.0.1 with a small runtime of this test's own, queried
-through the one Teacher wrapper (issue #25, item 1, REST)."""
+through the one Teacher wrapper over REST and gRPC (issue #25, item 1)."""
 
 import json
 import os
@@ -60,9 +60,9 @@ def test_an_mlserver_teacher_answers_through_the_one_wrapper(tmp_path):
         "name": "toy", "implementation": "runtime.Softmax",
         "inputs": [{"name": "images", "datatype": "FP32", "shape": [-1, *SHAPE]}],
         "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 5]}]}))
-    port = _free_port()
+    port, grpc_port = _free_port(), _free_port()
     (tmp_path / "settings.json").write_text(json.dumps({
-        "host": "127.0.0.1", "http_port": port, "grpc_port": _free_port(),
+        "host": "127.0.0.1", "http_port": port, "grpc_port": grpc_port,
         "metrics_endpoint": None, "parallel_workers": 0}))
     proc = subprocess.Popen([MLSERVER, "start", str(tmp_path)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -84,6 +84,10 @@ def test_an_mlserver_teacher_answers_through_the_one_wrapper(tmp_path):
         np.testing.assert_allclose(t.query(x), softmax_teacher(x), atol=1e-5)
         assert t.paid == 40 and t.stats.requests == 3
         assert t.query(x).shape == (40, 5) and t.stats.cache_hits == 40  # cached: free
+        g = make_teacher(f"grpc://127.0.0.1:{grpc_port}/v2/models/toy", 5, image_shape=SHAPE,
+                         batch_size=16)  # inference.GRPCInferenceService, binary tensors
+        np.testing.assert_allclose(g.query(x), softmax_teacher(x), atol=1e-5)
+        assert g.paid == 40
     finally:
         proc.terminate()
         try:

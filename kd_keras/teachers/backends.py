@@ -354,7 +354,7 @@ class HttpBackend(Backend):
         return answer["predictions"]
 
 
-_GRPC_PATH = re.compile(r"^/(?:v1/)?models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?/?$")
+_GRPC_PATH = re.compile(r"^/(?:v[12]/)?models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?/?$")
 # gRPC codes worth another try, as HTTP 429 and 5xx are for REST.
 _GRPC_TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL")
 GRPC_OPTIONS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
@@ -525,7 +525,14 @@ def _http(spec: str, o: BackendOptions) -> Backend:
 
 for _scheme in ("http", "https"):
     PROTOCOLS.register(_scheme, _http)
+def _grpc(spec: str, o: BackendOptions) -> Backend:
+    """TF Serving gRPC, or the Open Inference Protocol's for a ``/v2/models/`` path."""
+    from kd_keras.teachers.open_inference import OpenInferenceGrpcBackend, is_v2
+
+    cls = OpenInferenceGrpcBackend if is_v2(spec) else GrpcBackend
+    return cls(spec, token_env=o.token_env, timeout=o.timeout,
+               signature_name=o.signature_name, encoding=o.encoding)
+
+
 for _scheme in ("grpc", "grpcs"):
-    PROTOCOLS.register(_scheme, lambda spec, o: GrpcBackend(
-        spec, token_env=o.token_env, timeout=o.timeout, signature_name=o.signature_name,
-        encoding=o.encoding))
+    PROTOCOLS.register(_scheme, _grpc)
