@@ -571,7 +571,7 @@ def main():
         for path in throughputs:
             t = json.load(open(path))
             local = max(t["in_process"].values())
-            for protocol in ("http", "grpc"):
+            for protocol in ("http", "grpc", "v2_http"):
                 if not t.get(protocol):
                     continue
                 best = max(t[protocol], key=t[protocol].get)

@@ -23,7 +23,9 @@ flags.DEFINE_string("model", None, "Instead of --savedmodel: export an untrained
 flags.DEFINE_string("images", "fashion_mnist:train[:20000]", "Images to send, or random:N:H:W:C.")
 flags.DEFINE_list("batch_sizes", ["256", "1024"], "Images per request to try.")
 flags.DEFINE_list("concurrency", ["1", "2", "4"], "Requests in flight to try (served).")
-flags.DEFINE_list("protocols", ["http", "grpc"], "Served protocols to measure.")
+flags.DEFINE_list("protocols", ["http", "grpc", "v2_http"], "Served protocols to measure: "
+                  "TF Serving REST and gRPC, and the Open Inference Protocol's REST paths of the "
+                  "same server (v2_http).")
 flags.DEFINE_string("out", "bench/results/teacher_throughput.json", "Where to write results.")
 FLAGS = flags.FLAGS
 
@@ -69,6 +71,7 @@ def main(argv):
     for _ in range(2):  # "serving DIR at URL" for REST, then for gRPC
         url = server.stdout.readline().strip().split(" at ")[1]
         urls["http" if url.startswith("http") else "grpc"] = url
+    urls["v2_http"] = urls["http"].split(":predict")[0].replace("/v1/models/", "/v2/models/")
     for bs in map(int, FLAGS.batch_sizes):
         backend.predict(images[:bs])  # warm up
         results["in_process"][bs] = _rate(Teacher(backend, 10, batch_size=bs), images)
