@@ -13,7 +13,6 @@ be passed, and every bin command runs on the same functions.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, Optional, Sequence, Union
 
 import keras
@@ -22,6 +21,7 @@ import tensorflow as tf
 
 from kd_keras import data
 from kd_keras.config import base_config
+from kd_keras.distill.run import RunResult, fsbbt
 from kd_keras.errors import DataError
 from kd_keras.teachers import Teacher, make_teacher
 
@@ -45,14 +45,9 @@ def connect(target: Union[str, Callable[[np.ndarray], Any]], num_classes: int, *
                         max_tries=max_tries, class_names=class_names)
 
 
-@dataclasses.dataclass
-class DistillResult:
-    """What :func:`distill_student` gives back: the trained student (logits), the report that was
-    written to ``workdir/report.json``, and the student's training history."""
-
-    student: keras.Model
-    report: dict
-    history: Optional[keras.callbacks.History]
+# What distill_student gives back: the trained student (logits), the report written to
+# workdir/report.json and the student's training History; the commands' result type.
+DistillResult = RunResult
 
 
 def as_image_set(images: Images, image_shape: Optional[Sequence[int]], seed: int = 0) -> data.ImageSet:
@@ -106,8 +101,6 @@ def distill_student(student: Union[str, keras.Model], teacher: Teacher, images: 
       strategy: a tf.distribute strategy; a given Keras model trains where it was built.
       tflite: TFLite students to write too (``("float", "int8")``; ``export.tflite``).
     """
-    from kd_keras.distill.run import fsbbt
-
     shape = (tuple(student.input_shape[1:]) if isinstance(student, keras.Model)
              else tuple(config.data.image_shape) if config is not None else None)
     real = as_image_set(images, shape)
@@ -142,4 +135,4 @@ def distill_student(student: Union[str, keras.Model], teacher: Teacher, images: 
     run = fsbbt(config, teacher, real.unlabeled(), eval_set, workdir, strategy, resume=resume,
                 callbacks=callbacks,
                 student=student if isinstance(student, keras.Model) else None)
-    return DistillResult(run.student, run.report, run.history)
+    return run
