@@ -181,3 +181,20 @@ def test_labelling_an_array_copies_no_whole_set():
     tracemalloc.stop()
     np.testing.assert_allclose(probs, softmax_teacher(x), atol=1e-5)
     assert peak < x.nbytes / 2, peak  # a whole copy would be x.nbytes
+
+
+def test_a_rest_teacher_answering_bad_json_costs_one_request():
+    from fake_http import _reply, _Server
+
+    server = _Server(lambda h: _reply(h, 200, b"<html>not json</html>"))
+    try:
+        t = Teacher(HttpBackend(server.url, timeout=5), 5, image_shape=SHAPE, batch_size=64,
+                    budget=1000)
+        t.open_ledger(RUN, resume=False)
+        with pytest.raises(BadAnswerError, match="not JSON"):
+            t.query(images(500))
+        with pytest.raises(BadAnswerError, match="no more images sent"):  # e.g. the other
+            t.query(images(500, seed=3))  # labelling call running in parallel
+        assert len(server.requests) == 1 and t.paid == 64 and t.cache.paid(RUN) == 64
+    finally:
+        server.close()

@@ -209,7 +209,8 @@ class Teacher:
                 if CANCEL.wait(wait):
                     raise Interrupted("interrupted while waiting to retry") from None
                 delay *= 2
-            except BadAnswerError:
+            except BadAnswerError as e:  # answered (paid), but not in a form kd_keras reads
+                self._refused = e
                 raise
             except TeacherError:  # refused with a reason (4xx, a local model's check)
                 self._refund(len(images), on_paid)
