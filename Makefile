@@ -33,9 +33,10 @@ $(FMNIST):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist
 
+# The config names its own few unlabeled images and test set (data.unlabeled, data.test):
+# make demo CONFIG=configs/mnist.py:demo WORKDIR=runs/mnist_demo works the same way.
 demo: install data
-	$(PY) bin/distill.py --config=$(CONFIG) --workdir=$(WORKDIR) \
-	  --unlabeled='fashion_mnist:train[:2000]' --eval=fashion_mnist:test
+	$(PY) bin/distill.py --config=$(CONFIG) --workdir=$(WORKDIR)
 
 test: install data
 	$(PY) -m pytest -q tests
