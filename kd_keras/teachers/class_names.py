@@ -17,14 +17,20 @@ request is) and :meth:`labels_and_scores` (how its answer reads), and register i
 
 from __future__ import annotations
 
-import io
 from typing import Sequence
 
 import numpy as np
 
 from kd_keras.errors import BadAnswerError, TeacherError
-from kd_keras.teachers.backends import (PROTOCOLS, Backend, BackendOptions, HttpBackend,
-                                        JSONDecodeError, loads)
+from kd_keras.teachers.backends import (
+    PROTOCOLS,
+    Backend,
+    BackendOptions,
+    HttpBackend,
+    JSONDecodeError,
+    loads,
+)
+from kd_keras.teachers.encoding import encode
 
 
 def read_class_names(path: str) -> tuple[str, ...]:
@@ -39,16 +45,6 @@ def read_class_names(path: str) -> tuple[str, ...]:
     if not names:
         raise TeacherError(f"--teacher_classes {path} holds no class names")
     return names
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """One float image in [0, 1] as PNG bytes (8 bits per channel)."""
-    from PIL import Image
-
-    pixels = np.clip(np.round(np.asarray(image, np.float32) * 255), 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 class ClassNameBackend(Backend):
@@ -71,7 +67,7 @@ class ClassNameBackend(Backend):
         self.identity = f"names:{self.url}:{len(class_names)}"
 
     def request(self, image: np.ndarray) -> bytes:
-        return encode_png(image)
+        return encode(image, "png")
 
     def labels_and_scores(self, body: bytes) -> list[tuple[str, float]]:
         try:
@@ -110,4 +106,4 @@ for _scheme in ("hf+http", "hf+https"):
     PROTOCOLS.register(_scheme, lambda spec, o: ClassNameBackend(spec, o.class_names, o))
 
 
-__all__ = ["ClassNameBackend", "encode_png", "read_class_names"]
+__all__ = ["ClassNameBackend", "read_class_names"]

@@ -79,14 +79,19 @@ def label_arrays(images: np.ndarray, teacher: Teacher, what: str,
                  batch_size: int = 1024) -> np.ndarray:
     """Teacher probabilities for in-memory images, through the same pipeline. The images
     are read batch by batch (uint8 or float), never copied whole nor gathered again."""
+    return collect(*label_batches(_batched(images, batch_size), teacher), total=len(images),
+                   what=what, teacher=teacher, keep_images=False)[1]
+
+
+def _batched(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """In-memory images (uint8 or float) as float32 batches, read slice by slice: no copy of
+    the whole set."""
     def batches():
         for i in range(0, len(images), batch_size):
             yield np.asarray(images[i:i + batch_size], np.float32)
 
-    ds = tf.data.Dataset.from_generator(
+    return tf.data.Dataset.from_generator(
         batches, output_signature=tf.TensorSpec((None, *images.shape[1:]), tf.float32))
-    return collect(*label_batches(ds, teacher), total=len(images), what=what, teacher=teacher,
-                   keep_images=False)[1]
 
 
 def label_seen(images: np.ndarray, teacher: Teacher, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -94,8 +99,8 @@ def label_seen(images: np.ndarray, teacher: Teacher, what: str) -> tuple[np.ndar
     takes them encoded (PNG or JPEG: then the decoded pixels, for the student to train on)."""
     if teacher.encoding == "none":
         return images, label_arrays(images, teacher, what)
-    ds = tf.data.Dataset.from_tensor_slices(np.asarray(images, np.float32)).batch(1024)
-    return collect(*label_batches(ds, teacher), total=len(images), what=what, teacher=teacher)
+    return collect(*label_batches(_batched(images, 1024), teacher), total=len(images),
+                   what=what, teacher=teacher)
 
 
 def label_candidates(candidates, teacher: Teacher, what: str,
