@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "numpy>=1.26",
     "orjson>=3.9",  # fast, exact JSON for the TF Serving REST protocol
     "tensorflow-serving-api==2.21.0",  # TF Serving gRPC protos (grpcio comes with tensorflow)
+    "pillow>=10",  # decodes CIFAR-10 (JPEG) exactly as its README checks it
     "ai-edge-litert==2.3.0",  # LiteRT's interpreter checks exported TFLite students
 ]
 

@@ -32,20 +32,32 @@ def train_classifier(model_name: str, train: ImageSet, *, epochs: int, batch_siz
                      learning_rate: float, seed: int = 0,
                      strategy: Optional[tf.distribute.Strategy] = None,
                      callbacks: Optional[list] = None,
-                     validation: Optional[ImageSet] = None) -> keras.Model:
-    """Trains ``model_name`` on labelled images with cross-entropy; returns the logits model."""
+                     validation: Optional[ImageSet] = None, augment: str = "none",
+                     shift: float = 0.1, lr_schedule: str = "constant") -> keras.Model:
+    """Trains ``model_name`` on labelled images with cross-entropy; returns the logits model.
+
+    ``augment`` (:data:`kd_keras.distill.augment.AUGMENTATIONS`) and ``lr_schedule``
+    (constant or cosine) are what a CIFAR-sized teacher needs to reach its accuracy."""
+    from kd_keras.data.epochs import epoch_batches, prefetched
+    from kd_keras.distill.augment import augment_dataset
+
     if train.labels is None:
         raise ConfigError(f"{train.name} has no labels; a supervised model needs them")
     keras.utils.set_random_seed(seed)
     strategy = strategy or tf.distribute.get_strategy()
+    steps = epochs * -(-len(train) // batch_size)
+    rate = learning_rate if lr_schedule == "constant" else \
+        keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     with strategy.scope():
         model = models.build(model_name, train.images.shape[1:], train.num_classes)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+        model.compile(optimizer=keras.optimizers.Adam(rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"])
     val = (validation.images, validation.labels) if validation is not None else None
-    model.fit(train.images, train.labels, batch_size=batch_size, epochs=epochs,
-              validation_data=val, callbacks=callbacks or [], verbose=RunContext.verbosity())
+    batches = augment_dataset(epoch_batches((train.images, train.labels), batch_size, seed),
+                              augment, shift, seed)
+    model.fit(prefetched(batches), epochs=epochs, validation_data=val,
+              callbacks=callbacks or [], verbose=RunContext.verbosity(), shuffle=False)
     return model
 
 
@@ -69,7 +81,9 @@ def train_teacher(config, workdir: str | Workdir,
     model = train_classifier(config.teacher.model, train, epochs=config.teacher.epochs,
                              batch_size=config.teacher.batch_size,
                              learning_rate=config.teacher.learning_rate, seed=seed,
-                             strategy=strategy, callbacks=[tb])
+                             strategy=strategy, callbacks=[tb],
+                             augment=config.teacher.augment, shift=config.teacher.shift,
+                             lr_schedule=config.teacher.lr_schedule)
     test_accuracy = accuracy(predict_logits(model, test.images), test.labels)
     path = export_classifier(model, wd, "teacher")
     print(f"teacher: test accuracy {test_accuracy:.4f} on {config.data.test}; exported to "

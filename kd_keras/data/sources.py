@@ -1,7 +1,8 @@
 """Image sources named by one spec string, e.g. ``fashion_mnist:train[:2000]``.
 
 Grammar: ``KIND:ARGS[SELECTOR]`` where KIND is one of ``fashion_mnist``, ``mnist``,
-``digits``, ``tfds``, ``folder`` or ``npz``, and the optional SELECTOR is
+``cifar10_jpeg`` (:mod:`kd_keras.data.cifar10_jpeg`), ``digits``, ``tfds``, ``folder`` or
+``npz``, and the optional SELECTOR is
 
 * ``[:N]``  — a few-shot subset of N images, drawn reproducibly by ``seed`` and
   class-balanced when the source has labels;

@@ -10,6 +10,7 @@ import keras
 
 from kd_keras.models.alexnet import alexnet, alexnet_half
 from kd_keras.models.base import MODELS
+from kd_keras.models.cnn4 import cnn4, cnn4_half
 from kd_keras.models.lenet import lenet5, lenet5_half
 from kd_keras.models.resnet import resnet20, resnet32
 from kd_keras.models.zoo import APPLICATIONS, from_file
@@ -34,4 +35,4 @@ def build(name: str, input_shape: Sequence[int], num_classes: int) -> keras.Mode
 
 
 __all__ = ["APPLICATIONS", "MODELS", "build", "is_known", "names", "alexnet", "alexnet_half",
-           "lenet5", "lenet5_half", "resnet20", "resnet32"]
+           "cnn4", "cnn4_half", "lenet5", "lenet5_half", "resnet20", "resnet32"]
