@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from kd_keras import data
 from kd_keras.config import base_config
+from kd_keras.data.rows import compact
 from kd_keras.distill.run import RunResult, fsbbt
 from kd_keras.errors import DataError
 from kd_keras.teachers import Teacher, make_teacher
@@ -57,14 +58,23 @@ def as_image_set(images: Images, image_shape: Optional[Sequence[int]], seed: int
         return images
     if isinstance(images, str):
         spec = images if ":" in images.split("/")[0] else f"folder:{images}"
-        return data.load(spec, image_shape, seed=seed)
-    if isinstance(images, tf.data.Dataset):
-        batches = [b[0] if isinstance(b, tuple) else b for b in images.as_numpy_iterator()]
+        return data.load(spec, image_shape, seed=seed, compact=True)
+    if isinstance(images, tf.data.Dataset):  # batch by batch into the compact store
+        batches = []
+        for b in images.as_numpy_iterator():
+            b = b[0] if isinstance(b, tuple) else b
+            b = data.sources.with_channel_axis(b if b.ndim == 4 else b[None], "images dataset")
+            batches.append(compact(b if b.dtype == np.uint8
+                                   else data.to_float_images(b, "images dataset")))
         if not batches:
             raise DataError("the images dataset is empty")
-        arr = np.concatenate(batches) if batches[0].ndim == 4 else np.stack(batches)
-        return data.ImageSet(data.to_float_images(arr, "images dataset"), name="tf.data")
-    return data.ImageSet(data.to_float_images(np.asarray(images), "images array"), name="array")
+        if len({b.dtype for b in batches}) > 1:  # some batches not 8-bit: all as floats
+            batches = [data.to_float_images(b, "images dataset") for b in batches]
+        return data.ImageSet(np.concatenate(batches), name="tf.data")
+    array = np.asarray(images)
+    return data.ImageSet(compact(data.sources.with_channel_axis(array, "images array")
+                                 if array.dtype == np.uint8
+                                 else data.to_float_images(array, "images array")), name="array")
 
 
 def default_config(image_shape: Sequence[int], num_classes: int, student: str = "lenet5_half",

@@ -29,6 +29,13 @@ class RunContext:
       student: a Keras model (logits) given by the user, trained in place; probes are
         fresh clones of it. None builds ``config.student.model``.
       history: the final student's ``fit`` History.
+      unlabeled: the user's real images (compact: uint8 when 8-bit).
+      eval_set: labelled images to report on, or None.
+      eval_teacher: the teacher evaluation asks (counted apart), or None.
+      labelled: the labelled training set, once built or read.
+      shared_dir: a multi-worker run's shared folder ("" alone); chief: this worker builds
+        the set there; wait_seconds: how long the others wait for it.
+      started: when the run began (``time.time()``).
     """
 
     config: object
@@ -40,6 +47,14 @@ class RunContext:
     timings: dict = dataclasses.field(default_factory=dict)
     student: Optional[object] = None  # a user's Keras model to train instead of config's
     history: Optional[object] = None  # the student's training History, once trained
+    unlabeled: Optional[object] = None
+    eval_set: Optional[object] = None
+    eval_teacher: Optional[object] = None
+    labelled: Optional[object] = None
+    shared_dir: str = ""
+    chief: bool = True
+    wait_seconds: float = 3600.0
+    started: float = dataclasses.field(default_factory=time.time)
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:

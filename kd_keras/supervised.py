@@ -5,27 +5,15 @@ from __future__ import annotations
 from typing import Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from kd_keras import data, models
 from kd_keras.context import RunContext
+from kd_keras.distill.evaluation import accuracy, predict_logits
 from kd_keras.data import ImageSet
 from kd_keras.errors import ConfigError
 from kd_keras.export import export_classifier
 from kd_keras.workdir import Workdir
-
-
-def accuracy(logits_or_probs: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 accuracy of predictions against integer labels."""
-    return float(np.mean(np.argmax(logits_or_probs, axis=-1) == labels))
-
-
-def predict_logits(model: keras.Model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """The model's outputs for ``images``, in batches, on this process alone (no strategy)."""
-    out = [keras.ops.convert_to_numpy(model(images[i:i + batch_size], training=False))
-           for i in range(0, len(images), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, model.output_shape[-1]), np.float32)
 
 
 def train_classifier(model_name: str, train: ImageSet, *, epochs: int, batch_size: int,

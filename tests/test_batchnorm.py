@@ -8,6 +8,7 @@ import tensorflow as tf
 from conftest import make_images
 from kd_keras.context import RunContext
 from kd_keras.distill.batchnorm import batchnorm_layers, recompute_batchnorm
+from kd_keras.distill.store import LabelledSet
 from kd_keras.distill.student import train_student
 from kd_keras.workdir import Workdir
 
@@ -42,7 +43,7 @@ def test_a_batchnorm_student_agrees_at_inference_as_in_training(idx_dir, tmp_pat
     ctx = RunContext(config=c, workdir=Workdir(str(tmp_path)),
                      strategy=tf.distribute.get_strategy(), student=bn_student())
     last = _LastAgreement()
-    student = train_student(ctx, x, y, checkpoints=False, callbacks=[last], verbose=0)
+    student = train_student(ctx, LabelledSet.of_arrays(x, y), checkpoints=False, callbacks=[last], verbose=0)
     inference = float(np.mean(np.argmax(student.predict(x, verbose=0), 1) == labels))
     assert last.agreement > 0.6  # the student learned in training mode
     if bn_batches:

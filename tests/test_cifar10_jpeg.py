@@ -108,7 +108,7 @@ def test_teacher_trains_with_flips_shifts_and_cosine(tmp_path):
     model = train_classifier("lenet5_half", train, epochs=8, batch_size=16, learning_rate=3e-3,
                              augment="flip_shift", lr_schedule="cosine")
     assert model.optimizer.learning_rate.numpy() < 3e-3 * 0.05  # decayed to about 0
-    from kd_keras.supervised import accuracy, predict_logits
+    from kd_keras.distill.evaluation import accuracy, predict_logits
     assert accuracy(predict_logits(model, images), labels) > 0.9
     c = base_config(name="x", train="", test="", unlabeled="", image_shape=(32, 32, 3),
                     num_classes=2, teacher_model="cnn4", student_model="cnn4_half",

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import ROOT
 from kd_keras import models
-from kd_keras.distill.run import plan
+from kd_keras.distill.plan import plan
 from kd_keras.errors import ConfigError
 from kd_keras.synthesis import parse_sources
 from kd_keras.validation import check_config

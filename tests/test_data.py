@@ -189,8 +189,24 @@ def test_epoch_batches_reshuffle_every_epoch_without_autotuning():
     assert ds.options().autotune.enabled is False
     images = np.zeros((8, 28, 28, 1), np.float32)
     probs = np.full((8, 10), 0.1, np.float32)
-    student = training_dataset(images, probs, 4, 0, augment="shift", batch_mix="cutmix")
+    from kd_keras.distill.store import LabelledSet
+
+    labelled = LabelledSet.of_arrays(images, probs)
+    student = training_dataset(labelled, 4, 0, augment="shift", batch_mix="cutmix")
     assert student.options().autotune.enabled is False
+    # the student's set: every image once an epoch, reshuffled, the same for the same seed
+    labelled = LabelledSet.of_arrays(np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1),
+                                     np.eye(10, dtype=np.float32))
+    ds = labelled.dataset(4, seed=3)
+    epochs = [np.concatenate([np.round(b[0].numpy().ravel() * 255) for b in ds])
+              for _ in range(2)]
+    assert sorted(epochs[0]) == list(range(10)) and not np.array_equal(*epochs)
+    again = np.concatenate([np.round(b[0].numpy().ravel() * 255)
+                            for b in labelled.dataset(4, seed=3)])
+    np.testing.assert_array_equal(again, epochs[0])
+    for x, y in ds:  # each image with its own answer
+        np.testing.assert_array_equal(np.round(x.numpy().ravel() * 255), y.numpy().argmax(1))
+    assert ds.options().autotune.enabled is False
 
 
 def test_cmyk_jpeg_and_animated_gif_decode_to_the_models_channels(tmp_path):

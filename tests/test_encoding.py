@@ -61,7 +61,8 @@ def test_a_run_with_a_jpeg_teacher_trains_on_the_decoded_pixels(idx_dir, tmp_pat
     from test_distill import tiny_config, toy_teacher
 
     from kd_keras import data
-    from kd_keras.distill.run import build_training_set, preflight
+    from kd_keras.distill.labelled import build_training_set
+    from kd_keras.distill.preflight import preflight
 
     sent = []
 
@@ -74,14 +75,17 @@ def test_a_run_with_a_jpeg_teacher_trains_on_the_decoded_pixels(idx_dir, tmp_pat
         config.synthesis.sources, config.query.encoding = "real,cutmix", "jpeg"
         unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir).unlabeled()
         t = make_teacher(server.url, 10, image_shape=(28, 28, 1), encoding="jpeg")
-        ctx = preflight(config, t, unlabeled, None, str(tmp_path / "w"), None, False, None)
-        parts = build_training_set(ctx, unlabeled)
-        trained_on = np.concatenate([x for x, _ in parts.values()])
+        ctx = preflight(config, t, unlabeled, None, str(tmp_path / "w"))
+        labelled, _ = build_training_set(ctx)
+        batches = list(labelled.dataset(64, seed=0).as_numpy_iterator())
+        trained_on = np.concatenate([x for x, _ in batches])  # what the student trains on
         teacher_saw = np.concatenate(sent)
         assert len(trained_on) == len(teacher_saw) == 400
         # every training image is, bit for bit, an image the teacher answered about
         as_rows = {row.tobytes() for row in teacher_saw}
         assert all(row.tobytes() in as_rows for row in trained_on)
-        assert not np.array_equal(parts["real"][0], unlabeled.images)  # JPEG changed pixels
+        real = labelled.parts["real"].candidates.rows.images
+        assert real.dtype == np.uint8  # decoded JPEG pixels, held compactly
+        assert not np.array_equal(real / 255.0, unlabeled.images)  # JPEG changed pixels
     finally:
         server.close()

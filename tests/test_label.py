@@ -63,8 +63,8 @@ def test_an_error_line_is_not_preceded_by_tensorflows_start_up_lines(tmp_path):
                        f"--workdir={tmp_path}/w", check=False)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
-        "error: unknown data source 'nosuchkind:x': the kind must be one of ['digits', "
-        "'fashion_mnist', 'folder', 'mnist', 'npz', 'tfds']"]
+        "error: unknown data source 'nosuchkind:x': the kind must be one of ['cifar10_jpeg', "
+        "'digits', 'fashion_mnist', 'folder', 'mnist', 'npz', 'tfds']"]
 
 
 @pytest.mark.slow

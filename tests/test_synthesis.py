@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from kd_keras import data, synthesis
+from kd_keras.data.rows import ImageRows
 from kd_keras.distill.run import run_fsbbt
 from kd_keras.errors import ConfigError
 from kd_keras.synthesis.cutmix import cut_and_paste, plan_cutmix
@@ -38,7 +39,7 @@ def test_candidates_subset_and_stream_in_order(idx_dir):
     config = tiny_config(idx_dir)
     real = data.load("fashion_mnist:train[:20]", (28, 28, 1), data_dir=idx_dir).images
     gen = synthesis.build("cutmix", config)
-    gen.prepare(None, real, None)
+    gen.prepare(None, ImageRows(real), None)
     cands = gen.candidates(50, seed=1)
     full = np.concatenate(list(cands.dataset(16).as_numpy_iterator()))
     part = np.concatenate(list(cands.subset(np.array([3, 7, 41])).dataset(2).as_numpy_iterator()))
@@ -55,7 +56,7 @@ class FlipSynthesizer(synthesis.Synthesizer):
     def candidates(self, count, seed):
         idx = np.random.default_rng(seed).integers(0, len(self.real), count)
         dim = np.linspace(0.5, 1.0, count, dtype=np.float32)[:, None, None, None]
-        return synthesis.ArrayCandidates(self.real[idx, :, ::-1] * dim)  # all distinct
+        return synthesis.ArrayCandidates(self.real.rows(idx)[:, :, ::-1] * dim)  # all distinct
 
 
 @pytest.mark.parametrize("selection", ["random", "uncertainty"])

@@ -72,9 +72,9 @@ def main(argv):
         else:
             train_teacher(config, workdir, strategy)
         spec = f"savedmodel:{own}"
-    load = lambda s: data.load(s, config.data.image_shape, seed=config.seed,  # noqa: E731
-                               data_dir=config.data.data_dir or None)
-    unlabeled = load(unlabeled_spec)
+    load = lambda s, **kw: data.load(s, config.data.image_shape, seed=config.seed,  # noqa: E731
+                                     data_dir=config.data.data_dir or None, **kw)
+    unlabeled = load(unlabeled_spec, compact=True)  # held as uint8 when 8-bit
     if config.student.targets != "true_labels":
         unlabeled = unlabeled.unlabeled()  # the teacher's answers are all the student sees
     eval_set = load(eval_spec) if eval_spec else None

@@ -219,7 +219,8 @@ def _load_folder(path: str, shape: Optional[Sequence[int]]) -> ImageSet:
 
     Hidden entries are skipped; loose images beside class folders are an error (they
     could not be labelled, and dropping them silently would surprise). Images are decoded
-    one by one into one preallocated array, so peak memory stays near the result's size.
+    one by one into one preallocated uint8 array (resized images rounded to 8-bit levels,
+    as stored photos are), so peak memory stays near the result's compact size.
     """
     if not os.path.isdir(path):
         raise DataError(f"folder source: {path} is not a directory")
@@ -252,15 +253,17 @@ def _load_folder(path: str, shape: Optional[Sequence[int]]) -> ImageSet:
     for f in files:
         if not os.path.isfile(f):
             raise DataError(f"folder source: {f} is not an image file")
+    from kd_keras.data.rows import to_uint8
+
     first = _decode_image(files[0], shape)
-    out = np.empty((len(files), *first.shape), np.float32)
-    out[0] = first
+    out = np.empty((len(files), *first.shape), np.uint8)
+    out[0] = to_uint8(first)
     for i, f in enumerate(files[1:], start=1):
         im = _decode_image(f, shape)
         if im.shape != first.shape:
             raise DataError(f"folder source: {f} has shape {im.shape}, {files[0]} has "
                             f"{first.shape}; give the model's image shape so images are resized")
-        out[i] = im
+        out[i] = to_uint8(im)
     return ImageSet(out, np.asarray(labels, np.int64) if labelled else None,
                     len(subdirs) if labelled else None, f"folder:{path}")
 
@@ -323,8 +326,11 @@ SOURCES.register("npz", lambda args, shape, d: _load_npz(args))
 
 
 def load(spec: str, image_shape: Optional[Sequence[int]] = None, seed: int = 0,
-         data_dir: Optional[str] = None) -> ImageSet:
-    """Loads the source named by ``spec``; checks images against ``image_shape`` if given."""
+         data_dir: Optional[str] = None, compact: bool = False) -> ImageSet:
+    """Loads the source named by ``spec``; checks images against ``image_shape`` if given.
+
+    Images come as float32 in [0, 1]; with ``compact`` 8-bit images come as uint8 (a
+    quarter of the memory), as the distillation run holds its real images."""
     match = _SPEC.match(spec.strip())
     body, start, stop = match.group("body"), match.group("start"), match.group("stop")
     kind, _, args = body.partition(":")
@@ -347,6 +353,11 @@ def load(spec: str, image_shape: Optional[Sequence[int]] = None, seed: int = 0,
         data = ImageSet(data.images[idx], None if data.labels is None else data.labels[idx],
                         data.num_classes, spec)
     # Converted once, after the selector: 2,000 of 60,000 images are not all turned to floats.
-    data.images = to_float_images(data.images, spec)
+    if compact:
+        from kd_keras.data.rows import compact as compacted
+        data.images = compacted(data.images if data.images.dtype == np.uint8
+                                else to_float_images(data.images, spec))
+    else:
+        data.images = to_float_images(data.images, spec)
     data.name = spec
     return data

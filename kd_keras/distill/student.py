@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from kd_keras import models
-from kd_keras.data.epochs import epoch_batches, prefetched
+from kd_keras.data.epochs import prefetched
 from kd_keras.distill.augment import augment_dataset, mix_batches
 from kd_keras.distill.batchnorm import recompute_batchnorm
 from kd_keras.distill.distiller import Distiller
 from kd_keras.distill.losses import get_loss
+from kd_keras.distill.store import LabelledSet
 from kd_keras.errors import ConfigError
 from kd_keras.strategy import compile_built
 
@@ -32,13 +32,14 @@ def planned_epochs(student_config, n_images: int) -> int:
     return int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], wanted)))
 
 
-def training_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
+def training_dataset(labelled: LabelledSet, batch_size: int, seed: int,
                      augment: str = "none", shift: float = 0.1, batch_mix: str = "none",
                      batch_mix_share: float = 0.5, batch_mix_alpha: float = 1.0
                      ) -> tf.data.Dataset:
-    """(images, teacher probabilities) shuffled every epoch, batched, optionally augmented
-    and mixed (:mod:`kd_keras.distill.augment`)."""
-    ds = augment_dataset(epoch_batches((x, y), batch_size, seed), augment, shift, seed)
+    """(images, teacher probabilities) shuffled every epoch, batched, made as they are
+    drawn (:mod:`kd_keras.distill.store`), optionally augmented and mixed
+    (:mod:`kd_keras.distill.augment`)."""
+    ds = augment_dataset(labelled.dataset(batch_size, seed), augment, shift, seed)
     return prefetched(mix_batches(ds, batch_mix, batch_mix_share, batch_mix_alpha, seed))
 
 
@@ -72,17 +73,18 @@ def student_optimizer(student_config, steps: int) -> keras.optimizers.Optimizer:
                                  use_ema=ema > 0, ema_momentum=ema if ema > 0 else 0.99)
 
 
-def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = False,
+def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
                   callbacks: Optional[list] = None, epochs: Optional[int] = None,
                   verbose: Optional[int] = None) -> keras.Model:
-    """Distills the config's student on (x, y) under the run's strategy and returns it.
+    """Distills the config's student on the labelled set under the run's strategy and
+    returns it.
 
     With ``checkpoints`` it backs up every epoch to ``WORKDIR/checkpoints`` (continued on
     ``--resume``) and logs to TensorBoard; without, it just trains (e.g. a probe student).
     """
     config = ctx.config
     s = config.student
-    epochs = planned_epochs(s, len(x)) if epochs is None else epochs
+    epochs = planned_epochs(s, len(labelled)) if epochs is None else epochs
     keras.utils.set_random_seed(config.seed)
     with ctx.strategy.scope():
         if ctx.student is None:
@@ -91,7 +93,7 @@ def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = Fals
             student = ctx.student if checkpoints else keras.models.clone_model(ctx.student)
         loss = get_loss(s.loss, s.temperature, label_smoothing=s.label_smoothing)
         distiller = Distiller(student, loss=loss, temperature=s.temperature)
-        steps = epochs * -(-len(x) // s.batch_size)
+        steps = epochs * -(-len(labelled) // s.batch_size)
         compile_built(distiller, student_optimizer(s, steps), jit_compile=bool(s.jit_compile),
                       steps_per_execution=int(s.steps_per_execution))
     cbs = list(callbacks or [])
@@ -102,24 +104,17 @@ def train_student(ctx, x: np.ndarray, y: np.ndarray, *, checkpoints: bool = Fals
                                                 delete_checkpoint=True),
                keras.callbacks.TensorBoard(ctx.workdir.join("tb", "student"))] + cbs
     name = s.model if ctx.student is None else student.name
-    print(f"student: training {name} on {len(x)} images for {epochs} epochs (loss {s.loss}, "
+    print(f"student: training {name} on {len(labelled)} images for {epochs} epochs (loss {s.loss}, "
           f"augment {s.augment}, {ctx.strategy.num_replicas_in_sync} replica(s))", flush=True)
-    dataset = training_dataset(x, y, s.batch_size, config.seed, s.augment, s.shift,
+    dataset = training_dataset(labelled, s.batch_size, config.seed, s.augment, s.shift,
                                s.batch_mix, s.batch_mix_share, s.batch_mix_alpha)
     history = distiller.fit(dataset, epochs=epochs, callbacks=cbs,
                             verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)
-    used = recompute_batchnorm(student, statistics_batches(x, s.batch_size, int(s.bn_batches),
-                                                           config.seed))
+    used = recompute_batchnorm(student, labelled.sample_batches(s.batch_size, int(s.bn_batches),
+                                                                config.seed))
     if used and verbose != 0:
         print(f"student: BatchNorm statistics recomputed for the final weights over {used} "
               f"batches of {s.batch_size} training images", flush=True)
     if checkpoints:
         ctx.history = history
     return student
-
-
-def statistics_batches(x: np.ndarray, batch_size: int, most: int, seed: int):
-    """Up to ``most`` batches of training images, drawn without replacement, as float32."""
-    order = np.random.default_rng(seed).permutation(len(x))[:most * batch_size]
-    for i in range(0, len(order), batch_size):
-        yield np.asarray(x[np.sort(order[i:i + batch_size])], np.float32)

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from kd_keras.data.rows import unit_float
 from kd_keras.errors import ConfigError
 from kd_keras.registry import Registry
 
@@ -89,7 +90,7 @@ def tflite_predict(path: str, images: np.ndarray, batch_size: int = 256) -> np.n
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     scores = []
     for i in range(0, len(images), batch_size):
-        batch = np.asarray(images[i:i + batch_size], np.float32)
+        batch = unit_float(images[i:i + batch_size])
         interpreter.resize_tensor_input(inp["index"], list(batch.shape))
         interpreter.allocate_tensors()
         if inp["dtype"] == np.int8:

@@ -12,11 +12,12 @@ synthetic budget (see :func:`parse_sources` and :func:`plan_counts`).
 from __future__ import annotations
 
 import abc
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.data.rows import ImageRows
 from kd_keras.errors import ConfigError
 from kd_keras.registry import Registry
 
@@ -26,7 +27,13 @@ SPLITS = ("paper", "even")  # how M is divided when no shares are given
 
 
 class Candidates(abc.ABC):
-    """``len(self)`` synthetic images, made on demand; indexable without making them."""
+    """``len(self)`` synthetic images, made on demand; indexable without making them.
+
+    ``exact`` candidates are made again bit for bit from their parameters (a recipe), so
+    the student's pipeline remakes them instead of storing them; the others (samples of a
+    network, whose pixels may change with the batch they are made in) are stored once."""
+
+    exact: bool = True
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
@@ -36,49 +43,65 @@ class Candidates(abc.ABC):
         """The candidates at ``index``, in that order."""
 
     @abc.abstractmethod
+    def make(self, index: tf.Tensor) -> tf.Tensor:
+        """The float32 images in [0, 1] at ``index`` (a 1-D int64 tensor), inside tf.data."""
+
     def dataset(self, batch_size: int) -> tf.data.Dataset:
         """Batches of float32 images in [0, 1], in order, made on the fly."""
+        return (tf.data.Dataset.range(len(self)).batch(batch_size)
+                .map(self.make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
 
 
 class ArrayCandidates(Candidates):
-    """Candidates already made, held in memory (e.g. samples of a trained generator)."""
+    """Candidates already made: images in memory, or rows of a stored file."""
 
-    def __init__(self, images: np.ndarray):
-        self.images = np.asarray(images, np.float32)
+    def __init__(self, images: Union[np.ndarray, ImageRows]):
+        self.rows = images if isinstance(images, ImageRows) else ImageRows(
+            np.asarray(images) if np.asarray(images).dtype == np.uint8
+            else np.asarray(images, np.float32))
 
     def __len__(self) -> int:
-        return int(len(self.images))
+        return len(self.rows)
 
     def subset(self, index: np.ndarray) -> "ArrayCandidates":
-        return ArrayCandidates(self.images[np.asarray(index, np.int64)])
+        return ArrayCandidates(self.rows.images[np.asarray(index, np.int64)])
 
-    def dataset(self, batch_size: int) -> tf.data.Dataset:
-        return tf.data.Dataset.from_tensor_slices(self.images).batch(batch_size)
+    def make(self, index: tf.Tensor) -> tf.Tensor:
+        return self.rows.gather(index)
 
 
 class IndexedCandidates(Candidates):
     """Candidates described by per-image parameter arrays and one batch function.
 
     ``params`` are equal-length arrays (pairs, weights, boxes, latents …) and
-    ``make(*batch_of_params)`` turns a batch of them into images inside tf.data.
+    ``make_batch(*batch_of_params)`` turns a batch of them into images inside tf.data.
+    ``exact=False`` marks a recipe whose pixels are not reproducible bit for bit.
     """
 
-    def __init__(self, params: tuple, make: Callable[..., tf.Tensor]):
+    def __init__(self, params: tuple, make_batch: Callable[..., tf.Tensor], exact: bool = True):
         self.params = tuple(np.asarray(p) for p in params)
         if len({len(p) for p in self.params}) > 1:
             raise ValueError("candidate parameter arrays differ in length")
-        self.make = make
+        self.make_batch, self.exact = make_batch, exact
 
     def __len__(self) -> int:
         return int(len(self.params[0]))
 
     def subset(self, index: np.ndarray) -> "IndexedCandidates":
         return IndexedCandidates(tuple(p[np.asarray(index, np.int64)] for p in self.params),
-                                 self.make)
+                                 self.make_batch, self.exact)
+
+    def make(self, index: tf.Tensor) -> tf.Tensor:
+        # read through numpy_function: the parameters never become graph constants
+        dtypes = [tf.as_dtype(p.dtype) for p in self.params]
+        params = tf.numpy_function(lambda i: tuple(p[i] for p in self.params),
+                                   [tf.cast(index, tf.int64)], dtypes, stateful=False)
+        return self.make_batch(*(tf.ensure_shape(p, [None, *q.shape[1:]])
+                                 for p, q in zip(params, self.params)))
 
     def dataset(self, batch_size: int) -> tf.data.Dataset:
         ds = tf.data.Dataset.from_tensor_slices(self.params).batch(batch_size)
-        return ds.map(lambda *p: self.make(*p), num_parallel_calls=tf.data.AUTOTUNE,
+        return ds.map(lambda *p: self.make_batch(*p), num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=True)
 
 
@@ -94,8 +117,9 @@ class Synthesizer(abc.ABC):
     def __init__(self, config):
         self.config = config
 
-    def prepare(self, ctx, real: np.ndarray, real_probs: np.ndarray) -> None:
-        """Learns what the generator needs from the real images and their answers.
+    def prepare(self, ctx, real: ImageRows, real_probs: np.ndarray) -> None:
+        """Learns what the generator needs from the real images (held once, read by row)
+        and their answers.
 
         ``ctx`` is the :class:`kd_keras.context.RunContext` (workdir, strategy, resume,
         stage timing). The default does nothing, as for MixUp.
@@ -105,6 +129,12 @@ class Synthesizer(abc.ABC):
     def candidates(self, count: int, seed: int) -> Candidates:
         """``count`` candidate images, the same for the same seed (so resumed runs hit the
         answer cache)."""
+
+    def recipe(self, real: ImageRows, params: tuple) -> Candidates:
+        """Exact candidates made again from their ``params`` over the ``real`` images (a
+        worker remaking the chief's labelled set). Only generators whose candidates are
+        ``exact`` need it."""
+        raise NotImplementedError(f"{self.name} candidates are stored, not remade")
 
     def near_copies(self, count: int, n_real: int) -> int:
         """How many of ``count`` draws from ``n_real`` images the paper's rule drops as

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.data.rows import gather
 from kd_keras.errors import ConfigError
 from kd_keras.synthesis.base import IndexedCandidates, Synthesizer, register
 
@@ -46,14 +47,16 @@ def plan_cutmix(n_real: int, count: int, height: int, width: int, *, alpha: floa
     return tuple(np.concatenate(c)[:count].astype(np.int64) for c in out)
 
 
-def cut_and_paste(real: tf.Tensor, first, second, top, left, box_h, box_w) -> tf.Tensor:
-    """``real[first]`` with the box (top, left, box_h, box_w) taken from ``real[second]``."""
-    height, width = tf.shape(real)[1], tf.shape(real)[2]
+def cut_and_paste(real, first, second, top, left, box_h, box_w) -> tf.Tensor:
+    """``real[first]`` with the box (top, left, box_h, box_w) taken from ``real[second]``;
+    ``real`` is :class:`kd_keras.data.rows.ImageRows` or a tensor."""
+    base, patch = gather(real, first), gather(real, second)
+    height, width = tf.shape(base)[1], tf.shape(base)[2]
     rows = tf.range(height, dtype=tf.int64)[None, :, None]
     cols = tf.range(width, dtype=tf.int64)[None, None, :]
     inside = ((rows >= top[:, None, None]) & (rows < (top + box_h)[:, None, None])
               & (cols >= left[:, None, None]) & (cols < (left + box_w)[:, None, None]))
-    return tf.where(inside[..., None], tf.gather(real, second), tf.gather(real, first))
+    return tf.where(inside[..., None], patch, base)
 
 
 @register("cutmix")
@@ -62,12 +65,14 @@ class CutMixSynthesizer(Synthesizer):
     pasted on the fly in tf.data."""
 
     def prepare(self, ctx, real, real_probs) -> None:
-        self.real = tf.constant(real, tf.float32)
+        self.real = real
 
     def candidates(self, count: int, seed: int) -> IndexedCandidates:
         c = self.config.cutmix
-        n, height, width = (int(d) for d in self.real.shape[:3])
-        params = plan_cutmix(n, count, height, width, alpha=c.alpha, low=c.low, high=c.high,
-                             seed=seed)
-        real = self.real
+        height, width = self.real.shape[:2]
+        params = plan_cutmix(len(self.real), count, height, width, alpha=c.alpha, low=c.low,
+                             high=c.high, seed=seed)
+        return self.recipe(self.real, params)
+
+    def recipe(self, real, params) -> IndexedCandidates:
         return IndexedCandidates(params, lambda *p: cut_and_paste(real, *p))

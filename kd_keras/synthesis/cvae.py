@@ -20,8 +20,8 @@ from keras import layers
 from kd_keras.data.epochs import epoch_batches, prefetched
 from kd_keras.errors import ConfigError
 from kd_keras.strategy import MultiWorkerFit, compile_built
-from kd_keras.synthesis.base import ArrayCandidates, Synthesizer, register
-from kd_keras.synthesis.mixup import quantize
+from kd_keras.synthesis.base import IndexedCandidates, Synthesizer, register
+from kd_keras.data.rows import quantize, unit_float
 
 tfd = tfp.distributions
 
@@ -170,15 +170,21 @@ class CVAE(MultiWorkerFit, keras.Model):
                                               -self.uniform_bound, self.uniform_bound)
         return tf.concat([normal, uniform], axis=0)
 
+    def decode(self, latents: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        """Images (likelihood means, clipped to [0, 1], 8-bit levels) for latents and
+        class labels."""
+        y = tf.one_hot(tf.cast(labels, tf.int32), self.num_classes)
+        mean = self.likelihood(tf.cast(latents, tf.float32), y).mean()
+        return quantize(tf.clip_by_value(tf.cast(mean, tf.float32), 0.0, 1.0))
+
     def sample(self, n: int, seed: int = 0, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """``n`` images (likelihood means, 8-bit levels) with class-balanced labels."""
         labels = np.arange(n) % self.num_classes
         z = self.hybrid_latents(n, seed)
-        y = tf.one_hot(labels, self.num_classes)
-        out = [quantize(self.likelihood(z[i:i + batch_size], y[i:i + batch_size]).mean())
+        out = [self.decode(z[i:i + batch_size], labels[i:i + batch_size])
                for i in range(0, n, batch_size)]
         images = tf.concat(out, 0).numpy() if out else np.zeros((0, *self.image_shape), np.float32)
-        return np.clip(images, 0.0, 1.0), labels
+        return images, labels
 
 
 def train_cvae(images: np.ndarray, conditions: np.ndarray, *, latent_dim: int, epochs: int,
@@ -216,7 +222,7 @@ class CVAESynthesizer(Synthesizer):
         if ctx.resume and os.path.exists(path):
             print(f"cvae: reloading {path}", flush=True)
             with ctx.strategy.scope():
-                self.model = CVAE(real.shape[1:], num_classes, **kwargs)
+                self.model = CVAE(real.shape, num_classes, **kwargs)
             self.model.load_weights(path)
             return
         print(f"cvae: training a {kwargs['architecture']} CVAE on {len(real)} images for "
@@ -227,12 +233,17 @@ class CVAESynthesizer(Synthesizer):
             ctx.workdir.remove("cvae_checkpoints")  # only ever one a kd_keras run made
         with ctx.stage("cvae_train"):
             self.model = train_cvae(
-                real, conditions, epochs=c.epochs, batch_size=c.batch_size,
+                unit_float(real.images), conditions, epochs=c.epochs, batch_size=c.batch_size,
                 learning_rate=c.learning_rate, seed=self.config.seed, strategy=ctx.strategy,
                 callbacks=[keras.callbacks.BackupAndRestore(backup, delete_checkpoint=True),
                            keras.callbacks.TensorBoard(ctx.workdir.join("tb", "cvae"))],
                 verbose=ctx.verbosity(), steps_per_execution=c.steps_per_execution, **kwargs)
         self.model.save_weights(path)
 
-    def candidates(self, count: int, seed: int) -> ArrayCandidates:
-        return ArrayCandidates(self.model.sample(count, seed=seed)[0])
+    def candidates(self, count: int, seed: int) -> IndexedCandidates:
+        """Hybrid latents and class-balanced conditions, decoded batch by batch as they are
+        labelled; not ``exact`` (a network's pixels may differ with the batch), so the
+        labelled images are stored once."""
+        labels = np.arange(count) % self.model.num_classes
+        latents = self.model.hybrid_latents(count, seed).numpy()
+        return IndexedCandidates((latents, labels), self.model.decode, exact=False)

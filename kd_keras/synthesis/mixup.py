@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.data.rows import ImageRows, gather, quantize
 from kd_keras.errors import ConfigError
 from kd_keras.synthesis.base import IndexedCandidates, Synthesizer, register
 
@@ -79,22 +80,18 @@ def plan_mixup(n_real: int, candidates: int, *, alpha: float = 1.0, decimals: in
     return MixupPlan(np.concatenate(firsts), np.concatenate(seconds), np.concatenate(lams), dropped)
 
 
-def quantize(images: tf.Tensor) -> tf.Tensor:
-    """Rounds pixels to 8-bit levels, as stored images are; makes cache keys robust."""
-    return tf.round(images * 255.0) / 255.0
-
-
-def mix(real: tf.Tensor, first: tf.Tensor, second: tf.Tensor, lam: tf.Tensor) -> tf.Tensor:
-    """``lam * real[first] + (1 - lam) * real[second]`` for a batch of pairs (vectorised)."""
-    lam = tf.reshape(tf.cast(lam, real.dtype), [-1, 1, 1, 1])
-    return quantize(lam * tf.gather(real, first) + (1.0 - lam) * tf.gather(real, second))
+def mix(real, first: tf.Tensor, second: tf.Tensor, lam: tf.Tensor) -> tf.Tensor:
+    """``lam * real[first] + (1 - lam) * real[second]`` for a batch of pairs (vectorised);
+    ``real`` is :class:`kd_keras.data.rows.ImageRows` or a tensor."""
+    lam = tf.reshape(tf.cast(lam, tf.float32), [-1, 1, 1, 1])
+    return quantize(lam * gather(real, first) + (1.0 - lam) * gather(real, second))
 
 
 def mixup_dataset(real: np.ndarray, plan: MixupPlan, batch_size: int = 1024) -> tf.data.Dataset:
     """A tf.data pipeline yielding batches of the planned MixUp images, made on the fly."""
-    real_t = tf.constant(real, tf.float32)
+    rows = ImageRows(real)
     ds = tf.data.Dataset.from_tensor_slices((plan.first, plan.second, plan.lam)).batch(batch_size)
-    return ds.map(lambda i, j, l: mix(real_t, i, j, l), num_parallel_calls=tf.data.AUTOTUNE,
+    return ds.map(lambda i, j, l: mix(rows, i, j, l), num_parallel_calls=tf.data.AUTOTUNE,
                   deterministic=True)
 
 
@@ -108,15 +105,15 @@ class MixupSynthesizer(Synthesizer):
         return dict(alpha=m.alpha, decimals=m.decimals, low=m.low, high=m.high)
 
     def prepare(self, ctx, real, real_probs) -> None:
-        self.real = tf.constant(real, tf.float32)
+        self.real = real
 
     def near_copies(self, count: int, n_real: int) -> int:
         return plan_mixup(n_real, count, seed=self.config.seed, fill=False,
                           **self._plan_args()).dropped
 
     def candidates(self, count: int, seed: int) -> IndexedCandidates:
-        plan = plan_mixup(int(self.real.shape[0]), count, seed=seed, fill=True,
-                          **self._plan_args())
-        real = self.real
-        return IndexedCandidates((plan.first, plan.second, plan.lam),
-                                 lambda i, j, lam: mix(real, i, j, lam))
+        plan = plan_mixup(len(self.real), count, seed=seed, fill=True, **self._plan_args())
+        return self.recipe(self.real, (plan.first, plan.second, plan.lam))
+
+    def recipe(self, real, params) -> IndexedCandidates:
+        return IndexedCandidates(params, lambda i, j, lam: mix(real, i, j, lam))

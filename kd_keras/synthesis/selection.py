@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.synthesis.base import Candidates, Synthesizer
+from kd_keras.synthesis.base import ArrayCandidates, Candidates, Synthesizer
 from kd_keras.teachers.labelling import label_candidates
 
 SELECTIONS = ("random", "uncertainty")
@@ -43,24 +43,31 @@ def entropy_scores(probe: keras.Model, candidates: Candidates, batch_size: int) 
     return np.concatenate(scores) if scores else np.zeros((0,), np.float32)
 
 
-def choose_and_label(ctx, real: np.ndarray, real_probs: np.ndarray,
-                     generators: dict[str, Synthesizer], counts: dict[str, int],
-                     train_probe: Callable[[np.ndarray, np.ndarray], keras.Model]
-                     ) -> dict[str, Labelled]:
-    """``counts[name]`` labelled images from each generator, chosen as the config says.
+def choose_and_label(ctx, real_set, generators: dict[str, Synthesizer], counts: dict[str, int],
+                     train_probe: Callable, store: Callable[[str], str]) -> dict:
+    """``counts[name]`` labelled images from each generator, chosen as the config says, as
+    ``{name: Part}`` (:mod:`kd_keras.distill.store`).
 
-    ``train_probe(x, y)`` trains and returns a probe student (uncertainty selection only).
+    ``real_set`` is the labelled set of the real images alone; ``train_probe(labelled)``
+    trains and returns a probe student (uncertainty selection only); ``store(name)`` is the
+    file a part's stored images go to (candidates that are not remade exactly).
     """
+    from kd_keras.distill.store import Part
+
     config, teacher = ctx.config, ctx.teacher
     seed, batch = config.seed, config.synthesis.batch_size
     chosen_by = selected_generators(config, counts) if config.synthesis.selection == "uncertainty" else []
-    out: dict[str, Labelled] = {}
+
+    def label(name: str, candidates: Candidates, what: str, suffix: str = "") -> Part:
+        seen, probs = label_candidates(candidates, teacher, what, batch, store(name + suffix))
+        return Part(seen, probs, name)
+
+    out: dict = {}
     for name, count in counts.items():
         if name not in chosen_by and count:
             print(f"{name}: generating and labelling {count} images", flush=True)
             with ctx.stage(f"{name}_label"):
-                out[name] = label_candidates(generators[name].candidates(count, seed), teacher,
-                                             name, batch)
+                out[name] = label(name, generators[name].candidates(count, seed), name)
     if not chosen_by:
         return out
     sel = config.selection
@@ -72,15 +79,17 @@ def choose_and_label(ctx, real: np.ndarray, real_probs: np.ndarray,
         print(f"selection: reusing the choice made before ({path})", flush=True)
         with ctx.stage("selection_label"):
             for n in chosen_by:
-                out[n] = label_candidates(pools[n].subset(saved[n]), teacher, f"{n} (selected)", batch)
+                out[n] = label(n, pools[n].subset(saved[n]), f"{n} (selected)")
         return {n: out[n] for n in counts if n in out}
     with ctx.stage("selection_warmup"):
-        warm = {n: label_candidates(pools[n].subset(np.arange(n_warm[n])), teacher,
-                                    f"{n} (warm-up, random of a pool of {len(pools[n])})", batch)
+        warm = {n: label(n, pools[n].subset(np.arange(n_warm[n])),
+                         f"{n} (warm-up, random of a pool of {len(pools[n])})", "_warmup")
                 for n in chosen_by}
     with ctx.stage("selection_probe"):
-        probe = train_probe(np.concatenate([real] + [w[0] for w in warm.values()]),
-                            np.concatenate([real_probs] + [w[1] for w in warm.values()]))
+        probe_set = real_set
+        for n, part in warm.items():
+            probe_set = probe_set.with_part(n, part)
+        probe = train_probe(probe_set)
     chosen = {}
     for n in chosen_by:
         with ctx.stage("selection_score"):
@@ -93,7 +102,13 @@ def choose_and_label(ctx, real: np.ndarray, real_probs: np.ndarray,
     np.savez(path, **chosen)
     with ctx.stage("selection_label"):
         for n in chosen_by:
-            x, y = label_candidates(pools[n].subset(chosen[n][n_warm[n]:]), teacher,
-                                    f"{n} (selected)", batch)
-            out[n] = (np.concatenate([warm[n][0], x]), np.concatenate([warm[n][1], y]))
+            if pools[n].exact and teacher.encoding == "none":
+                # the warm-up's answers come from the cache: the part is one recipe again
+                out[n] = label(n, pools[n].subset(chosen[n]), f"{n} (selected)")
+                continue
+            rest = label(n, pools[n].subset(chosen[n][n_warm[n]:]), f"{n} (selected)",
+                         "_selected")  # stored rows: the warm-up's and these, as sent
+            out[n] = Part(ArrayCandidates(np.concatenate([warm[n].candidates.rows.images,
+                                                          rest.candidates.rows.images])),
+                          np.concatenate([warm[n].targets, rest.targets]), n)
     return {n: out[n] for n in counts if n in out}

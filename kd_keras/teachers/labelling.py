@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from kd_keras.data.rows import ImageRows, quantize, to_uint8, unit_float
 from kd_keras.teachers.teacher import Teacher
 
 
@@ -50,15 +51,41 @@ def label_batches(images: tf.data.Dataset, teacher: Teacher, parallel: int = 2) 
     return ds.prefetch(tf.data.AUTOTUNE), raised
 
 
+class ImageSink:
+    """Where labelled images go as they are answered: rows of one uint8 array (8-bit
+    images, exactly) in memory or, with ``path``, in a ``.npy`` file written batch by batch
+    and read back as a memory map. Nothing of the whole set is gathered twice."""
+
+    def __init__(self, total: int, shape, path: Optional[str] = None):
+        shape = (int(total), *(int(d) for d in shape))
+        self.path, self.done = path, 0
+        self.array = (np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+                      if path else np.empty(shape, np.uint8))
+
+    def write(self, images: np.ndarray) -> None:
+        u8 = to_uint8(images)
+        if not np.array_equal(unit_float(u8), images):  # quantised before querying, always
+            raise ValueError("ImageSink stores 8-bit images only; quantise before querying")
+        self.array[self.done:self.done + len(u8)] = u8
+        self.done += len(u8)
+
+    def rows(self) -> ImageRows:
+        if self.path is None:
+            return ImageRows(self.array[:self.done])
+        self.array.flush()
+        del self.array
+        return ImageRows.from_file(self.path)
+
+
 def collect(labelled: tf.data.Dataset, raised: list, total: int, what: str,
-            teacher: Teacher, keep_images: bool = True) -> tuple[Optional[np.ndarray], np.ndarray]:
-    """Runs the pipeline to the end, with progress, into (images, probabilities) arrays;
-    without ``keep_images`` the images are not gathered (None is returned for them)."""
-    xs, ys, done, start, last = [], [], 0, time.time(), 0.0
+            teacher: Teacher, sink: Optional[ImageSink] = None) -> np.ndarray:
+    """Runs the pipeline to the end, with progress, and returns the probabilities; the
+    images go to ``sink`` if one is given (else they are not gathered)."""
+    ys, done, start, last = [], 0, time.time(), 0.0
     try:
         for x, y in labelled:
-            if keep_images:
-                xs.append(x.numpy())
+            if sink is not None:
+                sink.write(x.numpy())
             ys.append(y.numpy())
             done += len(ys[-1])
             if time.time() - last > 5 or done == total:
@@ -69,10 +96,7 @@ def collect(labelled: tf.data.Dataset, raised: list, total: int, what: str,
         if raised:
             raise raised[0] from None
         raise
-    if not ys:
-        return (np.zeros((0,), np.float32) if keep_images else None,
-                np.zeros((0, teacher.num_classes), np.float32))
-    return (np.concatenate(xs) if keep_images else None), np.concatenate(ys)
+    return np.concatenate(ys) if ys else np.zeros((0, teacher.num_classes), np.float32)
 
 
 def label_arrays(images: np.ndarray, teacher: Teacher, what: str,
@@ -80,15 +104,15 @@ def label_arrays(images: np.ndarray, teacher: Teacher, what: str,
     """Teacher probabilities for in-memory images, through the same pipeline. The images
     are read batch by batch (uint8 or float), never copied whole nor gathered again."""
     return collect(*label_batches(_batched(images, batch_size), teacher), total=len(images),
-                   what=what, teacher=teacher, keep_images=False)[1]
+                   what=what, teacher=teacher)
 
 
 def _batched(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
-    """In-memory images (uint8 or float) as float32 batches, read slice by slice: no copy of
-    the whole set."""
+    """In-memory images (uint8 or float) as float32 batches in [0, 1], read slice by slice:
+    no copy of the whole set."""
     def batches():
         for i in range(0, len(images), batch_size):
-            yield np.asarray(images[i:i + batch_size], np.float32)
+            yield unit_float(images[i:i + batch_size])
 
     return tf.data.Dataset.from_generator(
         batches, output_signature=tf.TensorSpec((None, *images.shape[1:]), tf.float32))
@@ -96,15 +120,40 @@ def _batched(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
 
 def label_seen(images: np.ndarray, teacher: Teacher, what: str) -> tuple[np.ndarray, np.ndarray]:
     """(images as the teacher saw them, its probabilities): the images themselves unless it
-    takes them encoded (PNG or JPEG: then the decoded pixels, for the student to train on)."""
+    takes them encoded (PNG or JPEG: then the decoded pixels, as uint8, for the student to
+    train on)."""
     if teacher.encoding == "none":
         return images, label_arrays(images, teacher, what)
-    return collect(*label_batches(_batched(images, 1024), teacher), total=len(images),
-                   what=what, teacher=teacher)
+    sink = ImageSink(len(images), images.shape[1:])
+    probs = collect(*label_batches(_batched(images, 1024), teacher), total=len(images),
+                    what=what, teacher=teacher, sink=sink)
+    return sink.rows().images, probs
 
 
 def label_candidates(candidates, teacher: Teacher, what: str,
-                     batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Makes and labels synthetic candidates (a :class:`kd_keras.synthesis.Candidates`)."""
-    return collect(*label_batches(candidates.dataset(batch_size), teacher), total=len(candidates),
-                   what=what, teacher=teacher)
+                     batch_size: int = 1024, store: Optional[str] = None
+                     ) -> tuple:
+    """Makes and labels synthetic candidates; returns (the candidates as the student will
+    see them, the teacher's probabilities).
+
+    Exact candidates sent as they are stay a recipe (no image is kept). Others (a network's
+    samples, or images the teacher takes encoded) are quantised to 8 bits before they are
+    sent and kept as uint8 rows, in the ``store`` file if given (else in memory): the
+    student trains on exactly the pixels the teacher answered for."""
+    from kd_keras.synthesis.base import ArrayCandidates  # synthesis labels through here
+
+    images = candidates.dataset(batch_size)
+    if candidates.exact and teacher.encoding == "none":
+        return candidates, collect(*label_batches(images, teacher), total=len(candidates),
+                                   what=what, teacher=teacher)
+    sink = ImageSink(len(candidates), _shape(images), store)
+    probs = collect(*label_batches(images.map(quantize), teacher), total=len(candidates),
+                    what=what, teacher=teacher, sink=sink)
+    return ArrayCandidates(sink.rows()), probs
+
+
+def _shape(images: tf.data.Dataset) -> tuple:
+    shape = images.element_spec.shape[1:]
+    if not shape.is_fully_defined():
+        raise ValueError(f"candidate images need a known shape, got {shape}")
+    return tuple(shape)

@@ -1,0 +1,65 @@
+"""Resuming a run: what its labelled set depends on (the manifest), checked on --resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from kd_keras.data import ImageSet
+from kd_keras.data.rows import unit_float
+from kd_keras.errors import ConfigError, DataError
+
+# Config sections the labelled training set and the student checkpoint depend on: a
+# resumed run with other values would train on a stale selection or crash.
+MANIFEST_SECTIONS = ("seed", "data", "query", "synthesis", "selection", "mixup", "cutmix",
+                     "cvae", "student")
+MANIFEST_SKIP = ("data.train", "data.test", "data.data_dir", "query.batch_size",
+                 "query.concurrency", "query.budget", "query.max_tries",
+                 "query.backoff_seconds", "query.timeout_seconds", "student.epochs")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def manifest(config, unlabeled: ImageSet, teacher) -> dict:
+    """What the run's training set depends on: settings, the real images, the teacher."""
+    settings = _flatten({k: config.to_dict()[k] for k in MANIFEST_SECTIONS})
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()
+                if k not in MANIFEST_SKIP}
+    digest = hashlib.sha256()  # in chunks, as float32 whatever the store's dtype
+    for i in range(0, len(unlabeled), 1024):
+        digest.update(np.ascontiguousarray(unit_float(unlabeled.images[i:i + 1024])).tobytes())
+    settings["unlabeled.images"] = f"{len(unlabeled)} images, sha256 {digest.hexdigest()[:16]}"
+    settings["teacher"] = teacher.identity
+    return settings
+
+
+def check_resume(ctx, current: dict) -> None:
+    """On --resume, refuses a config that differs from the run's in what matters; otherwise
+    records the run's manifest (``WORKDIR/training_set.json``)."""
+    path = ctx.workdir.claim("training_set.json")
+    if ctx.resume:
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+        except FileNotFoundError:
+            saved = None
+        except (OSError, ValueError):
+            raise DataError(f"{path} is unreadable; run without --resume to start over") from None
+        if saved is not None:
+            changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+            if changed:
+                detail = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed[:6])
+                raise ConfigError(f"--resume with settings that differ from the run in "
+                                  f"{ctx.workdir.path}: {detail}; use the original settings, "
+                                  "or another --workdir for a new run")
+            return
+    with open(path, "w") as f:
+        json.dump(current, f, indent=1, sort_keys=True)
