@@ -22,11 +22,16 @@ PAPER = {
                       "fsbbt": 84.73, "divbfkd": 86.50, "answers": 50000},
     "mnist": {"teacher": 99.18, "student_alone": 95.97, "standard_kd": 95.99, "fsbbt": 98.42,
               "divbfkd": 98.58, "answers": 26000},
+    # CIFAR-10 (AlexNet -> AlexNet-Half); ours is CIFAR-10 (JPEG) with a CPU-sized pair, so
+    # only the shares of each run's own teacher compare.
+    "cifar10_jpeg": {"teacher": 84.07, "fsbbt": 74.10, "divbfkd": 76.97, "answers": 42000},
 }
 # The papers' students as shares of their own teachers (FS-BBT: 84.73 of 90.15; DivBFKD:
 # 86.50 of 90.90), for the share column.
 PAPER_SHARES = {"fashion_mnist": "94.0 % of its 90.15 % teacher (DivBFKD: 95.2 % of 90.90 %)",
-                "mnist": "99.2 % of its 99.18 % teacher (DivBFKD: 99.3 % of 99.28 %)"}
+                "mnist": "99.2 % of its 99.18 % teacher (DivBFKD: 99.3 % of 99.28 %)",
+                "cifar10_jpeg": "88.1 % of its 84.07 % teacher on CIFAR-10, AlexNet -> "
+                                "AlexNet-Half (DivBFKD: 85.5 % of 90.05 %)"}
 # The headline: per data set and budget (answers), the records of our default and of the
 # paper's method measured here, as (result file, row). Runs before the "default" row existed
 # name the default's settings: real + CutMix, KL T = 2, batch 128, EMA 0.999, auto epochs
@@ -40,6 +45,11 @@ HEADLINE = {
     "mnist": {
         10000: {"default": ("mnist", "default@B10000"), "paper": ("mnist", "fsbbt@B10000")},
         26000: {"default": ("mnist", "default"), "paper": ("mnist", "fsbbt")}},
+    "cifar10_jpeg": {
+        10000: {"default": ("cifar10_jpeg", "default@B10000"),
+                "paper": ("cifar10_jpeg", "fsbbt@B10000")},
+        42000: {"default": ("cifar10_jpeg", "default@B42000"),
+                "paper": ("cifar10_jpeg", "fsbbt@B42000")}},
 }
 MAIN_SEEDS = 3  # rows with fewer seeds are explorations (docs/EXPLORATIONS.md)
 # Result files named <dataset>.<tag>.jsonl hold reruns under changed conditions; each tag says which.
@@ -428,7 +438,26 @@ def plot(all_records, path):
 
 
 # JSONL files under bench/results/ that get a section of their own rather than an accuracy table.
-SECTIONS = (("speed_runs", speed_runs_section),)
+def memory_section(records) -> list:
+    """``bench/memory.py``: a whole run's peak resident memory by image side and budget."""
+    lines = ["## Memory of a whole run", "",
+             "`python bench/memory.py`: `bin/distill.py` on 2,000 RGB images with the default "
+             "sources (real + CutMix), a tiny teacher and student and one student epoch, so "
+             "that memory is what is measured; peak resident memory of the whole process "
+             "(ru_maxrss). The labelled set's size as uint8 and float32 is beside it. Target "
+             "(issue #24): 224x224x3, budget 50,000, at most 3 GiB.", "",
+             "| code | side | budget | peak RSS GiB | finished | set as uint8 GiB | as float32 "
+             "GiB | seconds | command |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        done = "yes" if r["finished"] else (f"stopped at {r['stopped_at_gib']} GiB"
+                                            if r.get("stopped_at_gib") else "no")
+        lines.append(f"| {r['code']} | {r['side']} | {r['budget']:,} | {r['peak_rss_gib']:.2f} | "
+                     f"{done} | {r['uint8_set_gib']:.2f} | {r['float32_set_gib']:.2f} | "
+                     f"{r['seconds']:.0f} | `{clean(r['command'])}` |")
+    return lines + [""]
+
+
+SECTIONS = (("speed_runs", speed_runs_section), ("memory", memory_section))
 
 # What the one-off speed probes of issues #10 and #11 found (their scripts and records are in
 # git history before this page's rewrite; see the session notes of 2026-11-29).

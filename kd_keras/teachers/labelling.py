@@ -48,7 +48,17 @@ def label_batches(images: tf.data.Dataset, teacher: Teacher, parallel: int = 2) 
         return x, tf.ensure_shape(probs, [None, teacher.num_classes])
 
     ds = images.map(add_answers, num_parallel_calls=parallel, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE), raised
+    return ds.prefetch(2), raised  # a fixed depth: large photos stay a few batches
+
+
+BATCH_BYTES = 64 << 20  # at most about this much float32 image data in one labelling batch
+
+
+def batch_for(image_shape, wanted: int) -> int:
+    """``wanted`` images per labelling batch, fewer for large images (at most
+    :data:`BATCH_BYTES` of float32 pixels), so memory does not grow with the image size."""
+    per_image = 4 * int(np.prod([int(d) for d in image_shape]))
+    return int(max(1, min(wanted, BATCH_BYTES // max(1, per_image))))
 
 
 class ImageSink:
@@ -103,8 +113,8 @@ def label_arrays(images: np.ndarray, teacher: Teacher, what: str,
                  batch_size: int = 1024) -> np.ndarray:
     """Teacher probabilities for in-memory images, through the same pipeline. The images
     are read batch by batch (uint8 or float), never copied whole nor gathered again."""
-    return collect(*label_batches(_batched(images, batch_size), teacher), total=len(images),
-                   what=what, teacher=teacher)
+    return collect(*label_batches(_batched(images, batch_for(images.shape[1:], batch_size)),
+                                  teacher), total=len(images), what=what, teacher=teacher)
 
 
 def _batched(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
@@ -125,7 +135,8 @@ def label_seen(images: np.ndarray, teacher: Teacher, what: str) -> tuple[np.ndar
     if teacher.encoding == "none":
         return images, label_arrays(images, teacher, what)
     sink = ImageSink(len(images), images.shape[1:])
-    probs = collect(*label_batches(_batched(images, 1024), teacher), total=len(images),
+    batches = _batched(images, batch_for(images.shape[1:], 1024))
+    probs = collect(*label_batches(batches, teacher), total=len(images),
                     what=what, teacher=teacher, sink=sink)
     return sink.rows().images, probs
 
@@ -143,6 +154,7 @@ def label_candidates(candidates, teacher: Teacher, what: str,
     from kd_keras.synthesis.base import ArrayCandidates  # synthesis labels through here
 
     images = candidates.dataset(batch_size)
+    images = candidates.dataset(batch_for(_shape(images), batch_size))
     if candidates.exact and teacher.encoding == "none":
         return candidates, collect(*label_batches(images, teacher), total=len(candidates),
                                    what=what, teacher=teacher)
