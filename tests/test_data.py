@@ -269,3 +269,22 @@ def test_hidden_folders_are_not_classes_and_loose_images_do_not_vanish(tmp_path)
     (root / "loose.png").write_bytes(png)
     with pytest.raises(DataError, match="loose.png"):
         data.load(f"folder:{root}", (8, 8, 1))
+
+
+def test_compact_loading_keeps_8bit_images_as_uint8(idx_dir, tmp_path):
+    """The run holds its real images as uint8 when they are 8-bit (issue #24): a quarter of
+    float32; float images off the 8-bit levels stay float32, unchanged."""
+    from kd_keras.data.rows import ImageRows, compact
+
+    grey = data.load("fashion_mnist:train[:50]", (28, 28, 1), data_dir=idx_dir, compact=True)
+    floats = data.load("fashion_mnist:train[:50]", (28, 28, 1), data_dir=idx_dir)
+    assert grey.images.dtype == np.uint8 and floats.images.dtype == np.float32
+    np.testing.assert_array_equal(grey.images / np.float32(255.0), floats.images)
+    assert compact(floats.images).dtype == np.uint8  # 8-bit levels: exactly representable
+    off = floats.images + np.float32(0.001)
+    assert compact(off) is off  # not 8-bit: kept as it is
+    rows = ImageRows(grey.images).rows(np.array([3, 1]))
+    np.testing.assert_array_equal(rows, floats.images[[3, 1]])
+    np.save(tmp_path / "x.npy", grey.images)
+    mapped = ImageRows.from_file(str(tmp_path / "x.npy"))
+    np.testing.assert_array_equal(mapped.gather(tf.constant([4, 0])).numpy(), floats.images[[4, 0]])
