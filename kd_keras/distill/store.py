@@ -119,9 +119,7 @@ class LabelledSet:
         index = np.asarray(index, np.int64)
         out = [self._make(tf.constant(index[i:i + batch_size])).numpy()
                for i in range(0, len(index), batch_size)]
-        shape = next(iter(self.parts.values())).candidates.make(
-            tf.zeros([0], tf.int64)).shape[1:] if not out else out[0].shape[1:]
-        return np.concatenate(out) if out else np.zeros((0, *shape), np.float32)
+        return np.concatenate(out) if out else self._make(tf.zeros([0], tf.int64)).numpy()
 
     def sample_batches(self, batch_size: int, most: int, seed: int) -> Iterator[np.ndarray]:
         """Up to ``most`` batches of training images, drawn without replacement."""
