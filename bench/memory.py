@@ -97,7 +97,8 @@ def _commit(path: str) -> str:
 def main(argv):
     del argv
     os.makedirs(FLAGS.workroot, exist_ok=True)
-    label = FLAGS.label or _commit(FLAGS.code)
+    code = os.path.abspath(FLAGS.code)
+    label = FLAGS.label or _commit(code)
     for side in map(int, FLAGS.sides):
         folder = os.path.abspath(os.path.join(FLAGS.workroot, f"side{side}"))
         photos = os.path.join(folder, "photos.npz")
@@ -108,7 +109,7 @@ def main(argv):
         for budget in map(int, FLAGS.budgets):
             workdir = os.path.join(folder, f"run_{label}_B{budget}")
             shutil.rmtree(workdir, ignore_errors=True)  # only ever this bench's own run
-            cmd = [sys.executable, os.path.join(FLAGS.code, "bin", "distill.py"),
+            cmd = [sys.executable, os.path.join(code, "bin", "distill.py"),
                    "--config=configs/folder.py", f"--workdir={workdir}",
                    f"--teacher=savedmodel:{os.path.join(folder, 'teacher')}",
                    f"--unlabeled=npz:{photos}", "--eval=",
@@ -122,7 +123,7 @@ def main(argv):
             print(f"memory: side {side}, budget {budget}: {' '.join(cmd[1:])}", flush=True)
             start = time.time()
             log = open(workdir + ".log", "w")
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=FLAGS.code)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=code)
             stopped: list = []
             threading.Thread(target=_watch, args=(proc.pid, FLAGS.limit_gib * 2**20, stopped),
                              daemon=True).start()
@@ -143,6 +144,9 @@ def main(argv):
             with open(FLAGS.out, "a") as f:
                 f.write(json.dumps(record) + "\n")
             print(f"memory: {json.dumps(record)}", flush=True)
+            if not record["finished"] and not stopped:
+                with open(workdir + ".log") as f:
+                    print("memory: the run FAILED:\n" + "".join(f.readlines()[-5:]), flush=True)
 
 
 if __name__ == "__main__":
