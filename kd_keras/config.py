@@ -130,8 +130,9 @@ SETTINGS: tuple[Setting, ...] = (
             "for loss=smooth_ce"),
     Setting("student.targets", "teacher", Choice(lambda: ("teacher", "true_labels")),
             "true_labels: the 'student alone' reference"),
-    Setting("student.augment", "none", Choice(lambda: _names("augmentations")),
-            "label-preserving augmentation reusing each answer: none, shift or flip_shift"),
+    Setting("student.augment", "auto", Choice(lambda: _names("student_augmentations")),
+            "label-preserving augmentation reusing each answer: none, shift, flip_shift, or "
+            f"auto: flip_shift for colour images, none for grey ({R}#cifar10_jpeg)"),
     Setting("student.shift", 0.1, Number(low=0, high=1, high_open=True),
             "largest shift, as a fraction of the image"),
     Setting("student.batch_mix", "none", Choice(lambda: _names("batch_mixes")),
@@ -172,7 +173,9 @@ def _names(kind: str) -> tuple:
     if kind == "losses":
         from kd_keras.distill.losses import loss_names
         return loss_names()
-    from kd_keras.distill.augment import AUGMENTATIONS, BATCH_MIXES
+    from kd_keras.distill.augment import AUGMENTATIONS, AUTO, BATCH_MIXES
+    if kind == "student_augmentations":
+        return (AUTO, *AUGMENTATIONS)
     return AUGMENTATIONS if kind == "augmentations" else BATCH_MIXES
 
 

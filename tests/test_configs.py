@@ -121,3 +121,17 @@ def test_every_setting_has_its_default_check_and_doc_in_one_row():
         assert s.doc.strip(), s.field
         if s.default is not REQUIRED:
             s.check(s.field, s.default)  # the default passes its own check
+
+
+def test_the_default_augmentation_follows_from_the_channels():
+    """One default for all data (issue #23): student.augment=auto mirrors and shifts colour
+    images and leaves grey ones as they are; the paper's method never augments."""
+    from kd_keras.distill.augment import resolve
+
+    for name in ("fashion_mnist", "mnist", "cifar10_jpeg"):
+        c = load(name)
+        assert c.student.augment == "auto"
+        assert load(name, "paper").student.augment == "none"
+    assert resolve("auto", (32, 32, 3)) == "flip_shift"
+    assert resolve("auto", (28, 28, 1)) == "none"
+    assert resolve("shift", (32, 32, 3)) == "shift"

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from kd_keras import models
 from kd_keras.data.epochs import prefetched
-from kd_keras.distill.augment import augment_dataset, mix_batches
+from kd_keras.distill.augment import augment_dataset, mix_batches, resolve
 from kd_keras.distill.batchnorm import recompute_batchnorm
 from kd_keras.distill.distiller import Distiller
 from kd_keras.distill.losses import get_loss
@@ -104,9 +104,10 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
                                                 delete_checkpoint=True),
                keras.callbacks.TensorBoard(ctx.workdir.join("tb", "student"))] + cbs
     name = s.model if ctx.student is None else student.name
+    augment = resolve(s.augment, config.data.image_shape)
     print(f"student: training {name} on {len(labelled)} images for {epochs} epochs (loss {s.loss}, "
-          f"augment {s.augment}, {ctx.strategy.num_replicas_in_sync} replica(s))", flush=True)
-    dataset = training_dataset(labelled, s.batch_size, config.seed, s.augment, s.shift,
+          f"augment {augment}, {ctx.strategy.num_replicas_in_sync} replica(s))", flush=True)
+    dataset = training_dataset(labelled, s.batch_size, config.seed, augment, s.shift,
                                s.batch_mix, s.batch_mix_share, s.batch_mix_alpha)
     history = distiller.fit(dataset, epochs=epochs, callbacks=cbs,
                             verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)
