@@ -83,6 +83,10 @@ class ImageRows:
     def shape(self) -> Sequence[int]:
         return tuple(int(d) for d in self.images.shape[1:])
 
+    def raw(self, index: np.ndarray) -> np.ndarray:
+        """The images at ``index`` as stored (uint8 or float32)."""
+        return self.images[np.asarray(index, np.int64)]
+
     def rows(self, index: np.ndarray) -> np.ndarray:
         """The images at ``index`` (ascending reads are fastest on a memory map), float32."""
         index = np.asarray(index, np.int64)

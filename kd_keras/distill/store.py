@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.data.rows import ImageRows
+from kd_keras.data.rows import ImageRows, unit_float, unit_float_tensor
 from kd_keras.synthesis.base import ArrayCandidates, Candidates, IndexedCandidates
 
 
@@ -98,20 +98,50 @@ class LabelledSet:
 
     def dataset(self, batch_size: int, seed: int, shuffle: bool = True) -> tf.data.Dataset:
         """(images, answers) batches of one epoch, reshuffled every epoch; the shuffle
-        buffer holds indices, and each batch's images are made when it is drawn.
+        buffer holds positions, and each batch's images are made when it is drawn. No
+        array of the set enters the graph: indices, images and answers are read through
+        ``tf.numpy_function``.
 
         Autotuning is off, as in :func:`kd_keras.data.epochs.epoch_batches` (why: there)."""
         order, targets = self._epoch_order(), self.targets()
         options = tf.data.Options()
         options.autotune.enabled = False
-        ds = tf.data.Dataset.from_tensor_slices(order)  # indices only: 8 bytes an image
+        ds = tf.data.Dataset.range(len(order))  # positions in the epoch: 8 bytes an image
         if shuffle:
             ds = ds.shuffle(len(order), seed=seed, reshuffle_each_iteration=True)
-        answers = lambda i: tf.ensure_shape(tf.numpy_function(  # noqa: E731
-            lambda j: targets[j], [i], tf.float32, stateful=False), [None, targets.shape[1]])
-        return (ds.batch(batch_size)
-                .map(lambda i: (self._make(i), answers(i)), num_parallel_calls=2,
-                     deterministic=True)
+
+        parts, offsets = self._layout()
+        shape = [None, *self._make(tf.zeros([0], tf.int64)).shape[1:]]
+
+        def in_numpy(p):  # one call a batch when every part can be made in NumPy
+            index = order[p]
+            which = np.searchsorted(offsets, index, side="right") - 1
+            made = [(np.flatnonzero(which == k), part) for k, part in enumerate(parts)]
+            made = [(here, part.candidates.make_numpy(index[here] - offsets[k]))
+                    for k, (here, part) in enumerate(made)]
+            dtype = np.uint8 if all(x.dtype == np.uint8 for _, x in made) else np.float32
+            images = np.empty((len(index), *shape[1:]), dtype)
+            for here, x in made:
+                images[here] = x if dtype == np.uint8 else unit_float(x)
+            return images, targets[index]
+
+        def batch(position):
+            if numpy_path:  # uint8 across, converted by TF as ImageRows.gather does
+                images, answers = tf.numpy_function(in_numpy, [position],
+                                                    (numpy_dtype, tf.float32), stateful=False)
+                return (unit_float_tensor(tf.ensure_shape(images, shape)),
+                        tf.ensure_shape(answers, [None, targets.shape[1]]))
+            index, answers = tf.numpy_function(
+                lambda p: (order[p], targets[order[p]]), [position], (tf.int64, tf.float32),
+                stateful=False)
+            return (self._make(tf.ensure_shape(index, [None])),
+                    tf.ensure_shape(answers, [None, targets.shape[1]]))
+
+        empty = [p.candidates.make_numpy(np.zeros(0, np.int64)) for p in parts]
+        numpy_path = all(x is not None for x in empty)
+        numpy_dtype = tf.uint8 if numpy_path and all(x.dtype == np.uint8 for x in empty) \
+            else tf.float32
+        return (ds.batch(batch_size).map(batch, num_parallel_calls=2, deterministic=True)
                 .with_options(options))
 
     def images(self, index: np.ndarray, batch_size: int = 1024) -> np.ndarray:

@@ -46,6 +46,13 @@ class Candidates(abc.ABC):
     def make(self, index: tf.Tensor) -> tf.Tensor:
         """The float32 images in [0, 1] at ``index`` (a 1-D int64 tensor), inside tf.data."""
 
+    def make_numpy(self, index: np.ndarray) -> Optional[np.ndarray]:
+        """The same images made in NumPy, as uint8 (pixels k / 255) or float32 in [0, 1],
+        bit for bit what :meth:`make` makes once converted, or None where only TensorFlow
+        makes them (the student's pipeline then uses :meth:`make`). One NumPy call a batch
+        costs far less than a graph of small ops on 2 cores."""
+        return None
+
     def dataset(self, batch_size: int) -> tf.data.Dataset:
         """Batches of float32 images in [0, 1], in order, made on the fly."""
         return (tf.data.Dataset.range(len(self)).batch(batch_size)
@@ -69,27 +76,37 @@ class ArrayCandidates(Candidates):
     def make(self, index: tf.Tensor) -> tf.Tensor:
         return self.rows.gather(index)
 
+    def make_numpy(self, index: np.ndarray) -> np.ndarray:
+        return self.rows.raw(index)
+
 
 class IndexedCandidates(Candidates):
     """Candidates described by per-image parameter arrays and one batch function.
 
     ``params`` are equal-length arrays (pairs, weights, boxes, latents …) and
     ``make_batch(*batch_of_params)`` turns a batch of them into images inside tf.data.
-    ``exact=False`` marks a recipe whose pixels are not reproducible bit for bit.
+    ``exact=False`` marks a recipe whose pixels are not reproducible bit for bit;
+    ``numpy_batch``, if given, makes the same pixels in NumPy (:meth:`Candidates.make_numpy`).
     """
 
-    def __init__(self, params: tuple, make_batch: Callable[..., tf.Tensor], exact: bool = True):
+    def __init__(self, params: tuple, make_batch: Callable[..., tf.Tensor], exact: bool = True,
+                 numpy_batch: Optional[Callable[..., np.ndarray]] = None):
         self.params = tuple(np.asarray(p) for p in params)
         if len({len(p) for p in self.params}) > 1:
             raise ValueError("candidate parameter arrays differ in length")
-        self.make_batch, self.exact = make_batch, exact
+        self.make_batch, self.exact, self.numpy_batch = make_batch, exact, numpy_batch
 
     def __len__(self) -> int:
         return int(len(self.params[0]))
 
     def subset(self, index: np.ndarray) -> "IndexedCandidates":
         return IndexedCandidates(tuple(p[np.asarray(index, np.int64)] for p in self.params),
-                                 self.make_batch, self.exact)
+                                 self.make_batch, self.exact, self.numpy_batch)
+
+    def make_numpy(self, index: np.ndarray) -> Optional[np.ndarray]:
+        if self.numpy_batch is None:
+            return None
+        return self.numpy_batch(*(p[index] for p in self.params))
 
     def make(self, index: tf.Tensor) -> tf.Tensor:
         # read through numpy_function: the parameters never become graph constants

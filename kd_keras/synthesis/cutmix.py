@@ -59,6 +59,17 @@ def cut_and_paste(real, first, second, top, left, box_h, box_w) -> tf.Tensor:
     return tf.where(inside[..., None], patch, base)
 
 
+def cut_and_paste_numpy(real, first, second, top, left, box_h, box_w) -> np.ndarray:
+    """:func:`cut_and_paste` in NumPy over :class:`kd_keras.data.rows.ImageRows`, in the
+    rows' own dtype: the same pixels (a box is copied, nothing is computed)."""
+    base, patch = real.raw(first), real.raw(second)
+    rows = np.arange(base.shape[1])[None, :, None]
+    cols = np.arange(base.shape[2])[None, None, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + box_h)[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + box_w)[:, None, None]))
+    return np.where(inside[..., None], patch, base)
+
+
 @register("cutmix")
 class CutMixSynthesizer(Synthesizer):
     """CutMix pairs of real images; boxes are planned with a seeded NumPy generator and
@@ -75,4 +86,5 @@ class CutMixSynthesizer(Synthesizer):
         return self.recipe(self.real, params)
 
     def recipe(self, real, params) -> IndexedCandidates:
-        return IndexedCandidates(params, lambda *p: cut_and_paste(real, *p))
+        return IndexedCandidates(params, lambda *p: cut_and_paste(real, *p),
+                                 numpy_batch=lambda *p: cut_and_paste_numpy(real, *p))
