@@ -256,8 +256,11 @@ def speed_runs_section(records) -> list:
                 continue
             wall = [r["wall_seconds"] for r in runs]
             med[tree] = np.median(wall)
-            ratio = (f"{med['old'] / med['new']:.2f}x faster" if tree == "new" and "old" in med
-                     else "")
+            ratio = ""
+            if tree == "new" and "old" in med:
+                speedup = med["old"] / med["new"]
+                ratio = (f"{speedup:.2f}x faster" if speedup >= 1
+                         else f"{1 / speedup:.2f}x slower")
             lines.append(f"| {sitting} | {variant} | {tree} ({runs[0]['commit']}) | {med[tree]:.0f} "
                          f"({min(wall):.0f}–{max(wall):.0f}) | {len(runs)} | "
                          + ", ".join(f"s{r['seed']}: {100 * r['student_accuracy']:.2f}" for r in runs)

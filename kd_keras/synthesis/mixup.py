@@ -87,6 +87,15 @@ def mix(real, first: tf.Tensor, second: tf.Tensor, lam: tf.Tensor) -> tf.Tensor:
     return quantize(lam * gather(real, first) + (1.0 - lam) * gather(real, second))
 
 
+def mix_numpy(real, first: np.ndarray, second: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """:func:`mix` in NumPy over :class:`kd_keras.data.rows.ImageRows`, as uint8 levels:
+    the same float32 operations in the same order (each rounded as TF rounds it), so
+    ``levels / 255`` is bit for bit what :func:`mix` makes (tests/test_store.py)."""
+    lam = np.asarray(lam, np.float32).reshape(-1, 1, 1, 1)
+    mixed = lam * real.rows(first) + (np.float32(1.0) - lam) * real.rows(second)
+    return np.round(mixed * np.float32(255.0)).astype(np.uint8)
+
+
 def mixup_dataset(real: np.ndarray, plan: MixupPlan, batch_size: int = 1024) -> tf.data.Dataset:
     """A tf.data pipeline yielding batches of the planned MixUp images, made on the fly."""
     rows = ImageRows(real)
@@ -116,4 +125,5 @@ class MixupSynthesizer(Synthesizer):
         return self.recipe(self.real, (plan.first, plan.second, plan.lam))
 
     def recipe(self, real, params) -> IndexedCandidates:
-        return IndexedCandidates(params, lambda i, j, lam: mix(real, i, j, lam))
+        return IndexedCandidates(params, lambda i, j, lam: mix(real, i, j, lam),
+                                 numpy_batch=lambda i, j, lam: mix_numpy(real, i, j, lam))
