@@ -141,12 +141,7 @@ class LabelledSet:
         numpy_path = all(x is not None for x in empty)
         numpy_dtype = tf.uint8 if numpy_path and all(x.dtype == np.uint8 for x in empty) \
             else tf.float32
-        # images are made CHUNK batches at a time (one NumPy call for all), then split into
-        # the same batches, in the same order: fewer calls, the same training
-        chunk = int(max(1, min(CHUNK, CHUNK_BYTES // (4 * batch_size * np.prod(shape[1:])))))
-        return (ds.batch(batch_size * chunk).map(batch, num_parallel_calls=2, deterministic=True)
-                .unbatch().batch(batch_size)
-                .apply(tf.data.experimental.assert_cardinality(-(-len(order) // batch_size)))
+        return (ds.batch(batch_size).map(batch, num_parallel_calls=2, deterministic=True)
                 .with_options(options))
 
     def images(self, index: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -234,8 +229,6 @@ class LabelledSet:
 
 
 INDEX = "training_set.json"
-CHUNK = 8  # batches made per call in the student's pipeline, for small images:
-CHUNK_BYTES = 32 << 20  # at most about this much float32 in one call (photos: one batch)
 
 
 def _write_npy(path: str, array: np.ndarray) -> None:
