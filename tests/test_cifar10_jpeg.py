@@ -114,3 +114,12 @@ def test_teacher_trains_with_flips_shifts_and_cosine(tmp_path):
                     num_classes=2, teacher_model="cnn4", student_model="cnn4_half",
                     teacher_epochs=1, num_synthetic=0, cvae_epochs=0)
     assert (c.teacher.augment, c.teacher.lr_schedule) == ("none", "constant")
+
+
+def test_a_foreign_folder_in_the_way_is_not_deleted(shared, tmp_path):
+    foreign = tmp_path / "cache" / "cifar10_jpeg.unpacking"
+    foreign.mkdir(parents=True)
+    (foreign / "mine.txt").write_text("a user's file")
+    with pytest.raises(DataError, match="was not made by kd_keras"):
+        data.load("cifar10_jpeg:test")
+    assert (foreign / "mine.txt").read_text() == "a user's file"

@@ -48,15 +48,21 @@ def _unpack(folder: str) -> None:
                         "$KD_KERAS_CIFAR10_JPEG_TAR to its path")
     print(f"cifar10_jpeg: unpacking {tarball} into {folder} (once)", flush=True)
     partial = folder + ".unpacking"
-    shutil.rmtree(partial, ignore_errors=True)  # only ever our own unfinished unpacking
+    marker = os.path.join(partial, ".kd_keras_unpacking")
+    if os.path.lexists(partial):
+        if not os.path.exists(marker):  # never delete what kd_keras did not make
+            raise DataError(f"cifar10_jpeg: {partial} exists and was not made by kd_keras; "
+                            "move it away")
+        shutil.rmtree(partial)  # our own unfinished unpacking
     os.makedirs(partial)
+    open(marker, "w").close()
     with tarfile.open(tarball) as tar:
         tar.extractall(partial, filter="data")
     for split in EXPECTED:
         if not os.path.isdir(os.path.join(partial, split)):
             raise DataError(f"cifar10_jpeg: {tarball} holds no {split}/ folder")
         os.replace(os.path.join(partial, split), os.path.join(folder, split))
-    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(partial)  # now only our marker
 
 
 def _decode(folder: str, split: str) -> str:
