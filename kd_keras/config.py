@@ -145,6 +145,10 @@ SETTINGS: tuple[Setting, ...] = (
             "training steps per call into TensorFlow (speed only)"),
     Setting("student.jit_compile", False, Choice(lambda: (True, False)),
             "XLA; did not help on this CPU"),
+    Setting("student.hold_mib", 256, Number(low=0, integer=True),
+            "a labelled set of at most this many MiB (8-bit pixels) is made once and held; "
+            "a larger one is made batch by batch from its recipes, so memory stays flat "
+            "(speed only; 0: always made per batch)"),
     Setting("export.tflite", "", ExportFormats(),
             "TFLite students beside the SavedModel: '', float, int8 or float,int8 (int8: "
             "full-integer, calibrated on the run's own training images)"),

@@ -1,6 +1,7 @@
 import gzip
 import os
 
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -192,7 +193,10 @@ def test_epoch_batches_reshuffle_every_epoch_without_autotuning():
     from kd_keras.distill.store import LabelledSet
 
     labelled = LabelledSet.of_arrays(images, probs)
-    student = training_dataset(labelled, 4, 0, augment="shift", batch_mix="cutmix")
+    settings = ml_collections.ConfigDict(dict(batch_size=4, shift=0.1, batch_mix="cutmix",
+                                              batch_mix_share=0.5, batch_mix_alpha=1.0,
+                                              hold_mib=1))
+    student = training_dataset(labelled, settings, 0, augment="shift")
     assert student.options().autotune.enabled is False
     # the student's set: every image once an epoch, reshuffled, the same for the same seed
     labelled = LabelledSet.of_arrays(np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1),

@@ -72,6 +72,18 @@ def test_no_array_of_the_whole_synthetic_set_is_made(idx_dir, tmp_path):
     assert peak < m * 28 * 28, peak  # less than the set as uint8 (a few batches in flight)
 
 
+def test_a_small_set_is_held_once_and_gives_the_same_batches(idx_dir, tmp_path):
+    labelled, _, _, _ = _run(idx_dir, tmp_path, "real,mixup,cvae,cutmix", m=600, record=False)
+    size = len(labelled) * 28 * 28  # uint8 pixels of every image
+    assert labelled.held(size - 1) is None  # over the limit: made per batch, nothing held
+    held = labelled.held(size)
+    assert held.dtype == np.uint8 and held.shape == (len(labelled), 28, 28, 1)
+    streamed = labelled.dataset(64, seed=4).as_numpy_iterator()
+    for (x1, y1), (x2, y2) in zip(streamed, labelled.dataset(64, seed=4, hold_bytes=size)):
+        np.testing.assert_array_equal(x1, x2.numpy())
+        np.testing.assert_array_equal(y1, y2.numpy())
+
+
 def test_a_published_set_read_back_trains_on_the_same_batches(idx_dir, tmp_path):
     labelled, real, _, ctx = _run(idx_dir, tmp_path, "real,mixup,cvae")
     shared = str(tmp_path / "shared")

@@ -15,7 +15,7 @@ import dataclasses
 import io
 import json
 import os
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -52,6 +52,7 @@ class LabelledSet:
 
     def __init__(self, parts: dict[str, Part]):
         self.parts = dict(parts)
+        self._held: Optional[np.ndarray] = None  # see held()
 
     @classmethod
     def of_arrays(cls, images: np.ndarray, targets: np.ndarray, name: str = "images"
@@ -96,14 +97,44 @@ class LabelledSet:
                                for part, start, stop in zip(parts, offsets[:-1], offsets[1:])]
                               or [np.zeros(0, np.int64)]).astype(np.int64)
 
-    def dataset(self, batch_size: int, seed: int, shuffle: bool = True) -> tf.data.Dataset:
+    def _numpy_empties(self) -> Optional[list[np.ndarray]]:
+        """Each part's empty NumPy batch, or None when some part is made only in TF."""
+        empty = [p.candidates.make_numpy(np.zeros(0, np.int64)) for p in self._layout()[0]]
+        return empty if all(x is not None for x in empty) else None
+
+    def held(self, most_bytes: int) -> Optional[np.ndarray]:
+        """Every image of the set (repeats not counted) made once, as uint8 when every part
+        is 8-bit, if every part can be made in NumPy and they fit in ``most_bytes``; else
+        None. Made part by part in chunks, once per set."""
+        empty = self._numpy_empties()
+        if not empty:  # a part made only in TF, or no images at all
+            return None
+        dtype = np.uint8 if all(x.dtype == np.uint8 for x in empty) else np.float32
+        shape = (sum(len(p) for p in self.parts.values()), *empty[0].shape[1:])
+        if int(np.prod(shape)) * np.dtype(dtype).itemsize > most_bytes:
+            return None
+        if self._held is None:
+            parts, offsets = self._layout()
+            held = np.empty(shape, dtype)
+            for part, start in zip(parts, offsets[:-1]):
+                for i in range(0, len(part), 4096):
+                    made = part.candidates.make_numpy(np.arange(i, min(i + 4096, len(part))))
+                    held[start + i:start + i + len(made)] = (
+                        made if dtype == np.uint8 else unit_float(made))
+            self._held = held
+        return self._held
+
+    def dataset(self, batch_size: int, seed: int, shuffle: bool = True,
+                hold_bytes: int = 0) -> tf.data.Dataset:
         """(images, answers) batches of one epoch, reshuffled every epoch; the shuffle
-        buffer holds positions, and each batch's images are made when it is drawn. No
-        array of the set enters the graph: indices, images and answers are read through
-        ``tf.numpy_function``.
+        buffer holds positions. A set of at most ``hold_bytes`` is made once and its rows
+        read by position (:meth:`held`); a larger one makes each batch's images when it is
+        drawn. No array of the set enters the graph: indices, images and answers are read
+        through ``tf.numpy_function``.
 
         Autotuning is off, as in :func:`kd_keras.data.epochs.epoch_batches` (why: there)."""
         order, targets = self._epoch_order(), self.targets()
+        held = self.held(hold_bytes)
         options = tf.data.Options()
         options.autotune.enabled = False
         ds = tf.data.Dataset.range(len(order))  # positions in the epoch: 8 bytes an image
@@ -115,6 +146,8 @@ class LabelledSet:
 
         def in_numpy(p):  # one call a batch when every part can be made in NumPy
             index = order[p]
+            if held is not None:
+                return held[index], targets[index]
             which = np.searchsorted(offsets, index, side="right") - 1
             made = [(np.flatnonzero(which == k), part) for k, part in enumerate(parts)]
             made = [(here, part.candidates.make_numpy(index[here] - offsets[k]))
@@ -137,12 +170,14 @@ class LabelledSet:
             return (self._make(tf.ensure_shape(index, [None])),
                     tf.ensure_shape(answers, [None, targets.shape[1]]))
 
-        empty = [p.candidates.make_numpy(np.zeros(0, np.int64)) for p in parts]
-        numpy_path = all(x is not None for x in empty)
+        empty = self._numpy_empties()
+        numpy_path = empty is not None
         numpy_dtype = tf.uint8 if numpy_path and all(x.dtype == np.uint8 for x in empty) \
             else tf.float32
-        return (ds.batch(batch_size).map(batch, num_parallel_calls=2, deterministic=True)
-                .with_options(options))
+        ds = ds.batch(batch_size)
+        if held is not None:  # held rows are read in microseconds: no threads
+            return ds.map(batch).with_options(options)
+        return ds.map(batch, num_parallel_calls=2, deterministic=True).with_options(options)
 
     def images(self, index: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """The images at global ``index`` (no repeats) as float32, in that order."""

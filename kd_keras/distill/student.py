@@ -32,15 +32,15 @@ def planned_epochs(student_config, n_images: int) -> int:
     return int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], wanted)))
 
 
-def training_dataset(labelled: LabelledSet, batch_size: int, seed: int,
-                     augment: str = "none", shift: float = 0.1, batch_mix: str = "none",
-                     batch_mix_share: float = 0.5, batch_mix_alpha: float = 1.0
-                     ) -> tf.data.Dataset:
-    """(images, teacher probabilities) shuffled every epoch, batched, made as they are
-    drawn (:mod:`kd_keras.distill.store`), optionally augmented and mixed
-    (:mod:`kd_keras.distill.augment`)."""
-    ds = augment_dataset(labelled.dataset(batch_size, seed), augment, shift, seed)
-    return prefetched(mix_batches(ds, batch_mix, batch_mix_share, batch_mix_alpha, seed))
+def training_dataset(labelled: LabelledSet, student_config, seed: int,
+                     augment: str = "none") -> tf.data.Dataset:
+    """(images, teacher probabilities) shuffled every epoch, batched, held or made as they
+    are drawn (:mod:`kd_keras.distill.store`), augmented with the resolved ``augment`` and
+    mixed as ``student_config`` says (:mod:`kd_keras.distill.augment`)."""
+    s = student_config
+    ds = labelled.dataset(s.batch_size, seed, hold_bytes=int(s.get("hold_mib", 0)) << 20)
+    ds = augment_dataset(ds, augment, s.shift, seed)
+    return prefetched(mix_batches(ds, s.batch_mix, s.batch_mix_share, s.batch_mix_alpha, seed))
 
 
 def learning_rate_schedule(student_config, steps: int):
@@ -107,8 +107,7 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     augment = resolve(s.augment, config.data.image_shape)
     print(f"student: training {name} on {len(labelled)} images for {epochs} epochs (loss {s.loss}, "
           f"augment {augment}, {ctx.strategy.num_replicas_in_sync} replica(s))", flush=True)
-    dataset = training_dataset(labelled, s.batch_size, config.seed, augment, s.shift,
-                               s.batch_mix, s.batch_mix_share, s.batch_mix_alpha)
+    dataset = training_dataset(labelled, s, config.seed, augment)
     history = distiller.fit(dataset, epochs=epochs, callbacks=cbs,
                             verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)
     used = recompute_batchnorm(student, labelled.sample_batches(s.batch_size, int(s.bn_batches),
