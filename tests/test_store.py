@@ -94,3 +94,24 @@ def test_a_published_set_read_back_trains_on_the_same_batches(idx_dir, tmp_path)
                                   again.dataset(50, seed=2).as_numpy_iterator()):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
+
+
+def test_stored_rows_are_written_through_gfile_and_appear_only_whole(tmp_path):
+    from kd_keras.data.rows import NpyWriter, write_npy
+
+    images = np.arange(5 * 4 * 4 * 3, dtype=np.uint8).reshape(5, 4, 4, 3)
+    path = str(tmp_path / "part.npy")
+    writer = NpyWriter(path, np.uint8, images.shape)
+    writer.write(images[:2])
+    assert not (tmp_path / "part.npy").exists()  # a reader never sees half a file
+    with pytest.raises(ValueError, match="do not fit"):
+        writer.write(images[:1, :2])
+    writer.write(images[2:])
+    np.testing.assert_array_equal(np.load(writer.close(), mmap_mode="r"), images)
+    short = NpyWriter(str(tmp_path / "short.npy"), np.uint8, images.shape)
+    short.write(images[:3])
+    with pytest.raises(ValueError, match="3 of 5 rows"):
+        short.close()
+    assert not (tmp_path / "short.npy").exists()
+    write_npy(str(tmp_path / "blocks.npy"), images, block_bytes=50)  # 1 row a block
+    np.testing.assert_array_equal(np.load(tmp_path / "blocks.npy"), images)

@@ -8,6 +8,7 @@ through ``tf.numpy_function``, so neither the graph nor a copy grows with the da
 
 from __future__ import annotations
 
+import io
 from typing import Sequence, Union
 
 import numpy as np
@@ -60,6 +61,47 @@ def compact(images: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     for i in range(0, len(images), batch_size):
         out[i:i + batch_size] = to_uint8(images[i:i + batch_size])
     return out
+
+
+class NpyWriter:
+    """A ``.npy`` file of known dtype and shape written row block by row block through
+    ``tf.io.gfile`` (local disk, GCS, HDFS) beside its place, and renamed into place when
+    every row is in: a file at ``path`` is always whole."""
+
+    def __init__(self, path: str, dtype, shape: Sequence[int]):
+        self.path, self.dtype = path, np.dtype(dtype)
+        self.shape, self.done = tuple(int(d) for d in shape), 0
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {
+            "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+            "shape": self.shape})
+        self._file = tf.io.gfile.GFile(path + ".partial", "wb")
+        self._file.write(header.getvalue())
+
+    def write(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, self.dtype)
+        if rows.shape[1:] != self.shape[1:] or self.done + len(rows) > self.shape[0]:
+            raise ValueError(f"{rows.shape} rows do not fit {self.shape} at row {self.done}")
+        self._file.write(rows.tobytes())
+        self.done += len(rows)
+
+    def close(self) -> str:
+        """Renames the finished file into place and returns its path."""
+        self._file.close()
+        if self.done != self.shape[0]:
+            raise ValueError(f"{self.path}: {self.done} of {self.shape[0]} rows written")
+        tf.io.gfile.rename(self.path + ".partial", self.path, overwrite=True)
+        return self.path
+
+
+def write_npy(path: str, array: np.ndarray, block_bytes: int = 64 << 20) -> None:
+    """``array`` (in memory or a memory map) as a ``.npy`` file through ``tf.io.gfile``,
+    in blocks of rows: no copy of the whole array is made."""
+    writer = NpyWriter(path, array.dtype, array.shape)
+    step = max(1, block_bytes // max(1, array[:1].nbytes))
+    for i in range(0, len(array), step):
+        writer.write(array[i:i + step])
+    writer.close()
 
 
 class ImageRows:

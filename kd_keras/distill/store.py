@@ -20,7 +20,7 @@ from typing import Iterator, Optional
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.data.rows import ImageRows, unit_float, unit_float_tensor
+from kd_keras.data.rows import ImageRows, unit_float, unit_float_tensor, write_npy
 from kd_keras.synthesis.base import ArrayCandidates, Candidates, IndexedCandidates
 
 
@@ -206,22 +206,22 @@ class LabelledSet:
         into place, the index last; returns the index's path."""
         tf.io.gfile.makedirs(shared_dir)
         base = shared_dir.rstrip("/")
-        _write_npy(f"{base}/real.npy", real.images)
+        write_npy(f"{base}/real.npy", real.images)
         index = []
         for k, (name, part) in enumerate(self.parts.items()):
             entry = {"name": name, "generator": part.generator, "repeat": part.repeat,
                      "targets": f"part{k}_targets.npy"}
-            _write_npy(f"{base}/{entry['targets']}", part.targets)
+            write_npy(f"{base}/{entry['targets']}", part.targets)
             if isinstance(part.candidates, IndexedCandidates):
                 entry["params"] = []
                 for j, p in enumerate(part.candidates.params):
                     entry["params"].append(f"part{k}_param{j}.npy")
-                    _write_npy(f"{base}/{entry['params'][-1]}", p)
+                    write_npy(f"{base}/{entry['params'][-1]}", p)
             elif part.candidates.rows is real:
                 entry["rows"] = "real.npy"
             else:
                 entry["rows"] = f"part{k}_images.npy"
-                _write_npy(f"{base}/{entry['rows']}", part.candidates.rows.images)
+                write_npy(f"{base}/{entry['rows']}", part.candidates.rows.images)
             index.append(entry)
         path = f"{base}/{INDEX}"
         with tf.io.gfile.GFile(path + ".partial", "w") as f:
@@ -264,21 +264,6 @@ class LabelledSet:
 
 
 INDEX = "training_set.json"
-
-
-def _write_npy(path: str, array: np.ndarray) -> None:
-    """``array`` as a ``.npy`` file through ``tf.io.gfile``, in chunks of rows."""
-    array = np.asarray(array) if not isinstance(array, np.memmap) else array
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {
-        "descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False,
-        "shape": tuple(array.shape)})
-    with tf.io.gfile.GFile(path + ".partial", "wb") as f:
-        f.write(header.getvalue())
-        step = max(1, (64 << 20) // max(1, array[:1].nbytes))
-        for i in range(0, len(array), step):
-            f.write(np.ascontiguousarray(array[i:i + step]).tobytes())
-    tf.io.gfile.rename(path + ".partial", path, overwrite=True)
 
 
 def _read_npy(path: str) -> np.ndarray:

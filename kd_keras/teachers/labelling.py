@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.data.rows import ImageRows, quantize, to_uint8, unit_float
+from kd_keras.data.rows import ImageRows, NpyWriter, quantize, to_uint8, unit_float
 from kd_keras.teachers.teacher import Teacher
 
 
@@ -63,28 +63,30 @@ def batch_for(image_shape, wanted: int) -> int:
 
 class ImageSink:
     """Where labelled images go as they are answered: rows of one uint8 array (8-bit
-    images, exactly) in memory or, with ``path``, in a ``.npy`` file written batch by batch
-    and read back as a memory map. Nothing of the whole set is gathered twice."""
+    images, exactly) in memory or, with ``path``, a ``.npy`` file written batch by batch
+    through ``tf.io.gfile`` and read back as a memory map. Nothing of the whole set is
+    gathered twice."""
 
     def __init__(self, total: int, shape, path: Optional[str] = None):
         shape = (int(total), *(int(d) for d in shape))
-        self.path, self.done = path, 0
-        self.array = (np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
-                      if path else np.empty(shape, np.uint8))
+        self.done = 0
+        self.writer = NpyWriter(path, np.uint8, shape) if path else None
+        self.array = None if path else np.empty(shape, np.uint8)
 
     def write(self, images: np.ndarray) -> None:
         u8 = to_uint8(images)
         if not np.array_equal(unit_float(u8), images):  # quantised before querying, always
             raise ValueError("ImageSink stores 8-bit images only; quantise before querying")
-        self.array[self.done:self.done + len(u8)] = u8
+        if self.writer is None:
+            self.array[self.done:self.done + len(u8)] = u8
+        else:
+            self.writer.write(u8)
         self.done += len(u8)
 
     def rows(self) -> ImageRows:
-        if self.path is None:
+        if self.writer is None:
             return ImageRows(self.array[:self.done])
-        self.array.flush()
-        del self.array
-        return ImageRows.from_file(self.path)
+        return ImageRows.from_file(self.writer.close())
 
 
 def collect(labelled: tf.data.Dataset, raised: list, total: int, what: str,
