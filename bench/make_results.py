@@ -137,6 +137,8 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                  "soft": "soft CE", "cosine": "cosine decay", "e150": "150 epochs", "e100": "100 epochs", "e80": "80 epochs",
                  "kl2": "KL loss, T = 2", "auto": "auto epochs (at least 7,900 steps)",
                  "shift": "shifted copies (augment=shift)",
+                 "flip": "mirrored and shifted copies (augment=flip_shift)",
+                 "mirror": "mirrored copies (augment=flip)",
                  "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",
                  "bs128": "batch 128 at lr 2e-3", "bmix": "unpaid in-batch CutMix (half a batch)",
                  "bmixup": "unpaid in-batch MixUp (half a batch)",

@@ -84,6 +84,7 @@ VARIANTS = {
     "auto": ["student.epochs=0"],  # 50 epochs, more for small sets (student.min_steps)
     "shift": ["student.augment=shift"],
     "flip": ["student.augment=flip_shift"],  # mirrored and shifted copies reuse each answer
+    "mirror": ["student.augment=flip"],  # mirrored copies only
     "hard": ["student.loss=hard_ce"],
     "smooth": ["student.loss=smooth_ce", "student.label_smoothing=0.1"],
     "with_cvae": ["synthesis.sources=real,cutmix:0.89,cvae:0.11"],

@@ -131,7 +131,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("student.targets", "teacher", Choice(lambda: ("teacher", "true_labels")),
             "true_labels: the 'student alone' reference"),
     Setting("student.augment", "auto", Choice(lambda: _names("student_augmentations")),
-            "label-preserving augmentation reusing each answer: none, shift, flip_shift, or "
+            "label-preserving augmentation reusing each answer: none, shift, flip, flip_shift, or "
             f"auto: flip_shift for colour images, none for grey ({R}#cifar10_jpeg)"),
     Setting("student.shift", 0.1, Number(low=0, high=1, high_open=True),
             "largest shift, as a fraction of the image"),

@@ -238,7 +238,7 @@ def test_augmentation_moves_pixels_and_keeps_targets():
     y = np.eye(4, dtype=np.float32)[np.arange(16) % 4]
     batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     assert augment_dataset(batches, "none") is batches
-    for name in ("shift", "flip_shift"):
+    for name in ("shift", "flip", "flip_shift"):
         ax, ay = map(np.concatenate, zip(*augment_dataset(batches, name, 0.25).as_numpy_iterator()))
         assert ax.shape == x.shape and np.array_equal(ay, y)
         moved = np.abs(ax - x).reshape(16, -1).max(1) > 0.5

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from kd_keras.errors import ConfigError
 
-AUGMENTATIONS = ("none", "shift", "flip_shift")
+AUGMENTATIONS = ("none", "shift", "flip", "flip_shift")
 AUTO = "auto"  # the student's default: follows from the images' channels
 BATCH_MIXES = ("none", "mixup", "cutmix")
 
@@ -43,9 +43,12 @@ def augmentation(name: str, shift: float = 0.1, seed: int = 0) -> Optional[keras
         raise ConfigError(f"unknown student.augment {name!r}: choose one of {AUGMENTATIONS}")
     if name == "none":
         return None
-    layers = [keras.layers.RandomTranslation(shift, shift, fill_mode="nearest", seed=seed)]
-    if name == "flip_shift":
-        layers.insert(0, keras.layers.RandomFlip("horizontal", seed=seed + 1))
+    layers = []
+    if name in ("flip", "flip_shift"):
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 1))
+    if name in ("shift", "flip_shift"):
+        layers.append(keras.layers.RandomTranslation(shift, shift, fill_mode="nearest",
+                                                     seed=seed))
     return keras.Sequential(layers, name=f"augment_{name}")
 
 
