@@ -140,6 +140,10 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                  "shift": "shifted copies (augment=shift)",
                  "flip": "mirrored and shifted copies (augment=flip_shift)",
                  "mirror": "mirrored copies (augment=flip)",
+                 "unpaid40k": "a second student also on 40,000 unpaid CutMix images answered "
+                              "by the first",
+                 "unpaid40k_c8": "a second student also on the unpaid CutMix images (of 40,000) "
+                                 "the first is >= 0.8 sure of",
                  "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",
                  "bs128": "batch 128 at lr 2e-3", "bmix": "unpaid in-batch CutMix (half a batch)",
                  "bmixup": "unpaid in-batch MixUp (half a batch)",
@@ -388,7 +392,8 @@ def budget_curves(all_records, dataset):
             paid = rep["teacher_queries"] + rep.get("teacher_cache_hits", 0)
             for name in {row, same_as_auto(row, rep["n_train"]) or row}:
                 if name in CURVES:
-                    newest[(name, budget or rep["n_train"], r["seed"])].append(
+                    newest[(name, budget or rep["n_train"] - rep.get("n_unpaid", 0),
+                            r["seed"])].append(
                         (r.get("finished", ""), rep["student_accuracy"], paid))
     for (row, budget, seed), runs in newest.items():  # a seed rerun by newer code replaces it
         _, accuracy, paid = max(runs)
@@ -483,17 +488,20 @@ def plot(all_records, path):
 def memory_section(records) -> list:
     """``bench/memory.py``: a whole run's peak resident memory by image side and budget."""
     lines = ["## Memory of a whole run", "",
-             "`python bench/memory.py`: `bin/distill.py` on 2,000 RGB images with the default "
-             "sources (real + CutMix), a tiny teacher and student and one student epoch, so "
-             "that memory is what is measured; peak resident memory of the whole process "
-             "(ru_maxrss). The labelled set's size as uint8 and float32 is beside it. Target "
-             "(issue #24): 224x224x3, budget 50,000, at most 3 GiB.", "",
-             "| code | side | budget | peak RSS GiB | finished | set as uint8 GiB | as float32 "
-             "GiB | seconds | command |", "|---|---|---|---|---|---|---|---|---|"]
+             "`python bench/memory.py`: `bin/distill.py` on N RGB images (2,000 unless "
+             "`--n_real` says) with the default sources (real + CutMix), a tiny teacher and "
+             "student and one student epoch, so that memory is what is measured; peak resident "
+             "memory of the whole process (ru_maxrss). The labelled set's size as uint8 and "
+             "float32 is beside it. Target (issue #24): 224x224x3, budget 50,000, at most 3 "
+             "GiB. From 443dea0 on, a set of at most `student.hold_mib` (256 MiB) is held "
+             "made; larger ones are made per batch.", "",
+             "| code | real images N | side | budget | peak RSS GiB | finished | set as uint8 GiB "
+             "| as float32 GiB | seconds | command |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         done = "yes" if r["finished"] else (f"stopped at {r['stopped_at_gib']} GiB"
                                             if r.get("stopped_at_gib") else "no")
-        lines.append(f"| {r['code']} | {r['side']} | {r['budget']:,} | {r['peak_rss_gib']:.2f} | "
+        lines.append(f"| {r['code']} | {r.get('n_real', 2000):,} | {r['side']} | {r['budget']:,} | "
+                     f"{r['peak_rss_gib']:.2f} | "
                      f"{done} | {r['uint8_set_gib']:.2f} | {r['float32_set_gib']:.2f} | "
                      f"{r['seconds']:.0f} | `{clean(r['command'])}` |")
     return lines + [""]
@@ -668,13 +676,17 @@ def main():
                 "`bench/teacher_throughput.py`: the teacher called in-process against the same "
                 "SavedModel served by `bin/serve_teacher.py` in its own process on loopback "
                 "over TF Serving REST (JSON) and gRPC (binary tensors), by batch size and requests "
-                "in flight.", "",
+                "in flight; `v2_http` is the Open Inference Protocol's REST path of the same "
+                "server. The `linear` teacher (softmax(x @ W), next to free to compute, so the "
+                "protocols' own cost is measured) is also served by MLServer, a real Open "
+                "Inference Protocol server, over REST (`oip_http`, JSON) and gRPC (`oip_grpc`, "
+                "binary `raw_input_contents`).", "",
                 "| teacher | image shape | best in-process | protocol | best served (batch x "
                 "concurrency) | served / in-process |", "|---|---|---|---|---|---|"]
         for path in throughputs:
             t = json.load(open(path))
             local = max(t["in_process"].values())
-            for protocol in ("http", "grpc", "v2_http"):
+            for protocol in ("http", "grpc", "v2_http", "oip_http", "oip_grpc"):
                 if not t.get(protocol):
                     continue
                 best = max(t[protocol], key=t[protocol].get)

@@ -85,6 +85,10 @@ VARIANTS = {
     "shift": ["student.augment=shift"],
     "flip": ["student.augment=flip_shift"],  # mirrored and shifted copies reuse each answer
     "mirror": ["student.augment=flip"],  # mirrored copies only
+    # self-training (kd_keras/distill/unpaid.py): a second student also learns from unpaid
+    # CutMix images answered by the first
+    "unpaid40k": ["unpaid.count=40000"],
+    "unpaid40k_c8": ["unpaid.count=40000", "unpaid.min_confidence=0.8"],
     "hard": ["student.loss=hard_ce"],
     "smooth": ["student.loss=smooth_ce", "student.label_smoothing=0.1"],
     "with_cvae": ["synthesis.sources=real,cutmix:0.89,cvae:0.11"],

@@ -149,6 +149,13 @@ SETTINGS: tuple[Setting, ...] = (
             "a labelled set of at most this many MiB (8-bit pixels) is made once and held; "
             "a larger one is made batch by batch from its recipes, so memory stays flat "
             "(speed only; 0: always made per batch)"),
+    Setting("unpaid.count", 0, Number(low=0, integer=True),
+            "images no one pays for, answered by a first student; a second student learns "
+            "from them and the paid set (0: off; kd_keras/distill/unpaid.py)"),
+    Setting("unpaid.generator", "cutmix", Choice(lambda: ("cutmix", "mixup")),
+            "the recipe generator that makes the unpaid images"),
+    Setting("unpaid.min_confidence", 0.0, Number(low=0, high=1),
+            "unpaid images the first student is less sure of are left out"),
     Setting("export.tflite", "", ExportFormats(),
             "TFLite students beside the SavedModel: '', float, int8 or float,int8 (int8: "
             "full-integer, calibrated on the run's own training images)"),

@@ -33,6 +33,8 @@ class RunContext:
       eval_set: labelled images to report on, or None.
       eval_teacher: the teacher evaluation asks (counted apart), or None.
       labelled: the labelled training set, once built or read.
+      real, real_probs: the real images as the teacher saw them (ImageRows) and its
+        answers to them, once labelled (on the process that built the set).
       shared_dir: a multi-worker run's shared folder ("" alone); chief: this worker builds
         the set there; wait_seconds: how long the others wait for it.
       started: when the run began (``time.time()``).
@@ -51,6 +53,8 @@ class RunContext:
     eval_set: Optional[object] = None
     eval_teacher: Optional[object] = None
     labelled: Optional[object] = None
+    real: Optional[object] = None
+    real_probs: Optional[object] = None
     shared_dir: str = ""
     chief: bool = True
     wait_seconds: float = 3600.0

@@ -11,6 +11,7 @@ import keras
 from kd_keras.context import RunContext
 from kd_keras.distill.evaluation import evaluate, predict_logits
 from kd_keras.distill.student import planned_epochs
+from kd_keras.distill.unpaid import PART as UNPAID_PART
 from kd_keras.errors import KdKerasError
 from kd_keras.export import export_classifier
 from kd_keras.export.tflite import FILES as TFLITE_FILES
@@ -34,6 +35,7 @@ def finish(ctx: RunContext, student: keras.Model) -> dict:
     report = {"name": config.name, "sources": config.synthesis.sources,
               "targets": config.student.targets, "n_real": len(ctx.unlabeled),
               "images_per_source": sizes, "n_train": sum(sizes.values()),
+              "n_unpaid": sizes.get(UNPAID_PART, 0),  # answered by a first student
               "student_epochs": planned_epochs(config.student, len(labelled)),
               "teacher_queries": teacher.paid, "teacher_queries_this_process": teacher.stats.sent,
               "teacher_cache_hits": teacher.stats.cache_hits, "budget": config.query.budget}

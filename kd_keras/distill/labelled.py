@@ -43,6 +43,7 @@ def build_training_set(ctx: RunContext) -> tuple[LabelledSet, ImageRows]:
     with ctx.stage("label_real"):  # encoded for the teacher: the student sees its pixels
         seen, real_probs = label_seen(unlabeled.images, teacher, "real images")
     real = ImageRows(seen)
+    ctx.real, ctx.real_probs = real, real_probs
     real_set = LabelledSet({"real": real_part(real, real_probs, repeat)})
     ctx.log.grid("samples/real", real.rows(np.arange(min(len(real), grid * grid))), grid)
     for name, generator in generators.items():

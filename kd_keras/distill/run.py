@@ -18,10 +18,14 @@ from kd_keras.distill.finish import finish
 from kd_keras.distill.labelled import PARTS, SHARED_COPY, training_set
 from kd_keras.distill.preflight import preflight
 from kd_keras.distill.student import train_student
+from kd_keras.distill.unpaid import check as check_unpaid
+from kd_keras.distill.unpaid import with_unpaid
 from kd_keras.export.tflite import FILES as TFLITE_FILES
 from kd_keras.workdir import Workdir
 
-OUTPUTS = ("student", "student.keras", "checkpoints", "report.json", "cvae.weights.h5",
+UNPAID_STUDENT = "student_unpaid"  # the second student's checkpoints and TensorBoard runs
+OUTPUTS = ("student", "student.keras", "checkpoints", f"checkpoints_{UNPAID_STUDENT}",
+           "report.json", "cvae.weights.h5",
            "cvae_checkpoints", *TFLITE_FILES.values(), PARTS, SHARED_COPY,
            "selection.npz", "training_set.json", "tb")
 
@@ -35,16 +39,18 @@ class RunResult:
     history: Optional[keras.callbacks.History]
 
 
-def distill_on(ctx: RunContext, callbacks: Optional[list] = None) -> keras.Model:
+def distill_on(ctx: RunContext, callbacks: Optional[list] = None,
+               name: str = "student") -> keras.Model:
     """Trains the student on the labelled set, watched in TensorBoard. The real images
-    appear ``student.real_repeat`` times in each epoch (their answers are paid once)."""
+    appear ``student.real_repeat`` times in each epoch (their answers are paid once).
+    ``name`` names the training's checkpoints and TensorBoard folder (one per student)."""
     watch = [QueryLog(ctx.log, ctx.teacher)]
     eval_set = ctx.eval_set
     if eval_set is not None and eval_set.labels is not None and ctx.config.eval.epoch_sample:
-        watch.append(EvalAccuracy(ctx.workdir.join("tb", "student", "eval"), eval_set,
+        watch.append(EvalAccuracy(ctx.workdir.join("tb", name, "eval"), eval_set,
                                   ctx.config.eval.epoch_sample, ctx.config.seed))
-    with ctx.stage("student_train"):
-        return train_student(ctx, ctx.labelled, checkpoints=True,
+    with ctx.stage("student_train" if name == "student" else f"{name}_train"):
+        return train_student(ctx, ctx.labelled, checkpoints=True, name=name,
                              callbacks=watch + (callbacks or []))
 
 
@@ -61,10 +67,15 @@ def fsbbt(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
     """
     ctx = preflight(config, teacher, unlabeled, eval_set, workdir, strategy, resume, student,
                     OUTPUTS)
+    check_unpaid(ctx.config, shared_dir or "")  # still before the first answer
     ctx.shared_dir, ctx.chief, ctx.wait_seconds = shared_dir or "", chief, wait_seconds
     ctx.eval_teacher = None if shared_dir and not chief else teacher.fork()  # counted apart
     ctx.labelled = training_set(ctx)
     trained = distill_on(ctx, callbacks)
+    second = with_unpaid(ctx, trained)
+    if second is not None:  # a second student, on the paid and the unpaid images
+        ctx.labelled = second
+        trained = distill_on(ctx, callbacks, name=UNPAID_STUDENT)
     return RunResult(trained, finish(ctx, trained), ctx.history)
 
 

@@ -75,12 +75,13 @@ def student_optimizer(student_config, steps: int) -> keras.optimizers.Optimizer:
 
 def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
                   callbacks: Optional[list] = None, epochs: Optional[int] = None,
-                  verbose: Optional[int] = None) -> keras.Model:
+                  verbose: Optional[int] = None, name: str = "student") -> keras.Model:
     """Distills the config's student on the labelled set under the run's strategy and
     returns it.
 
-    With ``checkpoints`` it backs up every epoch to ``WORKDIR/checkpoints`` (continued on
-    ``--resume``) and logs to TensorBoard; without, it just trains (e.g. a probe student).
+    With ``checkpoints`` it backs up every epoch to ``WORKDIR/checkpoints`` (for a student
+    ``name``d otherwise, ``checkpoints_NAME``; continued on ``--resume``) and logs to
+    TensorBoard ``tb/NAME``; without, it just trains (e.g. a probe student).
     """
     config = ctx.config
     s = config.student
@@ -98,15 +99,17 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
                       steps_per_execution=int(s.steps_per_execution))
     cbs = list(callbacks or [])
     if checkpoints:
+        folder = "checkpoints" if name == "student" else f"checkpoints_{name}"
         if not ctx.resume:
-            ctx.workdir.remove("checkpoints")  # only ever one a kd_keras run made
-        cbs = [keras.callbacks.BackupAndRestore(ctx.workdir.claim("checkpoints"),
+            ctx.workdir.remove(folder)  # only ever one a kd_keras run made
+        cbs = [keras.callbacks.BackupAndRestore(ctx.workdir.claim(folder),
                                                 delete_checkpoint=True),
-               keras.callbacks.TensorBoard(ctx.workdir.join("tb", "student"))] + cbs
-    name = s.model if ctx.student is None else student.name
+               keras.callbacks.TensorBoard(ctx.workdir.join("tb", name))] + cbs
+    model_name = s.model if ctx.student is None else student.name
     augment = resolve(s.augment, config.data.image_shape)
-    print(f"student: training {name} on {len(labelled)} images for {epochs} epochs (loss {s.loss}, "
-          f"augment {augment}, {ctx.strategy.num_replicas_in_sync} replica(s))", flush=True)
+    print(f"student: training {model_name} on {len(labelled)} images for {epochs} epochs "
+          f"(loss {s.loss}, augment {augment}, {ctx.strategy.num_replicas_in_sync} "
+          f"replica(s))", flush=True)
     dataset = training_dataset(labelled, s, config.seed, augment)
     history = distiller.fit(dataset, epochs=epochs, callbacks=cbs,
                             verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)

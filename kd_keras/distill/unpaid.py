@@ -1,0 +1,72 @@
+"""Learning from images nobody paid for (issue #26): self-training on unpaid candidates.
+
+A first student is distilled on the paid set as usual. It then answers ``unpaid.count``
+new candidates of a recipe generator (CutMix or MixUp of the real images, kept as their
+recipe: no pixels stored), and a second, fresh student is distilled on the paid answers
+plus the first student's answers to the unpaid images (self-training, as in Noisy Student
+and born-again networks). Candidates the first student is less sure of than
+``unpaid.min_confidence`` are left out. Not one more teacher answer is bought: the teacher
+never sees an unpaid image. What it is worth is measured (docs/RESULTS.md), not assumed.
+
+The second student has checkpoints of its own (``checkpoints_student_unpaid``); a
+``--resume`` after a stop in its training trains the first student again (its answers all
+come from the cache) and continues the second. A user's own Keras model (the API's
+``student=``) is trained further on the larger set rather than afresh.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import keras
+import numpy as np
+
+from kd_keras import synthesis
+from kd_keras.context import RunContext
+from kd_keras.distill.store import LabelledSet, Part
+from kd_keras.errors import ConfigError
+
+GENERATORS = ("cutmix", "mixup")  # recipe generators: their unpaid images cost no storage
+PART = "unpaid"
+SEED_OFFSET = 7919  # unpaid candidates are drawn apart from the paid ones
+
+
+def check(config, shared_dir: str = "") -> None:
+    """Raises ConfigError before any answer is bought when unpaid images cannot be used."""
+    if not config.unpaid.count:
+        return
+    if config.unpaid.generator not in GENERATORS:
+        raise ConfigError(f"unpaid.generator={config.unpaid.generator!r}: choose one of "
+                          f"{GENERATORS} (generators kept as recipes)")
+    if shared_dir:
+        raise ConfigError("unpaid.count > 0 is not yet supported with --shared_dir "
+                          "(multi-worker runs); set --config.unpaid.count=0")
+    if config.student.targets != "teacher":
+        raise ConfigError("unpaid.count > 0 needs student.targets=teacher")
+
+
+def unpaid_part(ctx: RunContext, first: keras.Model, batch_size: int = 512) -> Optional[Part]:
+    """``unpaid.count`` candidates answered by ``first`` (a trained student, logits), those
+    it is at least ``unpaid.min_confidence`` sure of; None when unpaid.count is 0."""
+    c = ctx.config.unpaid
+    if not c.count:
+        return None
+    generator = synthesis.build(c.generator, ctx.config)
+    generator.prepare(ctx, ctx.real, ctx.real_probs)
+    candidates = generator.candidates(int(c.count), seed=int(ctx.config.seed) + SEED_OFFSET)
+    probs = np.concatenate([keras.ops.convert_to_numpy(
+        keras.ops.softmax(first(x, training=False))) for x in candidates.dataset(batch_size)])
+    keep = np.flatnonzero(probs.max(axis=1) >= float(c.min_confidence))
+    print(f"unpaid: the first student answered {len(candidates)} unpaid {c.generator} images; "
+          f"kept {len(keep)} it is at least {c.min_confidence:g} sure of (no teacher answers)",
+          flush=True)
+    return Part(candidates.subset(keep), probs[keep], generator=c.generator)
+
+
+def with_unpaid(ctx: RunContext, first: keras.Model) -> Optional[LabelledSet]:
+    """The paid set plus :func:`unpaid_part`, or None when unpaid.count is 0."""
+    part = unpaid_part(ctx, first)
+    return None if part is None else ctx.labelled.with_part(PART, part)
+
+
+__all__ = ["GENERATORS", "check", "unpaid_part", "with_unpaid"]

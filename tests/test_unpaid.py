@@ -1,0 +1,76 @@
+"""Self-training on unpaid images (kd_keras/distill/unpaid.py): the teacher never sees an
+unpaid image, the second student's set holds them with the first student's answers, and
+settings that cannot work fail before the first answer."""
+
+import numpy as np
+import pytest
+
+from kd_keras import data
+from kd_keras.distill.run import fsbbt
+from kd_keras.errors import ConfigError
+from kd_keras.teachers import CallableBackend, Teacher
+from test_distill import tiny_config, toy_teacher
+
+
+def _config(idx_dir, count=400, min_confidence=0.0):
+    config = tiny_config(idx_dir)
+    config.synthesis.sources, config.synthesis.selection = "real,cutmix", "random"
+    config.synthesis.num_synthetic, config.student.epochs = 200, 1
+    config.unpaid.count, config.unpaid.min_confidence = count, min_confidence
+    return config
+
+
+def _unlabeled(idx_dir):
+    return data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir,
+                     compact=True).unlabeled()
+
+
+def test_unpaid_images_are_answered_by_the_first_student_not_the_teacher(idx_dir, tmp_path):
+    sent = []
+
+    def teacher_fn(x):
+        sent.append(len(x))
+        return toy_teacher(x)
+
+    teacher = Teacher(CallableBackend(teacher_fn), 10)
+    result = fsbbt(_config(idx_dir), teacher, _unlabeled(idx_dir), None, str(tmp_path / "w"))
+    report = result.report
+    assert report["teacher_queries"] == sum(sent) == 300  # the 100 real and 200 CutMix only
+    assert report["images_per_source"] == {"real": 100, "cutmix": 200, "unpaid": 400}
+    assert report["n_unpaid"] == 400 and report["n_train"] == 700
+    assert "student_unpaid_train" in report["stage_seconds"]
+    assert (tmp_path / "w" / "tb" / "student_unpaid").is_dir()
+
+
+def test_the_confidence_cut_leaves_out_what_the_first_student_is_unsure_of(idx_dir, tmp_path):
+    from kd_keras.distill.preflight import preflight
+    from kd_keras.distill.labelled import training_set
+    from kd_keras.distill.student import train_student
+    from kd_keras.distill.unpaid import unpaid_part
+
+    teacher = Teacher(CallableBackend(toy_teacher), 10)
+    ctx = preflight(_config(idx_dir, count=300), teacher, _unlabeled(idx_dir), None,
+                    str(tmp_path / "w"))
+    ctx.labelled = training_set(ctx)
+    first = train_student(ctx, ctx.labelled, epochs=1, verbose=0)
+    every = unpaid_part(ctx, first)
+    assert len(every) == 300 and teacher.paid == 300  # no answer bought for them
+    np.testing.assert_allclose(every.targets.sum(1), 1.0, rtol=1e-5)
+    cut = float(np.median(every.targets.max(1)))
+    ctx.config.unpaid.min_confidence = cut
+    sure = unpaid_part(ctx, first)
+    assert 0 < len(sure) < 300 and np.all(sure.targets.max(1) >= cut)
+    # the same recipe draws the same images and the same answers, the unsure ones dropped
+    kept = np.flatnonzero(every.targets.max(1) >= cut)
+    np.testing.assert_allclose(sure.targets, every.targets[kept], rtol=1e-5)
+
+
+def test_unpaid_settings_that_cannot_work_fail_before_any_answer(idx_dir, tmp_path):
+    teacher = Teacher(CallableBackend(lambda x: pytest.fail("a paid answer")), 10)
+    config = _config(idx_dir)
+    with pytest.raises(ConfigError, match="not yet supported with --shared_dir"):
+        fsbbt(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "w"),
+              shared_dir=str(tmp_path / "shared"))
+    config.student.targets, config.synthesis.sources = "true_labels", "real"
+    with pytest.raises(ConfigError, match="needs student.targets=teacher"):
+        fsbbt(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "w2"))
