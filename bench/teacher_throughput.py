@@ -12,6 +12,8 @@ Inference Protocol server (``.venv-mlserver``), over its REST and gRPC paths:
   python bench/teacher_throughput.py --model=linear --images=fashion_mnist:train[:20000] \
       --protocols=http,grpc,v2_http,oip_http,oip_grpc \
       --out=bench/results/teacher_throughput_linear.json
+
+(from another checkout, e.g. a worktree, name the server: KD_KERAS_MLSERVER=PATH/mlserver).
 """
 
 import contextlib
