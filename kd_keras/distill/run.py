@@ -67,7 +67,7 @@ def fsbbt(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
     """
     ctx = preflight(config, teacher, unlabeled, eval_set, workdir, strategy, resume, student,
                     OUTPUTS)
-    check_unpaid(ctx.config, shared_dir or "")  # still before the first answer
+    check_unpaid(ctx.config, shared_dir or "", ctx.strategy)  # still before the first answer
     ctx.shared_dir, ctx.chief, ctx.wait_seconds = shared_dir or "", chief, wait_seconds
     ctx.eval_teacher = None if shared_dir and not chief else teacher.fork()  # counted apart
     ctx.labelled = training_set(ctx)

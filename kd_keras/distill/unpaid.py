@@ -20,6 +20,7 @@ from typing import Optional
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kd_keras import synthesis
 from kd_keras.context import RunContext
@@ -31,16 +32,17 @@ PART = "unpaid"
 SEED_OFFSET = 7919  # unpaid candidates are drawn apart from the paid ones
 
 
-def check(config, shared_dir: str = "") -> None:
-    """Raises ConfigError before any answer is bought when unpaid images cannot be used."""
+def check(config, shared_dir: str = "", strategy=None) -> None:
+    """Raises ConfigError before any answer is bought when unpaid images cannot be used
+    (not yet on several workers: each would have to keep exactly the same unpaid images)."""
     if not config.unpaid.count:
         return
     if config.unpaid.generator not in GENERATORS:
         raise ConfigError(f"unpaid.generator={config.unpaid.generator!r}: choose one of "
                           f"{GENERATORS} (generators kept as recipes)")
-    if shared_dir:
-        raise ConfigError("unpaid.count > 0 is not yet supported with --shared_dir "
-                          "(multi-worker runs); set --config.unpaid.count=0")
+    if shared_dir or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ConfigError("unpaid.count > 0 is not yet supported with --shared_dir or "
+                          "--strategy=multi_worker; set --config.unpaid.count=0")
     if config.student.targets != "teacher":
         raise ConfigError("unpaid.count > 0 needs student.targets=teacher")
 
