@@ -152,7 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("unpaid.count", 0, Number(low=0, integer=True),
             "images no one pays for, answered by a first student; a second student learns "
             "from them and the paid set (0: off; kd_keras/distill/unpaid.py)"),
-    Setting("unpaid.generator", "cutmix", Choice(lambda: ("cutmix", "mixup")),
+    Setting("unpaid.generator", "cutmix", Choice(lambda: _names("unpaid_generators")),
             "the recipe generator that makes the unpaid images"),
     Setting("unpaid.min_confidence", 0.0, Number(low=0, high=1),
             "unpaid images the first student is less sure of are left out"),
@@ -178,6 +178,9 @@ def _names(kind: str) -> tuple:
     if kind == "selections":
         from kd_keras.synthesis.selection import SELECTIONS
         return SELECTIONS
+    if kind == "unpaid_generators":
+        from kd_keras.distill.unpaid import GENERATORS
+        return GENERATORS
     if kind == "lr_schedules":
         from kd_keras.distill.student import LR_SCHEDULES
         return LR_SCHEDULES

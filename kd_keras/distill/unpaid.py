@@ -37,9 +37,6 @@ def check(config, shared_dir: str = "", strategy=None) -> None:
     (not yet on several workers: each would have to keep exactly the same unpaid images)."""
     if not config.unpaid.count:
         return
-    if config.unpaid.generator not in GENERATORS:
-        raise ConfigError(f"unpaid.generator={config.unpaid.generator!r}: choose one of "
-                          f"{GENERATORS} (generators kept as recipes)")
     if shared_dir or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         raise ConfigError("unpaid.count > 0 is not yet supported with --shared_dir or "
                           "--strategy=multi_worker; set --config.unpaid.count=0")
