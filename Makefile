@@ -39,7 +39,7 @@ demo: install data
 	$(PY) bin/distill.py --config=$(CONFIG) --workdir=$(WORKDIR)
 
 test: install data
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests
 
 # The quick tier for an inner loop (about a minute): everything but the tests marked slow.
 quick: install data

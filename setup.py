@@ -34,7 +34,7 @@ setup(
     package_dir={"kd_keras.configs": "configs"},
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5"],  # two test processes: 2 cores
         "bench": ["scikit-learn>=1.4", "matplotlib>=3.8"],
     },
     entry_points={

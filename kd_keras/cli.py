@@ -141,6 +141,17 @@ def _stop_signal(signum, frame):
     raise KeyboardInterrupt
 
 
+HARD_STOP_SECONDS = 8.0  # the longest a stopped command may take to unwind
+
+
+def _hard_stop() -> None:
+    """Ends a command still alive HARD_STOP_SECONDS after Ctrl-C or SIGTERM (a thread stuck
+    in a library's lock, say): every answer paid for is already committed to the answer
+    cache, and the run goes on with --resume as after ``kill -9``."""
+    print(_interrupted_line(), file=sys.stderr, flush=True)
+    os._exit(130)
+
+
 def _watch_interrupts() -> None:
     """On Ctrl-C or SIGTERM, aborts teacher requests in flight at once, even while the main
     thread is blocked inside TensorFlow (where Python's own handler cannot run until it
@@ -160,6 +171,7 @@ def _watch_interrupts() -> None:
             byte = os.read(read_fd, 1)
             if byte and byte[0] in (signal.SIGINT, signal.SIGTERM):
                 cancel_requests()
+                threading.Timer(HARD_STOP_SECONDS, _hard_stop).start()
 
     threading.Thread(target=watch, daemon=True, name="kd-interrupt-watch").start()
 

@@ -48,6 +48,15 @@ def idx_dir(tmp_path_factory):
     return str(d)
 
 
+def as_at_a_terminal() -> None:
+    """A Popen ``preexec_fn``: Ctrl-C's default action back in the child, which inherits it
+    ignored when the tests themselves run in the background (``nohup``, ``&``), and then
+    Python would never see SIGINT."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_command(script: str, *args: str, env: dict | None = None, check: bool = True):
     """Runs ``bin/<script>`` in a fresh Python; returns the CompletedProcess."""
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))

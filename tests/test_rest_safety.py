@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, as_at_a_terminal
 from fake_http import _reply, _Server
 from test_teachers import SHAPE, images, softmax_teacher
 
@@ -123,7 +123,7 @@ def test_ctrl_c_during_a_hung_request_stops_within_seconds(tmp_path, signum):
              "--config.query.timeout_seconds=120", f"--teacher={s.url}", f"--images=npz:{npz}",
              f"--output={tmp_path}/out.npz", f"--workdir={tmp_path}/w"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), preexec_fn=as_at_a_terminal)
         deadline = time.time() + 60
         while not s.requests and time.time() < deadline:
             time.sleep(0.2)
@@ -142,3 +142,35 @@ def test_ctrl_c_during_a_hung_request_stops_within_seconds(tmp_path, signum):
     finally:
         hang.set()
         s.close()
+
+
+@pytest.mark.slow
+def test_a_command_stuck_after_ctrl_c_still_ends_within_the_hard_stop(tmp_path):
+    # a main that swallows the interrupt (as a library stuck in a lock would keep it from
+    # unwinding): the command ends anyway, with the one interrupted line and status 130
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import sys, time\n"
+        f"sys.path.insert(0, {ROOT!r})\n"
+        "from kd_keras import cli\n"
+        "cli.HARD_STOP_SECONDS = 1.0\n"
+        "def main(argv):\n"
+        "    print('ready', flush=True)\n"
+        "    while True:\n"
+        "        try:\n"
+        "            time.sleep(60)\n"
+        "        except KeyboardInterrupt:\n"
+        "            pass\n"
+        "cli.run(main)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=as_at_a_terminal)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        start = time.time()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert time.time() - start < 10
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith("interrupted: answers paid so far")
+    finally:
+        proc.kill()
