@@ -85,6 +85,9 @@ VARIANTS = {
     "shift": ["student.augment=shift"],
     "flip": ["student.augment=flip_shift"],  # mirrored and shifted copies reuse each answer
     "mirror": ["student.augment=flip"],  # mirrored copies only
+    # the default since 2026-12-03 (augment=auto asks the teacher which of flip and shift
+    # keep the class, 2 x 200 answers), named so rows of the old default stay apart
+    "checked": ["student.augment_check=200"],
     # self-training (kd_keras/distill/unpaid.py): a second student also learns from unpaid
     # CutMix images answered by the first
     "unpaid40k": ["unpaid.count=40000"],

@@ -132,7 +132,12 @@ SETTINGS: tuple[Setting, ...] = (
             "true_labels: the 'student alone' reference"),
     Setting("student.augment", "auto", Choice(lambda: _names("student_augmentations")),
             "label-preserving augmentation reusing each answer: none, shift, flip, flip_shift, or "
-            f"auto: flip_shift for colour images, none for grey ({R}#cifar10_jpeg)"),
+            "auto: each of flip and shift that the teacher says keeps the class "
+            f"(student.augment_check) ({R}#one-default-for-all-data)"),
+    Setting("student.augment_check", 200, Number(low=0, integer=True),
+            "with augment=auto: real images whose mirrored and shifted copies are paid for "
+            "(out of the budget, kept as training data) to ask the teacher whether each "
+            "keeps the class (0: no augmentation)"),
     Setting("student.shift", 0.1, Number(low=0, high=1, high_open=True),
             "largest shift, as a fraction of the image"),
     Setting("student.batch_mix", "none", Choice(lambda: _names("batch_mixes")),

@@ -84,13 +84,15 @@ def test_api_with_arrays_a_callable_teacher_and_clear_refusals(tmp_path):
     result = kd_keras.distill_student(small_student(), teacher, images=images,
                                       workdir=str(tmp_path / "a"), epochs=1, num_synthetic=60,
                                       config=quick_config())
-    assert result.report["images_per_source"]["real"] == 30
-    assert sum(result.report["images_per_source"].values()) == 90
+    # 30 real, mirrored and shifted copies of those 30 (the teacher asked whether each keeps
+    # the class; no budget caps the checks), 60 synthetic
+    assert result.report["images_per_source"] == {"real": 30, "mirrored": 30, "shifted": 30,
+                                                  "cutmix": 60}
     ds = tf.data.Dataset.from_tensor_slices(images).batch(8)
     again = kd_keras.distill_student(small_student(), teacher, images=ds,
                                      workdir=str(tmp_path / "b"), epochs=1, num_synthetic=60,
                                      config=quick_config())
-    assert again.report["teacher_queries"] == 90 and teacher.stats.cache_hits >= 30
+    assert again.report["teacher_queries"] == 150 and teacher.stats.cache_hits >= 30
     with pytest.raises(ConfigError, match="ends in a softmax"):
         kd_keras.distill_student(small_student(head="softmax"), teacher, images=images,
                                  workdir=str(tmp_path / "c"), epochs=1)

@@ -123,15 +123,17 @@ def test_every_setting_has_its_default_check_and_doc_in_one_row():
             s.check(s.field, s.default)  # the default passes its own check
 
 
-def test_the_default_augmentation_follows_from_the_channels():
-    """One default for all data (issue #23): student.augment=auto mirrors and shifts colour
-    images and leaves grey ones as they are; the paper's method never augments."""
+def test_the_default_augmentation_follows_a_stated_rule():
+    """One default for all data (issue #23): student.augment=auto uses what the teacher said
+    keeps the class (tests/test_augment_check.py); the paper's method never augments."""
     from kd_keras.distill.augment import resolve
 
     for name in ("fashion_mnist", "mnist", "cifar10_jpeg"):
         c = load(name)
         assert c.student.augment == "auto"
         assert load(name, "paper").student.augment == "none"
-    assert resolve("auto", (32, 32, 3)) == "flip_shift"
-    assert resolve("auto", (28, 28, 1)) == "none"
-    assert resolve("shift", (32, 32, 3)) == "shift"
+    assert resolve("auto", {"flip", "shift"}) == "flip_shift"
+    assert resolve("auto", {"shift"}) == "shift"
+    assert resolve("auto", {"flip"}) == "flip"
+    assert resolve("auto") == "none"
+    assert resolve("shift", {"flip"}) == "shift"

@@ -39,6 +39,7 @@ def tiny_config(idx_dir):
     c.synthesis.selection = "uncertainty"
     c.student.epochs = 2
     c.student.batch_size = 50
+    c.student.augment_check = 0  # sizes here are real + synthetic; test_augment_check.py
     return c
 
 

@@ -25,13 +25,14 @@ AUTO = "auto"  # the student's default: follows from the images' channels
 BATCH_MIXES = ("none", "mixup", "cutmix")
 
 
-def resolve(name: str, image_shape) -> str:
-    """``auto`` as the rule says: flip_shift for colour images (mirrored and shifted photos
-    keep their class: +12 points on CIFAR-10 (JPEG), docs/RESULTS.md), none for grey ones
-    (digits change under mirroring; Fashion-MNIST measured best without). Others as named."""
+def resolve(name: str, kept=frozenset()) -> str:
+    """``auto`` as the rule says: the transformations (``"flip"``, ``"shift"``) in ``kept``,
+    those the teacher said keep the class (:mod:`kd_keras.distill.augment_check`). Others
+    as named."""
     if name != AUTO:
         return name
-    return "flip_shift" if int(image_shape[-1]) == 3 else "none"
+    return {(True, True): "flip_shift", (True, False): "flip", (False, True): "shift",
+            (False, False): "none"}[("flip" in kept, "shift" in kept)]
 
 
 def augmentation(name: str, shift: float = 0.1, seed: int = 0) -> Optional[keras.Sequential]:

@@ -10,6 +10,7 @@ import keras
 
 from kd_keras.context import RunContext
 from kd_keras.distill.evaluation import evaluate, predict_logits
+from kd_keras.distill.augment_check import augmentation_for
 from kd_keras.distill.student import planned_epochs
 from kd_keras.distill.unpaid import PART as UNPAID_PART
 from kd_keras.errors import KdKerasError
@@ -38,7 +39,9 @@ def finish(ctx: RunContext, student: keras.Model) -> dict:
               "n_unpaid": sizes.get(UNPAID_PART, 0),  # answered by a first student
               "student_epochs": planned_epochs(config.student, len(labelled)),
               "teacher_queries": teacher.paid, "teacher_queries_this_process": teacher.stats.sent,
-              "teacher_cache_hits": teacher.stats.cache_hits, "budget": config.query.budget}
+              "teacher_cache_hits": teacher.stats.cache_hits, "budget": config.query.budget,
+              "augment": augmentation_for(config, labelled),
+              "augment_agreement": labelled.agreement}
     with ctx.stage("export"):
         export_classifier(student, wd, "student")
     student_out = predict_logits(student, eval_set.images) if eval_set is not None else None

@@ -15,6 +15,7 @@ import tensorflow as tf
 from kd_keras import synthesis
 from kd_keras.context import RunContext
 from kd_keras.data.rows import ImageRows
+from kd_keras.distill.augment_check import check_augmentations
 from kd_keras.distill.plan import plan
 from kd_keras.distill.store import INDEX, LabelledSet, real_part
 from kd_keras.distill.student import train_student
@@ -46,6 +47,7 @@ def build_training_set(ctx: RunContext) -> tuple[LabelledSet, ImageRows]:
     ctx.real, ctx.real_probs = real, real_probs
     real_set = LabelledSet({"real": real_part(real, real_probs, repeat)})
     ctx.log.grid("samples/real", real.rows(np.arange(min(len(real), grid * grid))), grid)
+    agreement, copies = check_augmentations(ctx, real, real_probs)
     for name, generator in generators.items():
         if counts[name]:
             generator.prepare(ctx, real, real_probs)
@@ -58,7 +60,7 @@ def build_training_set(ctx: RunContext) -> tuple[LabelledSet, ImageRows]:
         ctx.log.grid(f"samples/{name}", LabelledSet({name: part}).images(np.arange(shown)), grid)
     ctx.log.scalar("teacher/queries_sent", teacher.paid, 0)
     kept = real_set.parts if synthesis.REAL in sources else {}
-    return LabelledSet({**kept, **parts}), real
+    return LabelledSet({**kept, **copies, **parts}, agreement), real
 
 
 def stored_part(ctx: RunContext, name: str) -> str:

@@ -17,10 +17,13 @@ def plan(config, n_real: int) -> tuple[dict, dict, dict]:
 
 
 def plan_budget(config, n_real: int):
-    """The config planned for ``query.budget``: the synthetic count M becomes
-    ``budget - n_real`` (fewer or more than the config's) unless ``synthesis.fixed_count``
-    (set when the user gave M explicitly), in which case a plan that cannot fit is an error.
-    Returns a new config; the one given is not changed."""
+    """The config planned for ``query.budget``: the synthetic count M becomes what the
+    budget leaves after the real images and the mirroring check
+    (:mod:`kd_keras.distill.augment_check`), fewer or more than the config's, unless
+    ``synthesis.fixed_count`` (set when the user gave M explicitly), in which case a plan
+    that cannot fit is an error. Returns a new config; the one given is not changed."""
+    from kd_keras.distill.augment_check import answers_needed
+
     budget, m = config.query.budget, config.synthesis.num_synthetic
     if not budget or config.student.targets == "true_labels":
         return config
@@ -28,17 +31,21 @@ def plan_budget(config, n_real: int):
         raise ConfigError(f"query.budget={budget} is less than the {n_real} real images, which "
                           "are all labelled first; raise the budget or use fewer images")
     has_generators = any(n != synthesis.REAL for n in synthesis.parse_sources(config.synthesis.sources))
-    if not has_generators or (config.synthesis.fixed_count and n_real + m <= budget):
+    check = answers_needed(config, n_real)
+    first = n_real + check
+    if not has_generators or (config.synthesis.fixed_count and first + m <= budget):
         return config
     if config.synthesis.fixed_count:
-        raise ConfigError(f"the plan needs up to {n_real + m} teacher answers ({n_real} real + {m} "
-                          f"synthetic), more than query.budget={budget}; lower "
-                          "synthesis.num_synthetic or raise the budget")
-    if m == budget - n_real:
+        raise ConfigError(f"the plan needs up to {first + m} teacher answers ({n_real} real + "
+                          f"{check} copies checking augmentations + {m} synthetic), more than "
+                          f"query.budget={budget}; lower synthesis.num_synthetic or raise the "
+                          "budget")
+    if m == budget - first:
         return config
     planned = config.copy_and_resolve_references()
     with planned.unlocked():
-        planned.synthesis.num_synthetic = budget - n_real
-    print(f"budget: {budget} answers: {n_real} real images + {budget - n_real} synthetic "
-          f"(synthesis.num_synthetic {m} -> {budget - n_real})", flush=True)
+        planned.synthesis.num_synthetic = budget - first
+    checked = f" + {check} mirrored and shifted (student.augment_check)" if check else ""
+    print(f"budget: {budget} answers: {n_real} real images{checked} + {budget - first} "
+          f"synthetic (synthesis.num_synthetic {m} -> {budget - first})", flush=True)
     return planned

@@ -50,8 +50,10 @@ def real_part(real: ImageRows, targets: np.ndarray, repeat: int = 1) -> Part:
 class LabelledSet:
     """Named parts, in order; see the module doc."""
 
-    def __init__(self, parts: dict[str, Part]):
+    def __init__(self, parts: dict[str, Part], agreement: Optional[dict] = None):
         self.parts = dict(parts)
+        # the teacher's verdicts on augmented copies (kd_keras.distill.augment_check)
+        self.agreement = dict(agreement or {})
         self._held: Optional[np.ndarray] = None  # see held()
 
     @classmethod
@@ -69,7 +71,7 @@ class LabelledSet:
         return {name: len(p) for name, p in self.parts.items()}
 
     def with_part(self, name: str, part: Part) -> "LabelledSet":
-        return LabelledSet({**self.parts, name: part})
+        return LabelledSet({**self.parts, name: part}, self.agreement)
 
     def _layout(self) -> tuple[list[Part], np.ndarray]:
         parts = [p for p in self.parts.values() if len(p)]
@@ -225,7 +227,8 @@ class LabelledSet:
             index.append(entry)
         path = f"{base}/{INDEX}"
         with tf.io.gfile.GFile(path + ".partial", "w") as f:
-            f.write(json.dumps(index, indent=1))
+            f.write(json.dumps({"parts": index, "agreement": self.agreement},
+                               indent=1))
         tf.io.gfile.rename(path + ".partial", path, overwrite=True)
         return path
 
@@ -238,7 +241,8 @@ class LabelledSet:
 
         base = shared_dir.rstrip("/")
         with tf.io.gfile.GFile(f"{base}/{INDEX}") as f:
-            index = json.load(f)
+            published = json.load(f)
+        index = published["parts"]
         os.makedirs(local_dir, exist_ok=True)
         rows = {}
 
@@ -260,7 +264,7 @@ class LabelledSet:
                 candidates = ArrayCandidates(local_rows(entry["rows"]))
             parts[entry["name"]] = Part(candidates, targets, entry["generator"],
                                         int(entry["repeat"]))
-        return cls(parts)
+        return cls(parts, published.get("agreement"))
 
 
 INDEX = "training_set.json"

@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from kd_keras import models
 from kd_keras.data.epochs import prefetched
-from kd_keras.distill.augment import augment_dataset, mix_batches, resolve
+from kd_keras.distill.augment import augment_dataset, mix_batches
+from kd_keras.distill.augment_check import augmentation_for
 from kd_keras.distill.batchnorm import recompute_batchnorm
 from kd_keras.distill.distiller import Distiller
 from kd_keras.distill.losses import get_loss
@@ -106,7 +107,7 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
                                                 delete_checkpoint=True),
                keras.callbacks.TensorBoard(ctx.workdir.join("tb", name))] + cbs
     model_name = s.model if ctx.student is None else student.name
-    augment = resolve(s.augment, config.data.image_shape)
+    augment = augmentation_for(config, labelled)
     print(f"student: training {model_name} on {len(labelled)} images for {epochs} epochs "
           f"(loss {s.loss}, augment {augment}, {ctx.strategy.num_replicas_in_sync} "
           f"replica(s))", flush=True)
