@@ -132,9 +132,13 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_wo
         f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared"),
         tmp_path)
     chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
-    assert chief["teacher_queries"] == 150 and chief["eval_queries"] == 200
+    # 50 real, 50 mirrored and 50 shifted (the augmentation checks), 100 synthetic
+    assert chief["teacher_queries"] == 250 and chief["eval_queries"] == 200
     assert other["teacher_queries"] == 0 and other["eval_queries"] == 0
-    assert other["teacher_cache_hits"] == (150 if share == "cache" else 0)
+    assert other["teacher_cache_hits"] == (250 if share == "cache" else 0)
+    # the teacher's verdicts reach the other worker (recomputed from the cache, or published)
+    assert other["augment_agreement"] == chief["augment_agreement"] != {}
+    assert other["augment"] == chief["augment"]
     if share == "shared_dir":
         assert not os.path.exists(tmp_path / "cache.sqlite")  # each worker kept its own
     assert chief["student_accuracy"] == other["student_accuracy"]  # the same weights

@@ -117,5 +117,6 @@ def test_generators_and_a_teacher_of_another_size_work_at_any_image_size(tmp_pat
     teacher = Teacher(CallableBackend(gray64_teacher), 10, image_shape=shape,
                       input_shape=c.query.image_shape)
     report = run_fsbbt(c, teacher, images, None, str(tmp_path / "w"))
-    assert report["images_per_source"] == {"real": 30, "mixup": 24, "cutmix": 18, "cvae": 18}
+    assert report["images_per_source"] == {"real": 30, "mirrored": 30, "shifted": 30,
+                                           "mixup": 24, "cutmix": 18, "cvae": 18}
     assert set(seen) == {(64, 64, 1)}  # every image reached the teacher at its own size

@@ -31,13 +31,15 @@ def mirror(images: np.ndarray, rng: np.random.Generator, shift: float) -> np.nda
 
 
 def translate(images: np.ndarray, rng: np.random.Generator, shift: float) -> np.ndarray:
-    """Copies moved by whole pixels, up to ``shift`` of the height and width each way, the
-    edge pixels repeated into the space left (the student's shifts, in NumPy: uint8 stays
-    uint8)."""
+    """Copies moved by whole pixels, up to ``shift`` of the height and width each way but
+    never not at all (that copy's answer would be the original's), the edge pixels repeated
+    into the space left (the student's shifts, in NumPy: uint8 stays uint8)."""
     n, h, w = images.shape[:3]
     reach = max(1, int(round(shift * max(h, w))))
     padded = np.pad(images, ((0, 0), (reach, reach), (reach, reach), (0, 0)), mode="edge")
-    moves = rng.integers(-reach, reach + 1, size=(n, 2))
+    steps = np.arange(-reach, reach + 1)
+    moves = np.array([(dy, dx) for dy in steps for dx in steps if dy or dx])
+    moves = moves[rng.integers(len(moves), size=n)]
     return np.stack([padded[i, reach - dy:reach - dy + h, reach - dx:reach - dx + w]
                      for i, (dy, dx) in enumerate(moves)])
 
