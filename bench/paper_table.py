@@ -228,13 +228,9 @@ def _answer_only_teacher(path: str, answers: str, k: int = 5) -> str:
 
 
 def _config():
-    import importlib.util
+    from kd_keras.config import from_file
 
-    path, _, variant = FLAGS.config.partition(":")
-    spec = importlib.util.spec_from_file_location("bench_config", os.path.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant or None)
+    return from_file(FLAGS.config, ROOT)
 
 
 def _train_spec() -> str:

@@ -7,6 +7,7 @@ settings for its data set, and ``:quick`` shrinks it with :func:`make_quick`.
 from __future__ import annotations
 
 import json
+import os
 from typing import Sequence
 
 import ml_collections
@@ -291,6 +292,19 @@ def select(get: "callable", arg: str | None) -> ml_collections.ConfigDict:
                               f"{sorted(VARIANTS)}, comma-separated")
         c = VARIANTS[name](c)
     return c
+
+
+def from_file(spec: str, root: str = ".") -> ml_collections.ConfigDict:
+    """The config of ``FILE[:VARIANT,…]`` (a path relative to ``root``), as ``--config``
+    gives it to a command, for scripts that read configs without flags (the benchmarks)."""
+    import importlib.util
+
+    path, _, variant = spec.partition(":")
+    module_spec = importlib.util.spec_from_file_location("kd_keras_config_file",
+                                                         os.path.join(root, path))
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(variant or None)
 
 
 def write_resolved(config: ml_collections.ConfigDict, workdir, **extra) -> str:

@@ -356,3 +356,21 @@ def test_savedmodel_and_keras_backends_and_serve_command(tmp_path, tls_files):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_8_bit_images_are_asked_as_pixels_k_over_255(tmp_path):
+    # a uint8 batch once reached the teacher as 0..255 floats: wrong answers, paid for
+    seen = []
+
+    def answer(x):
+        seen.append(np.array(x))
+        return softmax_teacher(x)
+
+    eight_bit = (images(6) * 255).round().astype(np.uint8)
+    t = Teacher(CallableBackend(answer), 5, cache=AnswerCache(str(tmp_path / "c.sqlite")))
+    from_bytes = t.query(eight_bit)
+    assert seen[0].dtype == np.float32 and seen[0].max() <= 1.0
+    np.testing.assert_allclose(from_bytes, softmax_teacher(eight_bit / np.float32(255)),
+                               rtol=1e-5)
+    t.query(eight_bit.astype(np.float32) / 255.0)  # the same images as floats: cached
+    assert t.stats.sent == 6 and len(seen) == 1

@@ -4,11 +4,14 @@ Mirrored and shifted copies of each answered image are free training data only i
 copy is still of its class: mirrored clothes and photos are, mirrored digits are not. Rather
 than guess from the data set, the run pays for a mirrored and a shifted copy of
 ``student.augment_check`` of the real images each (200 by default, out of the budget) and
-uses a transformation in training when the teacher gives at least ``AGREE`` (85 %) of its
+uses a transformation in training when the teacher gives at least ``AGREE`` (80 %) of its
 copies the class it gave the original. The copies and their answers join the training set:
-nothing bought is thrown away. Measured agreement of the benchmark teachers
-(docs/RESULTS.md): mirrored / shifted, Fashion-MNIST 70 % / 78 %, MNIST 33 % / 91 %,
-CIFAR-10 (JPEG) 93 % / 93 %.
+nothing bought is thrown away. The benchmark teachers' agreement on all 2,000 real images
+(``bench/augment_agreement.py``), mirrored / shifted: Fashion-MNIST 70 % / 68 %, MNIST
+33 % / 84 %, CIFAR-10 (JPEG) 93 % / 93 %; the 200-image draws of seeds 0-2 stay on their
+side of 80 % (highest Fashion-MNIST draw 75 %, lowest MNIST shift draw 83 %). One constant
+for both checks and all data, placed between measured values: a teacher near it decides
+by its draw.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from kd_keras.distill.augment import AUTO, resolve
 from kd_keras.distill.store import Part, real_part
 from kd_keras.teachers.labelling import label_seen
 
-AGREE = 0.85  # a transformation is used when the teacher keeps the class of this share
+AGREE = 0.8  # a transformation is used when the teacher keeps the class of this share
 
 
 def mirror(images: np.ndarray, rng: np.random.Generator, shift: float) -> np.ndarray:

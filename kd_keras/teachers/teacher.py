@@ -11,6 +11,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from kd_keras.data.rows import unit_float
 from kd_keras.errors import (BadAnswerError, BudgetExceededError, ConfigError, DataError,
                              Interrupted, TeacherError, TransientTeacherError)
 from kd_keras.teachers.answers import OUTPUTS, to_probabilities
@@ -141,7 +142,7 @@ class Teacher:
         return other
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images, dtype=np.float32)
+        images = unit_float(images)  # 8-bit pixels k are k / 255, as every source reads them
         if images.ndim != 4:
             raise DataError(f"teacher queries take images [n, height, width, channels], got {images.shape}")
         if self.image_shape is not None and images.shape[1:] != self.image_shape:
