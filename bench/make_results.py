@@ -39,21 +39,27 @@ PAPER_SHARES = {"fashion_mnist": "94.0 % of its 90.15 % teacher (DivBFKD: 95.2 %
 # (at 50K answers auto epochs are the 50 the rule gives).
 HEADLINE = {
     "fashion_mnist": {
-        10000: {"default": ("fashion_mnist.budget", "real_cutmix@kl2+bs128+auto+ema+B10000"),
+        10000: {"default": ("fashion_mnist.budget", "default@B10000+checked"),
                 "paper": ("fashion_mnist.budget", "fsbbt@B10000")},
         50000: {"default": ("fashion_mnist.plugins", "real_cutmix@kl2+bs128+ema"),
                 "paper": ("fashion_mnist.plugins", "fsbbt@cvae_mlp")}},
     "mnist": {
-        10000: {"default": ("mnist", "default@B10000"), "paper": ("mnist", "fsbbt@B10000")},
+        10000: {"default": ("mnist", "default@B10000+checked"),
+                "paper": ("mnist", "fsbbt@B10000")},
         26000: {"default": ("mnist", "default"), "paper": ("mnist", "fsbbt")}},
     # the default on colour images flips and shifts (student.augment=auto): rows run before
     # that rule name it (+flip)
     "cifar10_jpeg": {
-        10000: {"default": ("cifar10_jpeg", "default@B10000+flip"),
+        10000: {"default": ("cifar10_jpeg", "default@B10000+checked"),
                 "paper": ("cifar10_jpeg", "fsbbt@B10000")},
-        42000: {"default": ("cifar10_jpeg", "default@B42000+flip"),
+        42000: {"default": ("cifar10_jpeg", "default@B42000+checked"),
                 "paper": ("cifar10_jpeg", "fsbbt@B42000")}},
 }
+# Headline cells whose default ran before today's augmentation rule (student.augment=auto
+# asking the teacher, 2026-12-03): what they ran instead.
+HEADLINE_BEFORE = {("fashion_mnist", 50000): "before the augmentation rule; the rule adds "
+                                             "none here",
+                   ("mnist", 26000): "before the augmentation rule (no shifts)"}
 # What a data set's section says before its table.
 DATASET_NOTES = {
     "cifar10_jpeg": "CIFAR-10 (JPEG): the workplace's lossy JPEG re-encode of CIFAR-10 "
@@ -140,6 +146,8 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                  "shift": "shifted copies (augment=shift)",
                  "flip": "mirrored and shifted copies (augment=flip_shift)",
                  "mirror": "mirrored copies (augment=flip)",
+                 "checked": "today's default: the augmentations the teacher keeps "
+                            "(augment=auto, 2 x 200 answers asking)",
                  "unpaid40k": "a second student also on 40,000 unpaid CutMix images answered "
                               "by the first",
                  "unpaid40k_c8": "a second student also on the unpaid CutMix images (of 40,000) "
@@ -307,14 +315,18 @@ CURVES = {"fsbbt": "FS-BBT (the paper's method)",
           "real_cutmix@kl2+bs128": "real + CutMix, KL T = 2, batch 128, 50 epochs",
           "real_cutmix@kl4+bs128": "real + CutMix, KL T = 4, batch 128",
           "real_cutmix@kl4": "real + CutMix, KL T = 4, batch 64 (the default before batch 128)",
-          "default@flip": "kd_keras default, mirrored and shifted copies (augment=flip_shift: "
-                          "today's default on colour images)",
-          "default@mirror": "kd_keras default + mirrored copies (augment=flip)"}
+          "default@flip": "kd_keras default, mirrored and shifted copies (augment=flip_shift, "
+                          "the rule for colour images before the teacher was asked)",
+          "default@mirror": "kd_keras default + mirrored copies (augment=flip)",
+          "default@checked": "kd_keras default (augmentations the teacher keeps)"}
 
 
 # Where a data set's runs of a curve ran with other settings than the curve's name says.
-CURVE_NAMES = {("cifar10_jpeg", "default"): "kd_keras default before the rule for colour "
-                                            "images (augment=none)"}
+CURVE_NAMES = {("cifar10_jpeg", "default"): "kd_keras default before any rule for colour "
+                                            "images (augment=none)",
+               ("mnist", "default"): "kd_keras default before the augmentation rule (none)",
+               ("fashion_mnist", "default"): "kd_keras default before the augmentation rule "
+                                             "(none)"}
 
 
 def curve_name(dataset: str, row: str) -> str:
@@ -586,7 +598,9 @@ def headline(all_records, teacher_of) -> list:
                         and r.get("answers", "probs") == "probs"
                         and "student_accuracy" in r["report"]]
                 acc = [r["report"]["student_accuracy"] for r in runs]
-                cells.append(f"{fmt(acc)}; {share(acc, teacher_pct)} %" if acc else "not yet run")
+                note = HEADLINE_BEFORE.get((dataset, answers)) if method == "default" else None
+                cells.append((f"{fmt(acc)}; {share(acc, teacher_pct)} %" if acc else "not yet run")
+                             + (f" ({note})" if note and acc else ""))
             paper_cell = (f"{paper['fsbbt']} ({100 * paper['fsbbt'] / paper['teacher']:.1f} % of "
                           f"{paper['teacher']})" if paper.get("answers") == answers else "–")
             lines.append(f"| {dataset} | {teacher_pct or '–'} | {answers:,} | {cells[0]} | "
@@ -594,6 +608,63 @@ def headline(all_records, teacher_of) -> list:
     plots = [f"![{d}: accuracy per paid answer](budget_{d}.png)" for d in HEADLINE
              if os.path.exists(os.path.join(DOCS, f"budget_{d}.png"))]
     return lines + ["", *plots, ""]
+
+
+# The augmentation rule's evidence: per data set, the 10,000-answer rows that differ from the
+# default in the augmentation alone, as (result file, row, what it augments).
+AUGMENT_ROWS = {
+    "fashion_mnist": ("fashion_mnist.budget", [
+        ("default@B10000", "none (the default before the rule)"),
+        ("default@B10000+mirror", "flip"), ("default@B10000+shift", "shift"),
+        ("default@B10000+flip", "flip_shift"),
+        ("default@B10000+checked", "the rule (asks the teacher)")]),
+    "mnist": ("mnist", [
+        ("default@B10000", "none (the default before the rule)"),
+        ("default@B10000+mirror", "flip"), ("default@B10000+shift", "shift"),
+        ("default@B10000+checked", "the rule (asks the teacher)")]),
+    "cifar10_jpeg": ("cifar10_jpeg", [
+        ("default@B10000", "none (the default before any colour rule)"),
+        ("default@B10000+flip", "flip_shift (the colour rule before the teacher was asked)"),
+        ("default@B10000+checked", "the rule (asks the teacher)")]),
+}
+
+
+def augment_rule_section(all_records, teacher_of) -> list:
+    """The rule of student.augment=auto, the teachers' agreement behind it and what each
+    augmentation gives at 10,000 answers on each data set."""
+    path = os.path.join(RESULTS, "augment_agreement.jsonl")
+    if not os.path.exists(path):
+        return []
+    from kd_keras.distill.augment_check import AGREE
+
+    lines = ["## One default for all data", "",
+             "`student.augment=auto` (the default) pays for mirrored and shifted copies of 200 "
+             "real images each, out of the budget and kept as training data, and uses a "
+             f"transformation when the teacher gives at least {100 * AGREE:.0f} % of its copies "
+             "the class it gave the original (`kd_keras/distill/augment_check.py`). The "
+             "teachers' agreement (`python bench/augment_agreement.py`), on all 2,000 real "
+             "images and on the 200 each seed's check draws:", "",
+             "| data set | mirrored: all | seeds 0, 1, 2 | shifted: all | seeds 0, 1, 2 | "
+             "the rule uses |", "|---|---|---|---|---|---|"]
+    for r in load(path):
+        name = os.path.basename(r["config"])[:-3]
+        used = [c for c in ("flip", "shift") if r[f"{c}_all"] >= AGREE]
+        lines.append(f"| {name} | {100 * r['flip_all']:.1f} % | "
+                     f"{', '.join(f'{100 * v:.1f}' for v in r['flip_check_by_seed'])} | "
+                     f"{100 * r['shift_all']:.1f} % | "
+                     f"{', '.join(f'{100 * v:.1f}' for v in r['shift_check_by_seed'])} | "
+                     f"{' + '.join(used) or 'none'} |")
+    lines += ["", "What each augmentation gives at 10,000 answers (student top-1 %, the "
+              "default otherwise; one-seed rows are explorations):", "",
+              "| data set | augmentation | student % | share of teacher |", "|---|---|---|---|"]
+    for dataset, (tag, rows) in AUGMENT_ROWS.items():
+        for row, what in rows:
+            acc = [r["report"]["student_accuracy"] for r in all_records.get(tag, [])
+                   if r["row"] == row and "student_accuracy" in r["report"]]
+            if acc:
+                lines.append(f"| {dataset} | {what} | {fmt(acc)} | "
+                             f"{share(acc, teacher_of.get(dataset))} % |")
+    return lines + [""]
 
 
 def dataset_section(dataset, records, teacher_pct, commands) -> list:
@@ -613,7 +684,8 @@ def main():
     all_records = {}
     for path in sorted(p for p in glob.glob(os.path.join(RESULTS, "*.jsonl"))
                        if not os.path.basename(p).startswith(
-                           ("heldout", *(stem for stem, _ in SECTIONS)))):
+                           ("heldout", "augment_agreement",
+                            *(stem for stem, _ in SECTIONS)))):
         all_records[os.path.basename(path)[:-6]] = load(path)
     teacher_of = {}  # data set -> its teacher's whole-test-set accuracy %
     for dataset, records in all_records.items():
@@ -648,6 +720,7 @@ def main():
         sections[base] = budget_section(all_records, base, teacher_of.get(base),
                                         os.path.join(DOCS, f"budget_{base}.png"))
     out += headline(all_records, teacher_of)  # after the plots it shows are drawn
+    out += augment_rule_section(all_records, teacher_of)
     for base, lines in sections.items():  # by importance: headline data sets first
         out += lines + [l for d, block in main_page if d.split(".")[0] == base for l in block]
     heldout = os.path.join(RESULTS, "heldout_check.jsonl")
