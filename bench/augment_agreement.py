@@ -1,10 +1,11 @@
 """How often a teacher keeps an image's class under the student's augmentations: the
 figures behind ``student.augment=auto``'s rule (kd_keras/distill/augment_check.py).
 
-For each config's few real images (its ``data.unlabeled``) and its benchmark teacher, the
-share of mirrored and of shifted copies the teacher gives the class it gave the original:
-on all the real images, and on the 200 the run's check pays for with each seed (the check's
-own draw), so the rule's margin and its sampling spread are both on record. In-process, no
+For each config's few real images (its ``data.unlabeled``, as seed 0 draws them) and its
+benchmark teacher, the share of mirrored and of shifted copies the teacher gives the class it
+gave the original: on all the real images, and on the 200 the run's check pays for with each
+seed (that seed's real images and the check's own draw), so the rule's margin and its
+sampling spread are both on record. In-process, no
 answers bought.
 
   python bench/augment_agreement.py --out=bench/results/augment_agreement.jsonl
@@ -42,24 +43,33 @@ def main(_):
         config_path, workroot = pair.split("=")
         config = from_file(config_path)
         shape = tuple(config.data.image_shape)
-        real = data.load(config.data.unlabeled, shape, data_dir=config.data.data_dir or None,
-                         compact=True)
-        rows = ImageRows(real.images)
         teacher = Teacher(backend_from_spec(os.path.join(workroot, "teacher", "teacher")),
                           config.data.num_classes, image_shape=shape)
-        top = teacher.query(rows.raw(np.arange(len(rows)))).argmax(1)
+
+        def real_images(seed: int):
+            """The run's real images for ``seed`` (a slice is drawn class by class per seed,
+            as bin/distill.py loads it) and the teacher's top-1 for each."""
+            found = data.load(config.data.unlabeled, shape, seed=seed, compact=True,
+                              data_dir=config.data.data_dir or None)
+            rows = ImageRows(found.images)
+            return rows, teacher.query(rows.raw(np.arange(len(rows)))).argmax(1)
+
+        rows, top = real_images(0)
         record = {"config": config_path, "teacher": os.path.join(workroot, "teacher", "teacher"),
                   "n_real": len(rows), "agree_at": AGREE, "shift": float(config.student.shift)}
         for k, (check, (_, transform)) in enumerate(CHECKS.items()):
             every = transform(rows.raw(np.arange(len(rows))), np.random.default_rng(0),
                               config.student.shift)
             record[f"{check}_all"] = float(np.mean(teacher.query(every).argmax(1) == top))
+        for k, (check, (_, transform)) in enumerate(CHECKS.items()):
             draws = []
             for seed in map(int, FLAGS.seeds):  # the check's own draw for this seed
+                seed_rows, seed_top = real_images(seed)
                 rng = np.random.default_rng([seed, 11, k])
-                chosen = np.sort(rng.permutation(len(rows))[:int(config.student.augment_check)])
-                copies = transform(rows.raw(chosen), rng, config.student.shift)
-                draws.append(float(np.mean(teacher.query(copies).argmax(1) == top[chosen])))
+                count = min(int(config.student.augment_check), len(seed_rows))
+                chosen = np.sort(rng.permutation(len(seed_rows))[:count])
+                copies = transform(seed_rows.raw(chosen), rng, config.student.shift)
+                draws.append(float(np.mean(teacher.query(copies).argmax(1) == seed_top[chosen])))
             record[f"{check}_check_by_seed"] = draws
         record["finished"] = time.strftime("%Y-%m-%d %H:%M")
         print(json.dumps(record), flush=True)
