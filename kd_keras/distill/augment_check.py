@@ -84,6 +84,8 @@ def check_augmentations(ctx, real: ImageRows, real_probs: np.ndarray
             copies = np.ascontiguousarray(transform(real.raw(chosen), rng, config.student.shift))
             seen, probs = label_seen(copies, ctx.teacher, f"{part} real images")
             agreement[check] = float(np.mean(probs.argmax(1) == real_probs[chosen].argmax(1)))
+            if ctx.log is not None:  # TensorBoard: synthesis/augment/flip_agreement, ...
+                ctx.log.scalar(f"augment/{check}_agreement", agreement[check], 0)
             parts[part] = real_part(ImageRows(seen), probs)
     said = ", ".join(f"{part} {agreement[c]:.0%}" for c, (part, _) in CHECKS.items())
     used = [c for c in CHECKS if agreement[c] >= AGREE]
