@@ -16,7 +16,7 @@ it decides by its draw.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
@@ -88,14 +88,18 @@ def check_augmentations(ctx, real: ImageRows, real_probs: np.ndarray
                 ctx.log.scalar(f"augment/{check}_agreement", agreement[check], 0)
             parts[part] = real_part(ImageRows(seen), probs)
     said = ", ".join(f"{part} {agreement[c]:.0%}" for c, (part, _) in CHECKS.items())
-    used = [c for c in CHECKS if agreement[c] >= AGREE]
     print(f"augment: the teacher kept the class of {said} of {count} real images each; "
-          f"used in training (at least {AGREE:.0%}): {', '.join(used) or 'none'}", flush=True)
+          f"used in training (at least {AGREE:.0%}): {', '.join(kept(agreement)) or 'none'}",
+          flush=True)
     return agreement, parts
+
+
+def kept(agreement: dict) -> list:
+    """The checked transformations the rule uses: those kept for at least ``AGREE``."""
+    return [c for c, share in agreement.items() if share >= AGREE]
 
 
 def augmentation_for(config, labelled) -> str:
     """The student's augmentation for a run's labelled set: ``student.augment`` resolved
     with the teacher's verdicts that the set carries."""
-    kept = {c for c, share in (labelled.agreement or {}).items() if share >= AGREE}
-    return resolve(config.student.augment, kept)
+    return resolve(config.student.augment, set(kept(labelled.agreement)))
