@@ -66,9 +66,12 @@ DATASET_NOTES = {
                     "(`configs/cifar10_jpeg.py`), with a CPU-sized pair: teacher `cnn4` "
                     "(24.5 MMAC per image, trained 30 epochs with flips and shifts), student "
                     "`cnn4_half` (6.3 MMAC, a quarter). Compare with published CIFAR-10 figures "
-                    "only as shares of each run's teacher. `default@B10000` ran before the "
-                    "default's rule for colour images (`student.augment=auto`: flip_shift); "
-                    "`default@B10000+flip` is today's default.",
+                    "only as shares of each run's teacher. `default@B10000` ran before any "
+                    "augmentation rule; `default@B10000+flip` with the rule for colour images "
+                    "that came next (always flip_shift); rows ending in `+checked` are today's "
+                    "default, which asks the teacher (it chose flip_shift on every seed here). "
+                    "`upper_bound` trains the student on all 50,000 true labels with the paper's "
+                    "recipe (no augmentation): the recipe's ceiling, not the student's.",
 }
 MAIN_SEEDS = 3  # rows with fewer seeds are explorations (docs/EXPLORATIONS.md)
 # Result files named <dataset>.<tag>.jsonl hold reruns under changed conditions; each tag says which.
