@@ -57,8 +57,8 @@ HEADLINE = {
 }
 # Headline cells whose default ran before today's augmentation rule (student.augment=auto
 # asking the teacher, 2026-12-03): what they ran instead.
-HEADLINE_BEFORE = {("fashion_mnist", 50000): "before the augmentation rule; the rule adds "
-                                             "none here",
+HEADLINE_BEFORE = {("fashion_mnist", 50000): "before the augmentation rule, which chooses no "
+                                             "augmentation with this teacher",
                    ("mnist", 26000): "before the augmentation rule (no shifts)"}
 # What a data set's section says before its table.
 DATASET_NOTES = {
