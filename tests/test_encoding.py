@@ -73,6 +73,7 @@ def test_a_run_with_a_jpeg_teacher_trains_on_the_decoded_pixels(idx_dir, tmp_pat
     try:
         config = tiny_config(idx_dir)
         config.synthesis.sources, config.query.encoding = "real,cutmix", "jpeg"
+        config.student.augment_check = 20  # the augmentation checks' copies go as JPEG too
         unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir).unlabeled()
         t = make_teacher(server.url, 10, image_shape=(28, 28, 1), encoding="jpeg")
         ctx = preflight(config, t, unlabeled, None, str(tmp_path / "w"))
@@ -80,7 +81,7 @@ def test_a_run_with_a_jpeg_teacher_trains_on_the_decoded_pixels(idx_dir, tmp_pat
         batches = list(labelled.dataset(64, seed=0).as_numpy_iterator())
         trained_on = np.concatenate([x for x, _ in batches])  # what the student trains on
         teacher_saw = np.concatenate(sent)
-        assert len(trained_on) == len(teacher_saw) == 400
+        assert len(trained_on) == len(teacher_saw) == 100 + 2 * 20 + 300
         # every training image is, bit for bit, an image the teacher answered about
         as_rows = {row.tobytes() for row in teacher_saw}
         assert all(row.tobytes() in as_rows for row in trained_on)
