@@ -18,8 +18,8 @@ def plan(config, n_real: int) -> tuple[dict, dict, dict]:
 
 def plan_budget(config, n_real: int):
     """The config planned for ``query.budget``: the synthetic count M becomes what the
-    budget leaves after the real images and the mirroring check
-    (:mod:`kd_keras.distill.augment_check`), fewer or more than the config's, unless
+    budget leaves after the real images and the augmentation checks' mirrored and shifted
+    copies (:mod:`kd_keras.distill.augment_check`), fewer or more than the config's, unless
     ``synthesis.fixed_count`` (set when the user gave M explicitly), in which case a plan
     that cannot fit is an error. Returns a new config; the one given is not changed."""
     from kd_keras.distill.augment_check import answers_needed
