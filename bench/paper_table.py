@@ -88,6 +88,12 @@ VARIANTS = {
     # the default since 2026-12-03 (augment=auto asks the teacher which of flip and shift
     # keep the class, 2 x 200 answers), named so rows of the old default stay apart
     "checked": ["student.augment_check=200"],
+    # choosing in rounds (kd_keras/synthesis/selection.py, choosers.py): CutMix images paid
+    # for in 4 rounds after a random half, each round's probe choosing, class-balanced
+    "kcenter4": ["synthesis.selection=kcenter", "selection.generators=cutmix",
+                 "selection.rounds=4", "selection.balance=True"],
+    "uncertain4": ["synthesis.selection=uncertainty", "selection.generators=cutmix",
+                   "selection.rounds=4", "selection.balance=True"],
     # self-training (kd_keras/distill/unpaid.py): a second student also learns from unpaid
     # CutMix images answered by the first
     "unpaid40k": ["unpaid.count=40000"],

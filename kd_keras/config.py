@@ -76,10 +76,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("synthesis.grid_size", 8, Number(low=1, integer=True),
             "TensorBoard image grids are grid_size x grid_size"),
     Setting("synthesis.selection", "random", Choice(lambda: _names("selections")),
-            f"which candidates to pay for: random (the paper's) or uncertainty ({R})"),
+            "which candidates to pay for: random (the paper's), uncertainty (the probe's least "
+            f"sure) or kcenter (farthest from what is paid for, in the probe's features) ({R})"),
     Setting("selection.pool_factor", 3.0, Number(low=1), "candidates drawn per image paid for"),
     Setting("selection.warmup", 0.5, Number(low=0, high=1, high_open=True),
             "share of the images picked at random first"),
+    Setting("selection.rounds", 1, Number(low=1, integer=True),
+            "rounds after the warm-up; each trains a probe on everything paid for so far"),
+    Setting("selection.balance", False, Choice(lambda: (True, False)),
+            "pick about as many candidates of each class the probe predicts"),
     Setting("selection.probe_epochs", 5, Number(low=1, integer=True),
             "epochs of the probe student that scores candidates"),
     Setting("selection.generators", "mixup", SelectionGenerators(),
@@ -182,8 +187,8 @@ def _names(kind: str) -> tuple:
         from kd_keras.synthesis.base import SPLITS
         return SPLITS
     if kind == "selections":
-        from kd_keras.synthesis.selection import SELECTIONS
-        return SELECTIONS
+        from kd_keras.synthesis.selection import selections
+        return selections()
     if kind == "unpaid_generators":
         from kd_keras.distill.unpaid import GENERATORS
         return GENERATORS

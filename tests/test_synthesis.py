@@ -74,8 +74,8 @@ def test_a_new_generator_plugs_in_and_selection_chooses_among_it(idx_dir, tmp_pa
     assert report["teacher_queries"] == 400  # selection pays for the same count
     if selection == "uncertainty":
         chosen = np.load(tmp_path / "w" / "selection.npz")
-        assert set(chosen.files) == {"cutmix", "flip_test"}
-        assert len(chosen["cutmix"]) == 150 and chosen["cutmix"].max() >= 150  # from the pool
+        assert set(chosen.files) == {"cutmix:1", "flip_test:1"}  # one round after the warm-up
+        assert len(chosen["cutmix:1"]) == 75 and chosen["cutmix:1"].min() >= 75  # from the pool
 
 
 def test_stage_timing_adds_up_repeated_stages(tmp_path):
