@@ -155,6 +155,10 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                               "by the first",
                  "unpaid40k_c8": "a second student also on the unpaid CutMix images (of 40,000) "
                                  "the first is >= 0.8 sure of",
+                 "kcenter4": "CutMix paid for in 4 rounds after a random half, chosen by "
+                             "k-center on a probe's features, class-balanced",
+                 "uncertain4": "CutMix paid for in 4 rounds after a random half, the probe's "
+                               "least sure, class-balanced",
                  "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",
                  "bs128": "batch 128 at lr 2e-3", "bmix": "unpaid in-batch CutMix (half a batch)",
                  "bmixup": "unpaid in-batch MixUp (half a batch)",

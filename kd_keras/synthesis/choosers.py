@@ -59,8 +59,7 @@ def probe_view(probe: keras.Model, images: tf.data.Dataset) -> ProbeView:
     """The probe's view of every batch of ``images`` (no teacher answers)."""
     model = _feature_model(probe)
 
-    @tf.function(reduce_retracing=True)
-    def look(x):
+    def look(x):  # eager: a few large batches a round, and no function traced per probe
         if model is None:
             z = tf.cast(probe(x, training=False), tf.float32)
             return tf.nn.softmax(z), z
