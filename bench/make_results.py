@@ -155,6 +155,10 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                               "by the first",
                  "unpaid40k_c8": "a second student also on the unpaid CutMix images (of 40,000) "
                                  "the first is >= 0.8 sure of",
+                 "primer3": "a second student on 0.7 x the answers + 0.3 x the first "
+                            "student's predictions (primer)",
+                 "primer5": "a second student on 0.5 x the answers + 0.5 x the first "
+                            "student's predictions (primer)",
                  "kcenter4": "CutMix paid for in 4 rounds after a random half, chosen by "
                              "k-center on a probe's features, class-balanced",
                  "uncertain4": "CutMix paid for in 4 rounds after a random half, the probe's "

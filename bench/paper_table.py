@@ -90,6 +90,10 @@ VARIANTS = {
     "checked": ["student.augment_check=200"],
     # choosing in rounds (kd_keras/synthesis/selection.py, choosers.py): CutMix images paid
     # for in 4 rounds after a random half, each round's probe choosing, class-balanced
+    # a primer (kd_keras/distill/primer.py): a second student on the answers mixed with the
+    # first student's softened predictions
+    "primer3": ["primer.weight=0.3"],
+    "primer5": ["primer.weight=0.5"],
     "kcenter4": ["synthesis.selection=kcenter", "selection.generators=cutmix",
                  "selection.rounds=4", "selection.balance=True"],
     "uncertain4": ["synthesis.selection=uncertainty", "selection.generators=cutmix",

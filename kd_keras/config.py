@@ -160,6 +160,9 @@ SETTINGS: tuple[Setting, ...] = (
             "a labelled set of at most this many MiB (8-bit pixels) is made once and held; "
             "a larger one is made batch by batch from its recipes, so memory stays flat "
             "(speed only; 0: always made per batch)"),
+    Setting("primer.weight", 0.0, Number(low=0, high=1, high_open=True),
+            "a second student learns (1 - w) x the answers + w x the first student's softened "
+            "predictions on the same images (0: off; kd_keras/distill/primer.py)"),
     Setting("unpaid.count", 0, Number(low=0, integer=True),
             "images no one pays for, answered by a first student; a second student learns "
             "from them and the paid set (0: off; kd_keras/distill/unpaid.py)"),

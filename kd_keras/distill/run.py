@@ -17,13 +17,16 @@ from kd_keras.distill.evaluation import EvalAccuracy, QueryLog
 from kd_keras.distill.finish import finish
 from kd_keras.distill.labelled import PARTS, SHARED_COPY, training_set
 from kd_keras.distill.preflight import preflight
+from kd_keras.distill.primer import check as check_primer
+from kd_keras.distill.primer import primed
 from kd_keras.distill.student import train_student
 from kd_keras.distill.unpaid import check as check_unpaid
 from kd_keras.distill.unpaid import with_unpaid
 from kd_keras.export.tflite import FILES as TFLITE_FILES
 from kd_keras.workdir import Workdir
 
-UNPAID_STUDENT = "student_unpaid"  # the second student's checkpoints and TensorBoard runs
+# the second student's checkpoints and TensorBoard runs (unpaid images or a primer's targets)
+UNPAID_STUDENT = "student_unpaid"
 OUTPUTS = ("student", "student.keras", "checkpoints", f"checkpoints_{UNPAID_STUDENT}",
            "report.json", "cvae.weights.h5",
            "cvae_checkpoints", *TFLITE_FILES.values(), PARTS, SHARED_COPY,
@@ -68,12 +71,14 @@ def fsbbt(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
     ctx = preflight(config, teacher, unlabeled, eval_set, workdir, strategy, resume, student,
                     OUTPUTS)
     check_unpaid(ctx.config, shared_dir or "", ctx.strategy)  # still before the first answer
+    check_primer(ctx.config)
     ctx.shared_dir, ctx.chief, ctx.wait_seconds = shared_dir or "", chief, wait_seconds
     ctx.eval_teacher = None if shared_dir and not chief else teacher.fork()  # counted apart
     ctx.labelled = training_set(ctx)
     trained = distill_on(ctx, callbacks)
     second = with_unpaid(ctx, trained)
-    if second is not None:  # a second student, on the paid and the unpaid images
+    second = primed(ctx, trained, second or ctx.labelled) or second
+    if second is not None:  # a second student: unpaid images too, or a primer's targets
         ctx.labelled = second
         trained = distill_on(ctx, callbacks, name=UNPAID_STUDENT)
     return RunResult(trained, finish(ctx, trained), ctx.history)
