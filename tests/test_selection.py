@@ -129,3 +129,31 @@ def test_a_one_round_selection_file_resumes_only_with_one_round(idx_dir, tmp_pat
     assert _load(path, {"cutmix": [6, 4]}, 1)["cutmix:1"].tolist() == [6, 7, 8, 9]
     with pytest.raises(ConfigError, match="selection.rounds=1"):
         _load(path, {"cutmix": [6, 2, 2]}, 2)
+
+
+@pytest.mark.slow
+def test_stored_candidates_chosen_in_rounds_train_on_the_pixels_answered(idx_dir, tmp_path):
+    """A network's samples (stored, not remade) chosen in rounds: every training image is
+    bit for bit one the teacher answered, with that answer."""
+    from kd_keras.distill.labelled import build_training_set
+    from kd_keras.distill.preflight import preflight
+
+    answers = {}
+
+    def teacher_fn(x):
+        out = toy_teacher(x)
+        answers.update((row.tobytes(), a) for row, a in zip(np.asarray(x), out))
+        return out
+
+    config = _config(idx_dir, rounds=2)
+    config.synthesis.sources, config.selection.generators = "real,mixup,cvae", "all"
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir,
+                          compact=True).unlabeled()
+    ctx = preflight(config, Teacher(CallableBackend(teacher_fn), 10), unlabeled, None,
+                    str(tmp_path / "w"))
+    labelled, _ = build_training_set(ctx)
+    assert len(labelled) == 400 and len(answers) == 400
+    for x, y in labelled.dataset(64, seed=1).as_numpy_iterator():
+        for image, target in zip(x, y):
+            np.testing.assert_allclose(target, answers[image.tobytes()], rtol=1e-5, atol=1e-7)
+    assert isinstance(labelled.parts["cvae"].candidates.rows.images, np.memmap)

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from kd_keras.data.rows import ImageRows
 from kd_keras.errors import ConfigError
 from kd_keras.synthesis.base import ArrayCandidates, Candidates, Synthesizer
 from kd_keras.synthesis.choosers import CHOOSERS, ProbeView, probe_view
@@ -134,7 +135,7 @@ def _rounds(ctx, real_set, generators: dict, counts: dict, train_probe: Callable
                 probe_set = real_set
                 for n in generators:
                     probe_set = probe_set.with_part(n, _joined(
-                        pools[n], chosen[n], parts[n], n, store(f"{n}_probe")))
+                        pools[n], chosen[n], parts[n], n, store(f"{n}_probe{k}")))
                 probe = train_probe(probe_set)
             with ctx.stage("selection_score"):
                 real_view = probe_view(probe, real_set.parts["real"].candidates.dataset(batch))
@@ -176,4 +177,4 @@ def _joined(pool: Candidates, chosen: list, parts: list, name: str, path: str):
             rows[start + i:start + i + len(images[i:i + 4096])] = images[i:i + 4096]
         start += len(images)
     rows.flush()
-    return Part(ArrayCandidates(np.load(path, mmap_mode="r")), targets, name)
+    return Part(ArrayCandidates(ImageRows(np.load(path, mmap_mode="r"))), targets, name)
