@@ -46,7 +46,7 @@ HEADLINE = {
     "mnist": {
         10000: {"default": ("mnist", "default@B10000+checked"),
                 "paper": ("mnist", "fsbbt@B10000")},
-        26000: {"default": ("mnist", "default"), "paper": ("mnist", "fsbbt")}},
+        26000: {"default": ("mnist", "default@B26000+checked"), "paper": ("mnist", "fsbbt")}},
     # the default on colour images flips and shifts (student.augment=auto): rows run before
     # that rule name it (+flip)
     "cifar10_jpeg": {
@@ -58,8 +58,7 @@ HEADLINE = {
 # Headline cells whose default ran before today's augmentation rule (student.augment=auto
 # asking the teacher, 2026-12-03): what they ran instead.
 HEADLINE_BEFORE = {("fashion_mnist", 50000): "before the augmentation rule, which chooses no "
-                                             "augmentation with this teacher",
-                   ("mnist", 26000): "before the augmentation rule (no shifts)"}
+                                             "augmentation with this teacher"}
 # What a data set's section says before its table.
 DATASET_NOTES = {
     "cifar10_jpeg": "CIFAR-10 (JPEG): the workplace's lossy JPEG re-encode of CIFAR-10 "
