@@ -8,7 +8,7 @@ from kd_keras import data, synthesis
 from kd_keras.data.rows import ImageRows
 from kd_keras.distill.run import run_fsbbt
 from kd_keras.errors import ConfigError
-from kd_keras.synthesis.cutmix import cut_and_paste, plan_cutmix
+from kd_keras.synthesis.cutmix import cut_and_paste, cut_and_paste_numpy, plan_cutmix
 from kd_keras.teachers import CallableBackend, Teacher
 from test_distill import tiny_config, toy_teacher
 
@@ -33,6 +33,25 @@ def test_cutmix_pastes_one_box_of_the_second_image():
         assert (rows.min(), cols.min()) == (top[k], left[k])
     again = plan_cutmix(2, 200, 10, 12, seed=3)
     assert all(np.array_equal(a, b) for a, b in zip(again, (first, second, top, left, bh, bw)))
+
+
+def test_cutmix_redraws_boxes_that_change_no_pixel(idx_dir):
+    """Digits on a blank background: a box of background pasted on background is a copy of
+    a real image (answered from the cache, a slot of the budget unspent); it is redrawn."""
+    real = np.zeros((30, 16, 16, 1), np.uint8)
+    real[:, 6:10, 6:10] = np.arange(1, 31, dtype=np.uint8)[:, None, None, None]  # a centre blob
+    gen = synthesis.build("cutmix", tiny_config(idx_dir))
+    gen.prepare(None, ImageRows(real), None)
+    plain = plan_cutmix(30, 2000, 16, 16, seed=5)
+    made = cut_and_paste_numpy(ImageRows(real), *plain)
+    copies = np.all((made == real[plain[0]]).reshape(2000, -1), axis=1)
+    assert copies.sum() > 100  # without the redraw, many boxes miss the blob
+    cands = gen.candidates(2000, seed=5)
+    made = cands.make_numpy(np.arange(2000))
+    assert not np.any(np.all((made == real[cands.params[0]]).reshape(2000, -1), axis=1))
+    again = gen.candidates(2000, seed=5)  # the same seed, the same candidates (resume, cache)
+    assert all(np.array_equal(a, b) for a, b in zip(again.params, cands.params))
+    assert not np.array_equal(gen.candidates(2000, seed=6).params[0], cands.params[0])
 
 
 def test_candidates_subset_and_stream_in_order(idx_dir):
