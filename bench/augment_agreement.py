@@ -36,7 +36,7 @@ def main(_):
     from kd_keras import data
     from kd_keras.config import from_file
     from kd_keras.data.rows import ImageRows
-    from kd_keras.distill.augment_check import AGREE, CHECKS
+    from kd_keras.distill.augment_check import AGREE, BLANK_FRAME, CHECKS, frame_content
     from kd_keras.teachers import Teacher, backend_from_spec
 
     for pair in FLAGS.runs:
@@ -56,7 +56,10 @@ def main(_):
 
         rows, top = real_images(0)
         record = {"config": config_path, "teacher": os.path.join(workroot, "teacher", "teacher"),
-                  "n_real": len(rows), "agree_at": AGREE, "shift": float(config.student.shift)}
+                  "n_real": len(rows), "agree_at": AGREE, "shift": float(config.student.shift),
+                  "blank_frame_at": BLANK_FRAME,
+                  "shift_frame_content_all": frame_content(rows.raw(np.arange(len(rows))),
+                                                           config.student.shift)}
         for k, (check, (_, transform)) in enumerate(CHECKS.items()):
             every = transform(rows.raw(np.arange(len(rows))), np.random.default_rng(0),
                               config.student.shift)

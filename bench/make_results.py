@@ -645,24 +645,35 @@ def augment_rule_section(all_records, teacher_of) -> list:
     path = os.path.join(RESULTS, "augment_agreement.jsonl")
     if not os.path.exists(path):
         return []
-    from kd_keras.distill.augment_check import AGREE
+    from kd_keras.distill.augment_check import AGREE, BLANK_FRAME, FRAME, kept
 
     lines = ["## One default for all data", "",
              "`student.augment=auto` (the default) pays for mirrored and shifted copies of 200 "
              "real images each, out of the budget and kept as training data, and uses a "
              f"transformation when the teacher gives at least {100 * AGREE:.0f} % of its copies "
-             "the class it gave the original (`kd_keras/distill/augment_check.py`). The "
-             "teachers' agreement (`python bench/augment_agreement.py`), on all 2,000 real "
-             "images and on the 200 each seed's check draws:", "",
-             "| data set | mirrored: all | seeds 0, 1, 2 | shifted: all | seeds 0, 1, 2 | "
-             "the rule uses |", "|---|---|---|---|---|---|"]
-    for r in load(path):
+             "the class it gave the original; shifts are also used when they only move "
+             f"background (at most {100 * BLANK_FRAME:.0f} % of the frame they move out is not "
+             "background: a teacher that is not shift-invariant, such as an MLP, disagrees with "
+             "shifted copies that are still of their class; `kd_keras/distill/augment_check.py`). "
+             "The teachers' agreement (`python bench/augment_agreement.py`), on all 2,000 real "
+             "images and on the 200 each seed's check draws, and the frame's content:", "",
+             "| data set | teacher | mirrored: all | seeds 0, 1, 2 | shifted: all | seeds 0, 1, 2 "
+             "| frame not background | the rule uses |", "|---|---|---|---|---|---|---|---|"]
+    rows = load(path)
+    newest = {}
+    for r in rows:  # the newest record of each (config, teacher)
+        newest[(r["config"], r["teacher"])] = r
+    for r in newest.values():
         name = os.path.basename(r["config"])[:-3]
-        used = [c for c in ("flip", "shift") if r[f"{c}_all"] >= AGREE]
-        lines.append(f"| {name} | {100 * r['flip_all']:.1f} % | "
+        frame = r.get("shift_frame_content_all")
+        used = kept({"flip": r["flip_all"], "shift": r["shift_all"],
+                     **({FRAME: frame} if frame is not None else {})})
+        teacher = "held-out MLP" if "heldout" in r["teacher"] else "the bench's"
+        lines.append(f"| {name} | {teacher} | {100 * r['flip_all']:.1f} % | "
                      f"{', '.join(f'{100 * v:.1f}' for v in r['flip_check_by_seed'])} | "
                      f"{100 * r['shift_all']:.1f} % | "
                      f"{', '.join(f'{100 * v:.1f}' for v in r['shift_check_by_seed'])} | "
+                     f"{'–' if frame is None else f'{100 * frame:.1f} %'} | "
                      f"{' + '.join(used) or 'none'} |")
     lines += ["", "What each augmentation gives at 10,000 answers (student top-1 %, the "
               "default otherwise; one-seed rows are explorations):", "",

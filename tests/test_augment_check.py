@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from kd_keras import data
-from kd_keras.distill.augment_check import augmentation_for, mirror, translate
+from kd_keras.data import ImageSet
+from kd_keras.distill.augment_check import (BLANK_FRAME, FRAME, augmentation_for, frame_content,
+                                            kept, mirror, translate)
 from kd_keras.distill.labelled import build_training_set
 from kd_keras.distill.preflight import preflight
 from kd_keras.teachers import AnswerCache, CallableBackend, Teacher
@@ -37,7 +39,7 @@ def _mean_brightness(x):
     return softmax(np.stack([np.cos(x * 8 + k) for k in range(10)], 1) * 5)
 
 
-def _build(idx_dir, tmp_path, teacher_fn, resume=False, check=40):
+def _build(idx_dir, tmp_path, teacher_fn, resume=False, check=40, unlabeled=None):
     sent = []
 
     def answer(x):
@@ -47,8 +49,9 @@ def _build(idx_dir, tmp_path, teacher_fn, resume=False, check=40):
     config = tiny_config(idx_dir)
     config.synthesis.sources, config.synthesis.selection = "real,cutmix", "random"
     config.student.augment_check, config.query.budget = check, 300
-    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir,
-                          compact=True).unlabeled()
+    if unlabeled is None:
+        unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir,
+                              compact=True).unlabeled()
     teacher = Teacher(CallableBackend(answer), 10, cache=AnswerCache(str(tmp_path / "answers.sqlite")))
     ctx = preflight(config, teacher, unlabeled, None, str(tmp_path / "w"), resume=resume)
     labelled, real = build_training_set(ctx)
@@ -94,7 +97,7 @@ def test_a_resumed_run_decides_the_same_for_nothing(idx_dir, tmp_path):
     _, first, _, _ = _build(idx_dir, tmp_path, _symmetric)
     ctx, again, _, sent = _build(idx_dir, tmp_path, _symmetric, resume=True)
     assert sent == [] and ctx.teacher.paid == 300
-    assert again.agreement == first.agreement and set(first.agreement) == {"flip", "shift"}
+    assert again.agreement == first.agreement and set(first.agreement) == {"flip", "shift", FRAME}
 
 
 def test_no_check_without_room_in_the_budget_or_when_set_by_hand(idx_dir, tmp_path):
@@ -115,3 +118,38 @@ def test_a_worker_reading_the_published_set_gets_the_verdict(idx_dir, tmp_path):
     for name in ("mirrored", "shifted"):
         np.testing.assert_array_equal(copy.parts[name].candidates.make_numpy(np.arange(40)),
                                       labelled.parts[name].candidates.make_numpy(np.arange(40)))
+
+
+def _centred(n=100, seed=0):
+    """Digits-like images: a bright blob well inside a blank (0) background."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 28, 28, 1), np.uint8)
+    for i, (r, c) in enumerate(rng.integers(6, 16, size=(n, 2))):
+        x[i, r:r + 6, c:c + 6] = rng.integers(120, 255)
+    return x
+
+
+def test_frame_content_tells_background_frames_from_images_that_fill_the_frame():
+    blank = _centred()
+    assert frame_content(blank, 0.1) == 0.0
+    assert frame_content(blank.astype(np.float32) / 255, 0.1) == 0.0  # uint8 or float
+    filled = np.random.default_rng(0).integers(0, 255, (10, 28, 28, 3), dtype=np.uint8)
+    assert frame_content(filled, 0.1) > 0.5
+    edge = blank.copy()
+    edge[:, 0:2, 5:20] = 200  # a stroke in the frame a shift of 3 pixels moves out
+    assert frame_content(edge, 0.1) > BLANK_FRAME
+
+
+def test_shifts_are_used_where_they_move_only_background_whatever_the_teacher_says():
+    assert kept({"flip": 0.5, "shift": 0.6, FRAME: 0.01}) == ["shift"]
+    assert kept({"flip": 0.5, "shift": 0.6, FRAME: 0.2}) == []
+    assert kept({"flip": 0.9, "shift": 0.9}) == ["flip", "shift"]  # the teacher's verdicts
+
+
+def test_a_teacher_that_is_not_shift_invariant_still_gets_shifts_on_blank_frames(idx_dir, tmp_path):
+    unlabeled = ImageSet(_centred(), None, 10, "centred")
+    ctx, labelled, _, sent = _build(idx_dir, tmp_path, _handed, unlabeled=unlabeled)
+    assert labelled.agreement["shift"] < 0.8 and labelled.agreement[FRAME] == 0.0
+    assert augmentation_for(ctx.config, labelled) == "shift"
+    # the frame is read from the images: nothing more bought (equal images share answers)
+    assert ctx.teacher.paid == sum(len(x) for x in sent) <= 300
