@@ -662,7 +662,7 @@ def augment_rule_section(all_records, teacher_of) -> list:
     rows = load(path)
     newest = {}
     for r in rows:  # the newest record of each (config, teacher)
-        newest[(r["config"], r["teacher"])] = r
+        newest[(r["config"], r["teacher"].split("runs/")[-1])] = r  # absolute or relative
     for r in newest.values():
         name = os.path.basename(r["config"])[:-3]
         frame = r.get("shift_frame_content_all")
