@@ -73,7 +73,7 @@ def cut_and_paste_numpy(real, first, second, top, left, box_h, box_w) -> np.ndar
     return np.where(inside[..., None], patch, base)
 
 
-def unchanged(real, params: tuple, chunk_bytes: int = 1 << 24) -> np.ndarray:
+def unchanged(real, params: tuple, chunk_bytes: int = 1 << 20) -> np.ndarray:
     """Which CutMix images are pixel for pixel their first image (the box changed nothing),
     checked a chunk of about ``chunk_bytes`` at a time."""
     first = params[0]
