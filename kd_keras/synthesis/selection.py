@@ -132,10 +132,10 @@ def _rounds(ctx, real_set, generators: dict, counts: dict, train_probe: Callable
         todo = [n for n in generators if f"{n}:{k}" not in saved]
         if todo:
             with ctx.stage("selection_probe"):
-                probe_set = real_set
+                probe_set = real_set  # every round so far as a part of its own: no copies
                 for n in generators:
-                    probe_set = probe_set.with_part(n, _joined(
-                        pools[n], chosen[n], parts[n], n, store(f"{n}_probe{k}")))
+                    for j, part in enumerate(parts[n]):
+                        probe_set = probe_set.with_part(f"{n}:{j}", part)
                 probe = train_probe(probe_set)
             with ctx.stage("selection_score"):
                 real_view = probe_view(probe, real_set.parts["real"].candidates.dataset(batch))
