@@ -157,3 +157,15 @@ def test_stored_candidates_chosen_in_rounds_train_on_the_pixels_answered(idx_dir
         for image, target in zip(x, y):
             np.testing.assert_allclose(target, answers[image.tobytes()], rtol=1e-5, atol=1e-7)
     assert isinstance(labelled.parts["cvae"].candidates.rows.images, np.memmap)
+
+
+@pytest.mark.slow
+def test_more_rounds_than_images_to_choose_still_spends_the_plan(idx_dir, tmp_path):
+    config = _config(idx_dir, "uncertainty", rounds=5)
+    config.synthesis.num_synthetic, config.selection.warmup = 3, 0.0  # 3 images, 5 rounds
+    unlabeled = data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir).unlabeled()
+    sent = _Sent()
+    report = run_fsbbt(config, Teacher(CallableBackend(sent), 10), unlabeled, None,
+                       str(tmp_path / "w"))
+    assert report["images_per_source"] == {"real": 100, "cutmix": 3}
+    assert report["teacher_queries"] == 103 == len(set(sent.images))

@@ -121,14 +121,19 @@ def _rounds(ctx, real_set, generators: dict, counts: dict, train_probe: Callable
     def pay(k: int) -> None:
         for n in generators:
             index = saved[f"{n}:{k}"]
+            chosen[n].append(index)
+            if not len(index):  # a round with nothing left to pay for (a tiny budget)
+                continue
             what = (f"{n} (warm-up, random of a pool of {len(pools[n])})" if k == 0 else
                     f"{n} (round {k} of {sel.rounds}, {config.synthesis.selection})")
             with ctx.stage("selection_label"):
                 parts[n].append(label(n, pools[n].subset(index), what, f"_r{k}"))
-            chosen[n].append(index)
 
     pay(0)
     for k in range(1, int(sel.rounds) + 1):
+        for n in generators:
+            if not sizes[n][k]:
+                saved.setdefault(f"{n}:{k}", np.zeros(0, np.int64))
         todo = [n for n in generators if f"{n}:{k}" not in saved]
         if todo:
             with ctx.stage("selection_probe"):
