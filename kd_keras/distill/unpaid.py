@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from kd_keras import synthesis
 from kd_keras.context import RunContext
+from kd_keras.distill.primer import soft_predictions
 from kd_keras.distill.store import LabelledSet, Part
 from kd_keras.errors import ConfigError
 
@@ -53,8 +54,7 @@ def unpaid_part(ctx: RunContext, first: keras.Model, batch_size: int = 512) -> O
     generator = synthesis.build(c.generator, ctx.config)
     generator.prepare(ctx, ctx.real, ctx.real_probs)
     candidates = generator.candidates(int(c.count), seed=int(ctx.config.seed) + SEED_OFFSET)
-    probs = np.concatenate([keras.ops.convert_to_numpy(
-        keras.ops.softmax(first(x, training=False))) for x in candidates.dataset(batch_size)])
+    probs = soft_predictions(first, candidates, 1.0, batch_size)
     keep = np.flatnonzero(probs.max(axis=1) >= float(c.min_confidence))
     print(f"unpaid: the first student answered {len(candidates)} unpaid {c.generator} images; "
           f"kept {len(keep)} it is at least {c.min_confidence:g} sure of (no teacher answers)",
