@@ -162,6 +162,12 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                              "k-center on a probe's features, class-balanced",
                  "uncertain4": "CutMix paid for in 4 rounds after a random half, the probe's "
                                "least sure, class-balanced",
+                 "warp25": "a quarter of the synthetic budget paid for warps of real images "
+                           "(turned, scaled, shifted), CutMix the rest",
+                 "warp50": "half the synthetic budget paid for warps of real images, CutMix "
+                           "the rest",
+                 "warpflip25": "a quarter of the synthetic budget paid for warps of real "
+                               "images, half of them mirrored, CutMix the rest",
                  "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",
                  "bs128": "batch 128 at lr 2e-3", "bmix": "unpaid in-batch CutMix (half a batch)",
                  "bmixup": "unpaid in-batch MixUp (half a batch)",

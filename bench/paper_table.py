@@ -102,6 +102,11 @@ VARIANTS = {
     # CutMix images answered by the first
     "unpaid40k": ["unpaid.count=40000"],
     "unpaid40k_c8": ["unpaid.count=40000", "unpaid.min_confidence=0.8"],
+    # warps (kd_keras/synthesis/warp.py): real images turned, scaled and shifted a little,
+    # paid for beside CutMix (a quarter or half of the synthetic budget; mirrored half of them)
+    "warp25": ["synthesis.sources=real,cutmix:0.75,warp:0.25"],
+    "warp50": ["synthesis.sources=real,cutmix:0.5,warp:0.5"],
+    "warpflip25": ["synthesis.sources=real,cutmix:0.75,warp:0.25", "warp.flip=0.5"],
     "hard": ["student.loss=hard_ce"],
     "smooth": ["student.loss=smooth_ce", "student.label_smoothing=0.1"],
     "with_cvae": ["synthesis.sources=real,cutmix:0.89,cvae:0.11"],
