@@ -25,7 +25,9 @@ def _unlabeled(idx_dir):
                      compact=True).unlabeled()
 
 
-def test_unpaid_images_are_answered_by_the_first_student_not_the_teacher(idx_dir, tmp_path):
+@pytest.mark.parametrize("generator", ["cutmix", "warp"])
+def test_unpaid_images_are_answered_by_the_first_student_not_the_teacher(idx_dir, tmp_path,
+                                                                         generator):
     sent = []
 
     def teacher_fn(x):
@@ -33,7 +35,9 @@ def test_unpaid_images_are_answered_by_the_first_student_not_the_teacher(idx_dir
         return toy_teacher(x)
 
     teacher = Teacher(CallableBackend(teacher_fn), 10)
-    result = fsbbt(_config(idx_dir), teacher, _unlabeled(idx_dir), None, str(tmp_path / "w"))
+    config = _config(idx_dir)
+    config.unpaid.generator = generator
+    result = fsbbt(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "w"))
     report = result.report
     assert report["teacher_queries"] == sum(sent) == 300  # the 100 real and 200 CutMix only
     assert report["images_per_source"] == {"real": 100, "cutmix": 200, "unpaid": 400}

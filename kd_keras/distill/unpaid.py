@@ -1,7 +1,7 @@
 """Learning from images nobody paid for (issue #26): self-training on unpaid candidates.
 
 A first student is distilled on the paid set as usual. It then answers ``unpaid.count``
-new candidates of a recipe generator (CutMix or MixUp of the real images, kept as their
+new candidates of a recipe generator (CutMix, MixUp or warps of the real images, kept as their
 recipe: no pixels stored), and a second, fresh student is distilled on the paid answers
 plus the first student's answers to the unpaid images (self-training, as in Noisy Student
 and born-again networks). Candidates the first student is less sure of than
@@ -28,7 +28,7 @@ from kd_keras.distill.primer import soft_predictions
 from kd_keras.distill.store import LabelledSet, Part
 from kd_keras.errors import ConfigError
 
-GENERATORS = ("cutmix", "mixup")  # recipe generators: their unpaid images cost no storage
+GENERATORS = ("cutmix", "mixup", "warp")  # recipe generators: unpaid images cost no storage
 PART = "unpaid"
 SEED_OFFSET = 7919  # unpaid candidates are drawn apart from the paid ones
 
