@@ -172,6 +172,8 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                  "cm_a2": "CutMix box areas ~ Beta(2, 2)",
                  "unpaidwarp40k": "a second student also on 40,000 unpaid warps of real images "
                                   "answered by the first",
+                 "ens3unpaid40k": "a second student also on 40,000 unpaid CutMix images "
+                                  "answered by 3 first students together",
                  "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",
                  "bs128": "batch 128 at lr 2e-3", "bmix": "unpaid in-batch CutMix (half a batch)",
                  "bmixup": "unpaid in-batch MixUp (half a batch)",

@@ -173,6 +173,8 @@ SETTINGS: tuple[Setting, ...] = (
             "from them and the paid set (0: off; kd_keras/distill/unpaid.py)"),
     Setting("unpaid.generator", "cutmix", Choice(lambda: _names("unpaid_generators")),
             "the recipe generator that makes the unpaid images"),
+    Setting("unpaid.students", 1, Number(low=1, integer=True),
+            "first students (other seeds) whose averaged answers label the unpaid images"),
     Setting("unpaid.min_confidence", 0.0, Number(low=0, high=1),
             "unpaid images the first student is less sure of are left out"),
     Setting("export.tflite", "", ExportFormats(),

@@ -78,3 +78,27 @@ def test_unpaid_settings_that_cannot_work_fail_before_any_answer(idx_dir, tmp_pa
     config.student.targets, config.synthesis.sources = "true_labels", "real"
     with pytest.raises(ConfigError, match="needs student.targets=teacher"):
         fsbbt(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "w2"))
+
+
+def test_several_first_students_answer_the_unpaid_images_together(idx_dir, tmp_path):
+    """unpaid.students = 2: one more first student (another seed) is trained on the same paid
+    set, and the unpaid images' targets are the average of both students' answers."""
+    from kd_keras.distill.labelled import training_set
+    from kd_keras.distill.preflight import preflight
+    from kd_keras.distill.primer import soft_predictions
+    from kd_keras.distill.student import train_student
+    from kd_keras.distill.unpaid import SEED_OFFSET, unpaid_part
+
+    teacher = Teacher(CallableBackend(toy_teacher), 10)
+    config = _config(idx_dir, count=200)
+    ctx = preflight(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "w"))
+    ctx.labelled = training_set(ctx)
+    first = train_student(ctx, ctx.labelled, epochs=1, verbose=0)
+    alone = unpaid_part(ctx, first)
+    ctx.config.unpaid.students = 2
+    together = unpaid_part(ctx, first)
+    assert teacher.paid == 300  # the real and CutMix images only, whatever answers the rest
+    other = train_student(ctx, ctx.labelled, verbose=0, seed=config.seed + SEED_OFFSET)
+    theirs = soft_predictions(other, together.candidates, 1.0)
+    np.testing.assert_allclose(together.targets, (alone.targets + theirs) / 2, atol=1e-5)
+    assert np.abs(theirs - alone.targets).max() > 1e-3  # another seed: another student

@@ -76,18 +76,21 @@ def student_optimizer(student_config, steps: int) -> keras.optimizers.Optimizer:
 
 def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
                   callbacks: Optional[list] = None, epochs: Optional[int] = None,
-                  verbose: Optional[int] = None, name: str = "student") -> keras.Model:
+                  verbose: Optional[int] = None, name: str = "student",
+                  seed: Optional[int] = None) -> keras.Model:
     """Distills the config's student on the labelled set under the run's strategy and
     returns it.
 
     With ``checkpoints`` it backs up every epoch to ``WORKDIR/checkpoints`` (for a student
     ``name``d otherwise, ``checkpoints_NAME``; continued on ``--resume``) and logs to
-    TensorBoard ``tb/NAME``; without, it just trains (e.g. a probe student).
+    TensorBoard ``tb/NAME``; without, it just trains (e.g. a probe student). ``seed``
+    (default ``config.seed``) sets its initial weights and the order it sees the images in.
     """
     config = ctx.config
     s = config.student
+    seed = int(config.seed if seed is None else seed)
     epochs = planned_epochs(s, len(labelled)) if epochs is None else epochs
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(seed)
     with ctx.strategy.scope():
         if ctx.student is None:
             student = models.build(s.model, config.data.image_shape, config.data.num_classes)
@@ -111,11 +114,11 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     print(f"student: training {model_name} on {len(labelled)} images for {epochs} epochs "
           f"(loss {s.loss}, augment {augment}, {ctx.strategy.num_replicas_in_sync} "
           f"replica(s))", flush=True)
-    dataset = training_dataset(labelled, s, config.seed, augment)
+    dataset = training_dataset(labelled, s, seed, augment)
     history = distiller.fit(dataset, epochs=epochs, callbacks=cbs,
                             verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)
     used = recompute_batchnorm(student, labelled.sample_batches(s.batch_size, int(s.bn_batches),
-                                                                config.seed))
+                                                                seed))
     if used and verbose != 0:
         print(f"student: BatchNorm statistics recomputed for the final weights over {used} "
               f"batches of {s.batch_size} training images", flush=True)

@@ -5,8 +5,11 @@ new candidates of a recipe generator (CutMix, MixUp or warps of the real images,
 recipe: no pixels stored), and a second, fresh student is distilled on the paid answers
 plus the first student's answers to the unpaid images (self-training, as in Noisy Student
 and born-again networks). Candidates the first student is less sure of than
-``unpaid.min_confidence`` are left out. Not one more teacher answer is bought: the teacher
-never sees an unpaid image. What it is worth is measured (docs/RESULTS.md), not assumed.
+``unpaid.min_confidence`` are left out. With ``unpaid.students`` = k > 1, k - 1 more first
+students (other seeds, no checkpoints) are distilled on the same paid set and the unpaid
+images get the average of the k students' answers (an ensemble answers better than any one
+of its members). Not one more teacher answer is bought: the teacher never sees an unpaid
+image. What it is worth is measured (docs/RESULTS.md), not assumed.
 
 The second student has checkpoints of its own (``checkpoints_student_unpaid``); a
 ``--resume`` after a stop in its training trains the first student again (its answers all
@@ -26,6 +29,7 @@ from kd_keras import synthesis
 from kd_keras.context import RunContext
 from kd_keras.distill.primer import soft_predictions
 from kd_keras.distill.store import LabelledSet, Part
+from kd_keras.distill.student import train_student
 from kd_keras.errors import ConfigError
 
 GENERATORS = ("cutmix", "mixup", "warp")  # recipe generators: unpaid images cost no storage
@@ -55,9 +59,16 @@ def unpaid_part(ctx: RunContext, first: keras.Model, batch_size: int = 512) -> O
     generator.prepare(ctx, ctx.real, ctx.real_probs)
     candidates = generator.candidates(int(c.count), seed=int(ctx.config.seed) + SEED_OFFSET)
     probs = soft_predictions(first, candidates, 1.0, batch_size)
+    for k in range(1, int(c.students)):  # more first students: their answers averaged
+        seed = int(ctx.config.seed) + k * SEED_OFFSET
+        other = train_student(ctx, ctx.labelled, verbose=0, seed=seed)
+        probs += soft_predictions(other, candidates, 1.0, batch_size)
+    probs /= float(c.students)
     keep = np.flatnonzero(probs.max(axis=1) >= float(c.min_confidence))
-    print(f"unpaid: the first student answered {len(candidates)} unpaid {c.generator} images; "
-          f"kept {len(keep)} it is at least {c.min_confidence:g} sure of (no teacher answers)",
+    who = "the first student" if c.students == 1 else f"{c.students} first students"
+    print(f"unpaid: {who} answered {len(candidates)} unpaid {c.generator} images; "
+          f"kept {len(keep)} answered with at least {c.min_confidence:g} confidence (no teacher "
+          "answers)",
           flush=True)
     return Part(candidates.subset(keep), probs[keep], generator=c.generator)
 
