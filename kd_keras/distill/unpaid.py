@@ -6,10 +6,9 @@ recipe: no pixels stored), and a second, fresh student is distilled on the paid 
 plus the first student's answers to the unpaid images (self-training, as in Noisy Student
 and born-again networks). Candidates the first student is less sure of than
 ``unpaid.min_confidence`` are left out. With ``unpaid.students`` = k > 1, k - 1 more first
-students (other seeds, no checkpoints) are distilled on the same paid set and the unpaid
-images get the average of the k students' answers (an ensemble answers better than any one
-of its members; they keep no checkpoints and a ``--resume`` trains them again, from the
-cache). Not one more teacher answer is bought: the teacher never sees an unpaid
+students of other seeds are distilled on the same paid set and the unpaid images get the
+average of the k students' answers (an ensemble is usually right more often than its
+members); they keep no checkpoints, so a ``--resume`` trains them again from the cache. Not one more teacher answer is bought: the teacher never sees an unpaid
 image. What it is worth is measured (docs/RESULTS.md), not assumed.
 
 The second student has checkpoints of its own (``checkpoints_student_unpaid``); a
