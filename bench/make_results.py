@@ -174,6 +174,8 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                                   "answered by the first",
                  "ens3unpaid40k": "a second student also on 40,000 unpaid CutMix images "
                                   "answered by 3 first students together",
+                 "ens5unpaid40k": "a second student also on 40,000 unpaid CutMix images "
+                                  "answered by 5 first students together",
                  "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",
                  "bs128": "batch 128 at lr 2e-3", "bmix": "unpaid in-batch CutMix (half a batch)",
                  "bmixup": "unpaid in-batch MixUp (half a batch)",

@@ -111,6 +111,7 @@ VARIANTS = {
     "cm_a2": ["cutmix.alpha=2.0"],    # ... Beta(2, 2): boxes nearer half the image
     "unpaidwarp40k": ["unpaid.count=40000", "unpaid.generator=warp"],
     "ens3unpaid40k": ["unpaid.count=40000", "unpaid.students=3"],  # 3 first students answer
+    "ens5unpaid40k": ["unpaid.count=40000", "unpaid.students=5"],  # 5 first students answer
     "hard": ["student.loss=hard_ce"],
     "smooth": ["student.loss=smooth_ce", "student.label_smoothing=0.1"],
     "with_cvae": ["synthesis.sources=real,cutmix:0.89,cvae:0.11"],
