@@ -1,15 +1,16 @@
 """Learning from images nobody paid for (issue #26): self-training on unpaid candidates.
 
 A first student is distilled on the paid set as usual. It then answers ``unpaid.count``
-new candidates of a recipe generator (CutMix, MixUp or warps of the real images, kept as their
-recipe: no pixels stored), and a second, fresh student is distilled on the paid answers
+new candidates of a recipe generator (CutMix, MixUp or warps of the real images, kept as
+their recipe: no pixels stored), and a second, fresh student is distilled on the paid answers
 plus the first student's answers to the unpaid images (self-training, as in Noisy Student
 and born-again networks). Candidates the first student is less sure of than
 ``unpaid.min_confidence`` are left out. With ``unpaid.students`` = k > 1, k - 1 more first
 students of other seeds are distilled on the same paid set and the unpaid images get the
 average of the k students' answers (an ensemble is usually right more often than its
-members); they keep no checkpoints, so a ``--resume`` trains them again from the cache. Not one more teacher answer is bought: the teacher never sees an unpaid
-image. What it is worth is measured (docs/RESULTS.md), not assumed.
+members); they keep no checkpoints, so a ``--resume`` trains them again from the cache.
+Not one more teacher answer is bought: the teacher never sees an unpaid image. What it is
+worth is measured (docs/RESULTS.md), not assumed.
 
 The second student has checkpoints of its own (``checkpoints_student_unpaid``); a
 ``--resume`` after a stop in its training trains the first student again (its answers all
