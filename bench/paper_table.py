@@ -154,12 +154,17 @@ def row_overrides(row: str) -> tuple[list[str], str | None]:
     return _merge(PAPER_METHOD, ROWS[base], extra), ("ALL" if base == "upper_bound" else None)
 
 
-def done_runs(path: str) -> set:
+def done_runs(path: str, teacher_acc: float) -> set:
+    """(row, seed, answers) already measured in ``path`` against a teacher of the same
+    whole-test-set accuracy: a teacher retrained on another machine differs (the same
+    command and seed gave 89.34 % on one machine and 90.51 % on another), and its rows are
+    measured anew rather than mixed with the old teacher's."""
     if not os.path.exists(path):
         return set()
     with open(path) as f:
         return {(r["row"], r["seed"], r.get("answers", "probs")) for r in map(json.loads, f)
-                if r.get("report")}
+                if r.get("report") and r.get("teacher_test_accuracy") is not None
+                and round(r["teacher_test_accuracy"], 4) == round(teacher_acc, 4)}
 
 
 def main(argv):
@@ -180,7 +185,7 @@ def main(argv):
         answer_overrides = [f"query.output={FLAGS.answers}"]
     teacher_acc = teacher_test_accuracy(os.path.join(teacher_dir, "teacher"))
     print(f"bench: teacher accuracy on the whole test set {teacher_acc:.4f}", flush=True)
-    done = done_runs(FLAGS.out)
+    done = done_runs(FLAGS.out, teacher_acc)
     for seed in map(int, FLAGS.seeds):
         for row in FLAGS.rows:
             if (row, seed, FLAGS.answers) in done:
@@ -207,7 +212,7 @@ def main(argv):
             report = json.load(open(os.path.join(workdir, "report.json")))
             record = {"command": "python " + " ".join(sys.argv), "config": FLAGS.config,
                       "row": row, "seed": seed, "answers": FLAGS.answers,
-                      "teacher_test_accuracy": teacher_acc,
+                      "teacher_test_accuracy": teacher_acc, "machine": machine(),
                       "overrides": _merge(overrides, answer_overrides, FLAGS.overrides), "report": report, "finished": time.strftime("%Y-%m-%d %H:%M"),
                       "seconds": round(time.time() - start, 1)}
             with open(FLAGS.out, "a") as f:
@@ -215,6 +220,19 @@ def main(argv):
             print(f"bench: {row} seed {seed}: student accuracy "
                   f"{report.get('student_accuracy', float('nan')):.4f}, queries "
                   f"{report['teacher_queries']}, {record['seconds']}s", flush=True)
+
+
+def machine() -> str:
+    """The CPU the run measured on (teachers and timings differ between machines)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
+    except OSError:
+        names = []
+    return f"{names[0] if names else platform.processor() or platform.machine()}, " \
+           f"{os.cpu_count()} cores"
 
 
 def _answer_only_teacher(path: str, answers: str, k: int = 5) -> str:
