@@ -112,6 +112,10 @@ VARIANTS = {
     "unpaidwarp40k": ["unpaid.count=40000", "unpaid.generator=warp"],
     "ens3unpaid40k": ["unpaid.count=40000", "unpaid.students=3"],  # 3 first students answer
     "ens5unpaid40k": ["unpaid.count=40000", "unpaid.students=5"],  # 5 first students answer
+    # the first students are the teacher-sized LeNet-5 (Fashion-MNIST, MNIST): a better
+    # labeller the student never sees
+    "ens3lenet5unpaid40k": ["unpaid.count=40000", "unpaid.students=3", "unpaid.model=lenet5"],
+    "ens5lenet5unpaid40k": ["unpaid.count=40000", "unpaid.students=5", "unpaid.model=lenet5"],
     "hard": ["student.loss=hard_ce"],
     "smooth": ["student.loss=smooth_ce", "student.label_smoothing=0.1"],
     "with_cvae": ["synthesis.sources=real,cutmix:0.89,cvae:0.11"],

@@ -38,6 +38,7 @@ class RunContext:
       shared_dir: a multi-worker run's shared folder ("" alone); chief: this worker builds
         the set there; wait_seconds: how long the others wait for it.
       started: when the run began (``time.time()``).
+      findings: figures a stage adds to ``report.json`` (e.g. the first students' accuracy).
     """
 
     config: object
@@ -59,6 +60,7 @@ class RunContext:
     chief: bool = True
     wait_seconds: float = 3600.0
     started: float = dataclasses.field(default_factory=time.time)
+    findings: dict = dataclasses.field(default_factory=dict)
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:

@@ -94,11 +94,17 @@ class Text:
 
 
 class Model:
-    """A registered model name or ``keras:PATH.keras``."""
+    """A registered model name or ``keras:PATH.keras`` (or "" where ``optional``: a default
+    named in the setting's doc)."""
+
+    def __init__(self, optional: bool = False):
+        self.optional = optional
 
     def __call__(self, field: str, value) -> None:
         from kd_keras import models
 
+        if self.optional and value == "":
+            return
         if not isinstance(value, str) or not models.is_known(value):
             Choice(lambda: models.names() + ["keras:PATH.keras"])(field, value)
 

@@ -102,3 +102,36 @@ def test_several_first_students_answer_the_unpaid_images_together(idx_dir, tmp_p
     theirs = soft_predictions(other, together.candidates, 1.0)
     np.testing.assert_allclose(together.targets, (alone.targets + theirs) / 2, atol=1e-5)
     assert np.abs(theirs - alone.targets).max() > 1e-3  # another seed: another student
+
+
+def test_first_students_of_another_model_label_the_unpaid_images(idx_dir, tmp_path):
+    """unpaid.model: the first students are that model (here the teacher-sized lenet5 for a
+    lenet5_half student); the student delivered is still the student's model, and the report
+    gives each first student's and their ensemble's accuracy on the eval set."""
+    teacher = Teacher(CallableBackend(toy_teacher), 10)
+    config = _config(idx_dir, count=200)
+    config.student.model, config.unpaid.model, config.unpaid.students = "lenet5_half", "lenet5", 2
+    eval_set = data.load("fashion_mnist:test[:200]", (28, 28, 1), data_dir=idx_dir, compact=True)
+    built = []
+    from kd_keras import models
+    real_build = models.build
+
+    def build(name, *args):
+        built.append(name)
+        return real_build(name, *args)
+
+    models.build = build
+    try:
+        result = fsbbt(config, teacher, _unlabeled(idx_dir), eval_set, str(tmp_path / "w"))
+    finally:
+        models.build = real_build
+    assert built.count("lenet5") == 2 and built[-1] == "lenet5_half"  # 2 labellers, then the student
+    assert result.student.count_params() == real_build("lenet5_half", (28, 28, 1), 10).count_params()
+    scores = result.report["unpaid_labellers"]
+    assert len(scores["each"]) == 2 and all(0.0 <= a <= 1.0 for a in scores["each"])
+    assert 0.0 <= scores["averaged"] <= 1.0
+    assert result.report["teacher_queries"] == 300  # the labellers bought nothing
+    with pytest.raises(ConfigError, match="unpaid.model"):
+        config.unpaid.model = "no_such_model"
+        fsbbt(config, Teacher(CallableBackend(lambda x: pytest.fail("paid")), 10),
+              _unlabeled(idx_dir), None, str(tmp_path / "w2"))

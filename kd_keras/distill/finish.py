@@ -41,7 +41,7 @@ def finish(ctx: RunContext, student: keras.Model) -> dict:
               "teacher_queries": teacher.paid, "teacher_queries_this_process": teacher.stats.sent,
               "teacher_cache_hits": teacher.stats.cache_hits, "budget": config.query.budget,
               "augment": augmentation_for(config, labelled),
-              "augment_agreement": labelled.agreement}
+              "augment_agreement": labelled.agreement, **ctx.findings}
     with ctx.stage("export"):
         export_classifier(student, wd, "student")
     student_out = predict_logits(student, eval_set.images) if eval_set is not None else None

@@ -77,7 +77,7 @@ def student_optimizer(student_config, steps: int) -> keras.optimizers.Optimizer:
 def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
                   callbacks: Optional[list] = None, epochs: Optional[int] = None,
                   verbose: Optional[int] = None, name: str = "student",
-                  seed: Optional[int] = None) -> keras.Model:
+                  seed: Optional[int] = None, model: str = "") -> keras.Model:
     """Distills the config's student on the labelled set under the run's strategy and
     returns it.
 
@@ -85,6 +85,8 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     ``name``d otherwise, ``checkpoints_NAME``; continued on ``--resume``) and logs to
     TensorBoard ``tb/NAME``; without, it just trains (e.g. a probe student). ``seed``
     (default ``config.seed``) sets its initial weights and the order it sees the images in.
+    ``model`` names a registered model to distill instead of the student's (e.g. a first
+    student that only labels unpaid images).
     """
     config = ctx.config
     s = config.student
@@ -92,8 +94,9 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     epochs = planned_epochs(s, len(labelled)) if epochs is None else epochs
     keras.utils.set_random_seed(seed)
     with ctx.strategy.scope():
-        if ctx.student is None:
-            student = models.build(s.model, config.data.image_shape, config.data.num_classes)
+        if ctx.student is None or model:
+            student = models.build(model or s.model, config.data.image_shape,
+                                   config.data.num_classes)
         else:  # the user's model for the real run, a fresh copy of it for a probe
             student = ctx.student if checkpoints else keras.models.clone_model(ctx.student)
         loss = get_loss(s.loss, s.temperature, label_smoothing=s.label_smoothing)
@@ -109,7 +112,7 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
         cbs = [keras.callbacks.BackupAndRestore(ctx.workdir.claim(folder),
                                                 delete_checkpoint=True),
                keras.callbacks.TensorBoard(ctx.workdir.join("tb", name))] + cbs
-    model_name = s.model if ctx.student is None else student.name
+    model_name = model or (s.model if ctx.student is None else student.name)
     augment = augmentation_for(config, labelled)
     print(f"student: training {model_name} on {len(labelled)} images for {epochs} epochs "
           f"(loss {s.loss}, augment {augment}, {ctx.strategy.num_replicas_in_sync} "

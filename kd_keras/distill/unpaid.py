@@ -9,6 +9,9 @@ and born-again networks). Candidates the first student is less sure of than
 students of other seeds are distilled on the same paid set and the unpaid images get the
 average of the k students' answers (an ensemble is usually right more often than its
 members); they keep no checkpoints, so a ``--resume`` trains them again from the cache.
+``unpaid.model`` makes the first students another model than the student, e.g. a larger
+one: the student never sees it, only the labels it gives. With eval labels at hand, the
+report gives each first student's accuracy and their ensemble's (``unpaid_labellers``).
 Not one more teacher answer is bought: the teacher never sees an unpaid image. What it is
 worth is measured (docs/RESULTS.md), not assumed.
 
@@ -28,6 +31,7 @@ import tensorflow as tf
 
 from kd_keras import synthesis
 from kd_keras.context import RunContext
+from kd_keras.distill.evaluation import accuracy, predict_logits
 from kd_keras.distill.primer import soft_predictions
 from kd_keras.distill.store import LabelledSet, Part
 from kd_keras.distill.student import train_student
@@ -59,12 +63,15 @@ def unpaid_part(ctx: RunContext, first: keras.Model, batch_size: int = 512) -> O
     generator = synthesis.build(c.generator, ctx.config)
     generator.prepare(ctx, ctx.real, ctx.real_probs)
     candidates = generator.candidates(int(c.count), seed=int(ctx.config.seed) + SEED_OFFSET)
-    probs = soft_predictions(first, candidates, 1.0, batch_size)
-    for k in range(1, int(c.students)):  # more first students: their answers averaged
-        seed = int(ctx.config.seed) + k * SEED_OFFSET
-        other = train_student(ctx, ctx.labelled, verbose=0, seed=seed)
-        probs += soft_predictions(other, candidates, 1.0, batch_size)
+    probs, scores = 0.0, Scores(ctx.eval_set)
+    for k in range(int(c.students)):  # their answers averaged
+        labeller = first if k == 0 and not c.model else train_student(
+            ctx, ctx.labelled, verbose=0, seed=int(ctx.config.seed) + k * SEED_OFFSET,
+            model=c.model)
+        probs = probs + soft_predictions(labeller, candidates, 1.0, batch_size)
+        scores.add(labeller)
     probs /= float(c.students)
+    ctx.findings.update(scores.report())
     keep = np.flatnonzero(probs.max(axis=1) >= float(c.min_confidence))
     who = "the first student" if c.students == 1 else f"{c.students} first students"
     print(f"unpaid: {who} answered {len(candidates)} unpaid {c.generator} images; "
@@ -72,6 +79,32 @@ def unpaid_part(ctx: RunContext, first: keras.Model, batch_size: int = 512) -> O
           "answers)",
           flush=True)
     return Part(candidates.subset(keep), probs[keep], generator=c.generator)
+
+
+class Scores:
+    """The first students' accuracy on the eval set, alone and averaged (no answers bought:
+    the eval labels are the user's); nothing when the eval set has no labels."""
+
+    def __init__(self, eval_set):
+        self.eval_set = eval_set if eval_set is not None and eval_set.labels is not None \
+            else None
+        self.each, self.total = [], 0.0
+
+    def add(self, model: keras.Model) -> None:
+        if self.eval_set is None:
+            return
+        probs = keras.ops.convert_to_numpy(keras.ops.softmax(
+            predict_logits(model, self.eval_set.images)))
+        self.each.append(accuracy(probs, self.eval_set.labels))
+        self.total = self.total + probs
+
+    def report(self) -> dict:
+        if not self.each:
+            return {}
+        ensemble = accuracy(self.total, self.eval_set.labels)
+        print(f"unpaid: first students on the eval set {', '.join(f'{a:.4f}' for a in self.each)}"
+              f"; averaged {ensemble:.4f}", flush=True)
+        return {"unpaid_labellers": {"each": self.each, "averaged": ensemble}}
 
 
 def with_unpaid(ctx: RunContext, first: keras.Model) -> Optional[LabelledSet]:
