@@ -407,6 +407,17 @@ TARGETS = {"fashion_mnist": [(5000, 85.0, "≥ 85.0 at B ≤ 5K"), (10000, 86.5,
                             _share_target(84.64, 0.90, 42000)]}
 
 
+def targets_for(dataset: str, teacher_pct, first_pct) -> list:
+    """A data set's targets; for a retrained teacher (``<data set>_t..``), the first teacher's
+    targets as the same shares of this one."""
+    targets = TARGETS.get(family(dataset), [])
+    if dataset == family(dataset) or not (teacher_pct and first_pct):
+        return targets
+    return [(b, round(v * teacher_pct / first_pct, 2),
+             f"{100 * v / first_pct:.1f} % of the teacher ({v * teacher_pct / first_pct:.2f}) at "
+             f"B ≤ {b // 1000}K") for b, v, _ in targets]
+
+
 def budget_of(row: str):
     """(row without its budget variant, planned budget or None)."""
     base, _, variants = row.partition("@")
@@ -474,11 +485,14 @@ def budget_curves(all_records, dataset):
     return curves
 
 
-def budget_section(all_records, dataset, teacher_pct, path) -> list:
+def budget_section(all_records, dataset, teacher_pct, path, first_pct=None) -> list:
+    """The accuracy-per-answer table and plot of a data set (``first_pct``: its first
+    teacher's accuracy, for a retrained teacher's targets)."""
     curves = budget_curves(all_records, dataset)
     if not curves:
         return []
-    targets = "; ".join(t for _, _, t in TARGETS.get(family(dataset), []))
+    goals = targets_for(dataset, teacher_pct, first_pct)
+    targets = "; ".join(t for _, _, t in goals)
     lines = [f"## {dataset}: accuracy per paid answer", "",
              "Student top-1 % against the training budget B (`--config.query.budget=B`: the run "
              "plans M = B - N synthetic images and pays at most B answers). Runs from every "
@@ -505,7 +519,7 @@ def budget_section(all_records, dataset, teacher_pct, path) -> list:
         stds = [100 * np.std([a for a, _, _ in points[b]], ddof=1) if len(points[b]) > 1 else 0
                 for b in xs]
         ax.errorbar(xs, means, yerr=stds, fmt="o-", capsize=3, color=f"C{i}", label=textwrap.fill(curve_name(dataset, row), 60))
-    for budget, value, text in TARGETS.get(family(dataset), []):
+    for budget, value, text in goals:
         ax.plot([0, budget], [value, value], ":", color="gray", lw=1)
         ax.text(budget, value, " target " + text, fontsize=7, va="center")
     ax.set_xlabel("training answers paid, budget B")
@@ -749,7 +763,7 @@ def dataset_section(dataset, records, teacher_pct, commands) -> list:
                  f"these rows are measured anew, never averaged with the first teacher's "
                  f"(section `{base}`).") if own else ""
     return [f"## {dataset}", "", *([retrained, ""] if retrained else []),
-            *([TAG_NOTES[tag], ""] if tag else []),
+            *([TAG_NOTES[tag], ""] if tag and not own else []),  # notes name the first teacher
             *([DATASET_NOTES[base], ""] if base in DATASET_NOTES else []),
             f"Teacher test accuracy: {teacher_pct} % (paper: "
             f"{PAPER.get(base, {}).get('teacher', '–')}). The share of the teacher is student / "
@@ -800,7 +814,8 @@ def main():
                        key=lambda b: (order.index(family(b)) if family(b) in order else len(order),
                                       family(b), b != family(b), b)):
         sections[base] = budget_section(all_records, base, teacher_of.get(base),
-                                        os.path.join(DOCS, f"budget_{base}.png"))
+                                        os.path.join(DOCS, f"budget_{base}.png"),
+                                        first_pct=teacher_of.get(family(base)))
     out += headline(all_records, teacher_of)  # after the plots it shows are drawn
     out += augment_rule_section(all_records, teacher_of)
     for base, lines in sections.items():  # by importance: headline data sets first
