@@ -131,6 +131,7 @@ def test_first_students_of_another_model_label_the_unpaid_images(idx_dir, tmp_pa
     assert len(scores["each"]) == 2 and all(0.0 <= a <= 1.0 for a in scores["each"])
     assert 0.0 <= scores["averaged"] <= 1.0
     assert result.report["teacher_queries"] == 300  # the labellers bought nothing
+    assert result.report["stage_seconds"]["unpaid_labellers"] > 0
     with pytest.raises(ConfigError, match="unpaid.model"):
         config.unpaid.model = "no_such_model"
         fsbbt(config, Teacher(CallableBackend(lambda x: pytest.fail("paid")), 10),

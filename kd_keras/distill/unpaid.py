@@ -64,12 +64,13 @@ def unpaid_part(ctx: RunContext, first: keras.Model, batch_size: int = 512) -> O
     generator.prepare(ctx, ctx.real, ctx.real_probs)
     candidates = generator.candidates(int(c.count), seed=int(ctx.config.seed) + SEED_OFFSET)
     probs, scores = 0.0, Scores(ctx.eval_set)
-    for k in range(int(c.students)):  # their answers averaged
-        labeller = first if k == 0 and not c.model else train_student(
-            ctx, ctx.labelled, verbose=0, seed=int(ctx.config.seed) + k * SEED_OFFSET,
-            model=c.model)
-        probs = probs + soft_predictions(labeller, candidates, 1.0, batch_size)
-        scores.add(labeller)
+    with ctx.stage("unpaid_labellers"):  # the first students trained here and their answers
+        for k in range(int(c.students)):  # averaged
+            labeller = first if k == 0 and not c.model else train_student(
+                ctx, ctx.labelled, verbose=0, seed=int(ctx.config.seed) + k * SEED_OFFSET,
+                model=c.model)
+            probs = probs + soft_predictions(labeller, candidates, 1.0, batch_size)
+            scores.add(labeller)
     probs /= float(c.students)
     ctx.findings.update(scores.report())
     keep = np.flatnonzero(probs.max(axis=1) >= float(c.min_confidence))
