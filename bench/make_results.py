@@ -179,6 +179,9 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                                   "answered by 5 first students together",
                  "ens3lenet5unpaid40k": "a second student also on 40,000 unpaid CutMix images "
                                         "answered by 3 first LeNet-5s (teacher-sized) together",
+                 "ens3tmunpaid40k": "a second student also on 40,000 unpaid CutMix images "
+                                    "answered by 3 first students of the config's teacher "
+                                    "model together",
                  "ens5lenet5unpaid40k": "a second student also on 40,000 unpaid CutMix images "
                                         "answered by 5 first LeNet-5s (teacher-sized) together",
                  "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",

@@ -175,10 +175,10 @@ SETTINGS: tuple[Setting, ...] = (
             "the recipe generator that makes the unpaid images"),
     Setting("unpaid.students", 1, Number(low=1, integer=True),
             "first students (other seeds) whose averaged answers label the unpaid images"),
-    Setting("unpaid.model", "", Model(optional=True),
+    Setting("unpaid.model", "", Model(also=("", "teacher")),
             "the first students' model: '' the student's own (the first distilled student is "
-            "then one of them), or another, e.g. a larger one: only the labels it gives the "
-            "unpaid images reach the student"),
+            "then one of them), 'teacher' the config's teacher.model, or any other: only the "
+            "labels they give the unpaid images reach the student"),
     Setting("unpaid.min_confidence", 0.0, Number(low=0, high=1),
             "unpaid images the first student is less sure of are left out"),
     Setting("export.tflite", "", ExportFormats(),

@@ -94,16 +94,16 @@ class Text:
 
 
 class Model:
-    """A registered model name or ``keras:PATH.keras`` (or "" where ``optional``: a default
-    named in the setting's doc)."""
+    """A registered model name or ``keras:PATH.keras``, or one of ``also`` (words the
+    setting's doc explains, e.g. "" for a default)."""
 
-    def __init__(self, optional: bool = False):
-        self.optional = optional
+    def __init__(self, also: tuple = ()):
+        self.also = tuple(also)
 
     def __call__(self, field: str, value) -> None:
         from kd_keras import models
 
-        if self.optional and value == "":
+        if value in self.also:
             return
         if not isinstance(value, str) or not models.is_known(value):
             Choice(lambda: models.names() + ["keras:PATH.keras"])(field, value)

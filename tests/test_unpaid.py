@@ -105,12 +105,13 @@ def test_several_first_students_answer_the_unpaid_images_together(idx_dir, tmp_p
 
 
 def test_first_students_of_another_model_label_the_unpaid_images(idx_dir, tmp_path):
-    """unpaid.model: the first students are that model (here the teacher-sized lenet5 for a
-    lenet5_half student); the student delivered is still the student's model, and the report
+    """unpaid.model: the first students are that model (here 'teacher': the config's
+    teacher.model, lenet5, for a lenet5_half student); the student delivered is still the student's model, and the report
     gives each first student's and their ensemble's accuracy on the eval set."""
     teacher = Teacher(CallableBackend(toy_teacher), 10)
     config = _config(idx_dir, count=200)
-    config.student.model, config.unpaid.model, config.unpaid.students = "lenet5_half", "lenet5", 2
+    config.student.model, config.unpaid.model, config.unpaid.students = "lenet5_half", "teacher", 2
+    assert config.teacher.model == "lenet5"
     eval_set = data.load("fashion_mnist:test[:200]", (28, 28, 1), data_dir=idx_dir, compact=True)
     built = []
     from kd_keras import models

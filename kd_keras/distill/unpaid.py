@@ -9,8 +9,8 @@ and born-again networks). Candidates the first student is less sure of than
 students of other seeds are distilled on the same paid set and the unpaid images get the
 average of the k students' answers (an ensemble is usually right more often than its
 members); they keep no checkpoints, so a ``--resume`` trains them again from the cache.
-``unpaid.model`` makes the first students another model than the student, e.g. a larger
-one: the student never sees it, only the labels it gives. With eval labels at hand, the
+``unpaid.model`` makes the first students another model than the student, e.g. the
+config's ``teacher.model`` (``teacher``): the student never sees it, only the labels it gives. With eval labels at hand, the
 report gives each first student's accuracy and their ensemble's (``unpaid_labellers``).
 Not one more teacher answer is bought: the teacher never sees an unpaid image. What it is
 worth is measured (docs/RESULTS.md), not assumed.
@@ -63,12 +63,13 @@ def unpaid_part(ctx: RunContext, first: keras.Model, batch_size: int = 512) -> O
     generator = synthesis.build(c.generator, ctx.config)
     generator.prepare(ctx, ctx.real, ctx.real_probs)
     candidates = generator.candidates(int(c.count), seed=int(ctx.config.seed) + SEED_OFFSET)
+    model = str(ctx.config.teacher.model if c.model == "teacher" else c.model)
     probs, scores = 0.0, Scores(ctx.eval_set)
     with ctx.stage("unpaid_labellers"):  # the first students trained here and their answers
         for k in range(int(c.students)):  # averaged
-            labeller = first if k == 0 and not c.model else train_student(
+            labeller = first if k == 0 and not model else train_student(
                 ctx, ctx.labelled, verbose=0, seed=int(ctx.config.seed) + k * SEED_OFFSET,
-                model=c.model)
+                model=model)
             probs = probs + soft_predictions(labeller, candidates, 1.0, batch_size)
             scores.add(labeller)
     probs /= float(c.students)
