@@ -10,8 +10,9 @@ students of other seeds are distilled on the same paid set and the unpaid images
 average of the k students' answers (an ensemble is usually right more often than its
 members); they keep no checkpoints, so a ``--resume`` trains them again from the cache.
 ``unpaid.model`` makes the first students another model than the student, e.g. the
-config's ``teacher.model`` (``teacher``): the student never sees it, only the labels it gives. With eval labels at hand, the
-report gives each first student's accuracy and their ensemble's (``unpaid_labellers``).
+config's ``teacher.model`` (``teacher``): the student never sees it, only the labels it
+gives. With eval labels at hand, the report gives each first student's accuracy and their
+ensemble's (``unpaid_labellers``).
 Not one more teacher answer is bought: the teacher never sees an unpaid image. What it is
 worth is measured (docs/RESULTS.md), not assumed.
 
