@@ -104,36 +104,36 @@ def test_several_first_students_answer_the_unpaid_images_together(idx_dir, tmp_p
     assert np.abs(theirs - alone.targets).max() > 1e-3  # another seed: another student
 
 
-def test_first_students_of_another_model_label_the_unpaid_images(idx_dir, tmp_path):
+def test_first_students_of_another_model_label_the_unpaid_images(idx_dir, tmp_path,
+                                                                 monkeypatch):
     """unpaid.model: the first students are that model (here 'teacher': the config's
-    teacher.model, lenet5, for a lenet5_half student); the student delivered is still the student's model, and the report
-    gives each first student's and their ensemble's accuracy on the eval set."""
+    teacher.model, lenet5, for a lenet5_half student); the student delivered is still the
+    student's model, and the report gives each first student's and their ensemble's accuracy
+    on the eval set."""
+    from kd_keras import models
+
     teacher = Teacher(CallableBackend(toy_teacher), 10)
     config = _config(idx_dir, count=200)
     config.student.model, config.unpaid.model, config.unpaid.students = "lenet5_half", "teacher", 2
     assert config.teacher.model == "lenet5"
     eval_set = data.load("fashion_mnist:test[:200]", (28, 28, 1), data_dir=idx_dir, compact=True)
-    built = []
-    from kd_keras import models
-    real_build = models.build
+    built, real_build = [], models.build
 
     def build(name, *args):
         built.append(name)
         return real_build(name, *args)
 
-    models.build = build
-    try:
-        result = fsbbt(config, teacher, _unlabeled(idx_dir), eval_set, str(tmp_path / "w"))
-    finally:
-        models.build = real_build
-    assert built.count("lenet5") == 2 and built[-1] == "lenet5_half"  # 2 labellers, then the student
-    assert result.student.count_params() == real_build("lenet5_half", (28, 28, 1), 10).count_params()
+    monkeypatch.setattr(models, "build", build)
+    result = fsbbt(config, teacher, _unlabeled(idx_dir), eval_set, str(tmp_path / "w"))
+    assert built.count("lenet5") == 2 and built[-1] == "lenet5_half"  # 2 labellers, the student
+    half = real_build("lenet5_half", (28, 28, 1), 10)
+    assert result.student.count_params() == half.count_params()
     scores = result.report["unpaid_labellers"]
     assert len(scores["each"]) == 2 and all(0.0 <= a <= 1.0 for a in scores["each"])
     assert 0.0 <= scores["averaged"] <= 1.0
     assert result.report["teacher_queries"] == 300  # the labellers bought nothing
     assert result.report["stage_seconds"]["unpaid_labellers"] > 0
+    config.unpaid.model = "no_such_model"
     with pytest.raises(ConfigError, match="unpaid.model"):
-        config.unpaid.model = "no_such_model"
         fsbbt(config, Teacher(CallableBackend(lambda x: pytest.fail("paid")), 10),
               _unlabeled(idx_dir), None, str(tmp_path / "w2"))
