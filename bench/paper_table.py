@@ -116,6 +116,7 @@ VARIANTS = {
     # labeller the student never sees
     "ens3lenet5unpaid40k": ["unpaid.count=40000", "unpaid.students=3", "unpaid.model=lenet5"],
     "ens5lenet5unpaid40k": ["unpaid.count=40000", "unpaid.students=5", "unpaid.model=lenet5"],
+    "ens3lenet5unpaid80k": ["unpaid.count=80000", "unpaid.students=3", "unpaid.model=lenet5"],
     # ... the config's teacher.model whatever the data set (cnn4 for CIFAR-10 (JPEG))
     "ens3tmunpaid40k": ["unpaid.count=40000", "unpaid.students=3", "unpaid.model=teacher"],
     "hard": ["student.loss=hard_ce"],
