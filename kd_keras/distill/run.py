@@ -57,6 +57,13 @@ def distill_on(ctx: RunContext, callbacks: Optional[list] = None,
                              callbacks=watch + (callbacks or []))
 
 
+def first_student_needed(config) -> bool:
+    """False when another model's first students label the unpaid images and no primer
+    learns from the first student: it would be trained (77 s of a 10,000-answer run on
+    Fashion-MNIST) only to be thrown away."""
+    return not (config.unpaid.count and config.unpaid.model and not config.primer.weight)
+
+
 def fsbbt(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
           workdir: str | Workdir, strategy: Optional[tf.distribute.Strategy] = None,
           resume: bool = False, callbacks: Optional[list] = None,
@@ -75,7 +82,7 @@ def fsbbt(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
     ctx.shared_dir, ctx.chief, ctx.wait_seconds = shared_dir or "", chief, wait_seconds
     ctx.eval_teacher = None if shared_dir and not chief else teacher.fork()  # counted apart
     ctx.labelled = training_set(ctx)
-    trained = distill_on(ctx, callbacks)
+    trained = distill_on(ctx, callbacks) if first_student_needed(ctx.config) else None
     second = with_unpaid(ctx, trained)
     second = primed(ctx, trained, second or ctx.labelled) or second
     if second is not None:  # a second student: unpaid images too, or a primer's targets
@@ -89,4 +96,4 @@ def run_fsbbt(*args, **kwargs) -> dict:
     return fsbbt(*args, **kwargs).report
 
 
-__all__ = ["OUTPUTS", "RunResult", "fsbbt", "run_fsbbt"]
+__all__ = ["OUTPUTS", "RunResult", "first_student_needed", "fsbbt", "run_fsbbt"]

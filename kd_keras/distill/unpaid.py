@@ -11,14 +11,15 @@ average of the k students' answers (an ensemble is usually right more often than
 members); they keep no checkpoints, so a ``--resume`` trains them again from the cache.
 ``unpaid.model`` makes the first students another model than the student, e.g. the
 config's ``teacher.model`` (``teacher``): the student never sees it, only the labels it
-gives. With eval labels at hand, the report gives each first student's accuracy and their
-ensemble's (``unpaid_labellers``).
+gives, and the first student of the student's own model is then not trained at all (unless
+a primer needs it). With eval labels at hand, the report gives each first student's accuracy
+and their ensemble's (``unpaid_labellers``).
 Not one more teacher answer is bought: the teacher never sees an unpaid image. What it is
 worth is measured (docs/RESULTS.md), not assumed.
 
 The second student has checkpoints of its own (``checkpoints_student_unpaid``); a
-``--resume`` after a stop in its training trains the first student again (its answers all
-come from the cache) and continues the second. A user's own Keras model (the API's
+``--resume`` after a stop in its training trains the first students again (their answers
+all come from the cache) and continues the second. A user's own Keras model (the API's
 ``student=``) is trained further on the larger set rather than afresh.
 """
 
@@ -55,9 +56,11 @@ def check(config, shared_dir: str = "", strategy=None) -> None:
         raise ConfigError("unpaid.count > 0 needs student.targets=teacher")
 
 
-def unpaid_part(ctx: RunContext, first: keras.Model, batch_size: int = 512) -> Optional[Part]:
-    """``unpaid.count`` candidates answered by ``first`` (a trained student, logits), those
-    it is at least ``unpaid.min_confidence`` sure of; None when unpaid.count is 0."""
+def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
+                batch_size: int = 512) -> Optional[Part]:
+    """``unpaid.count`` candidates answered by ``first`` (a trained student, logits; None
+    when ``unpaid.model`` names the first students' model) and the other first students,
+    those they are at least ``unpaid.min_confidence`` sure of; None when unpaid.count is 0."""
     c = ctx.config.unpaid
     if not c.count:
         return None
@@ -110,7 +113,7 @@ class Scores:
         return {"unpaid_labellers": {"each": self.each, "averaged": ensemble}}
 
 
-def with_unpaid(ctx: RunContext, first: keras.Model) -> Optional[LabelledSet]:
+def with_unpaid(ctx: RunContext, first: Optional[keras.Model]) -> Optional[LabelledSet]:
     """The paid set plus :func:`unpaid_part`, or None when unpaid.count is 0."""
     part = unpaid_part(ctx, first)
     return None if part is None else ctx.labelled.with_part(PART, part)
