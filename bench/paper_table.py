@@ -119,6 +119,7 @@ VARIANTS = {
     "ens3lenet5unpaid80k": ["unpaid.count=80000", "unpaid.students=3", "unpaid.model=lenet5"],
     "t1": ["student.temperature=1.0"],  # KL at T = 1: the targets as they are
     "c5": ["unpaid.min_confidence=0.5"],  # unpaid images the labellers are less sure of left out
+    "uwarp": ["unpaid.generator=warp"],  # the unpaid images are warps of the real ones
     # ... the config's teacher.model whatever the data set (cnn4 for CIFAR-10 (JPEG))
     "ens3tmunpaid40k": ["unpaid.count=40000", "unpaid.students=3", "unpaid.model=teacher"],
     "hard": ["student.loss=hard_ce"],
