@@ -184,6 +184,12 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                                     "model together",
                  "ens5lenet5unpaid40k": "a second student also on 40,000 unpaid CutMix images "
                                         "answered by 5 first LeNet-5s (teacher-sized) together",
+                 "ens3lenet5unpaid80k": "a second student also on 80,000 unpaid CutMix images "
+                                        "answered by 3 first LeNet-5s (teacher-sized) together",
+                 "t1": "KL at T = 1 (every student)",
+                 "real4": "the real images 4 times an epoch",
+                 "c5": "unpaid images the labellers are < 0.5 sure of left out",
+                 "uwarp": "the unpaid images warps of the real ones, not CutMix",
                  "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",
                  "bs128": "batch 128 at lr 2e-3", "bmix": "unpaid in-batch CutMix (half a batch)",
                  "bmixup": "unpaid in-batch MixUp (half a batch)",
