@@ -48,3 +48,21 @@ def test_a_teacher_failing_during_evaluation_keeps_the_student_and_says_so(idx_d
     report = json.loads((workdir / "report.json").read_text())
     assert "HTTP 404" in report["eval_error"]
     assert 0 <= report["student_accuracy"] <= 1 and report["teacher_queries"] == 400
+
+
+def test_epoch_progress_prints_about_the_lines_asked_for_and_the_last_epoch(capsys):
+    """A silent ``fit`` (the unpaid images' labellers) still shows how far it is."""
+    import numpy as np
+
+    from kd_keras.distill.evaluation import EpochProgress
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.zeros((8, 3), np.float32), np.zeros((8, 2), np.float32)
+    model.fit(x, y, epochs=7, verbose=0, callbacks=[EpochProgress("labeller 1/3", 7, lines=3)])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "labeller 1/3: epoch 3/7", "labeller 1/3: epoch 6/7", "labeller 1/3: epoch 7/7"]
+    assert all(" loss " in line and line.endswith(" s") for line in lines)
+    with pytest.raises(ValueError, match="at least 1"):
+        EpochProgress("x", 0)

@@ -105,7 +105,7 @@ def test_several_first_students_answer_the_unpaid_images_together(idx_dir, tmp_p
 
 
 def test_first_students_of_another_model_label_the_unpaid_images(idx_dir, tmp_path,
-                                                                 monkeypatch):
+                                                                 monkeypatch, capsys):
     """unpaid.model: the first students are that model (here 'teacher': the config's
     teacher.model, lenet5, for a lenet5_half student); the student delivered is still the
     student's model, and the report gives each first student's and their ensemble's accuracy
@@ -136,6 +136,9 @@ def test_first_students_of_another_model_label_the_unpaid_images(idx_dir, tmp_pa
     assert 0.0 <= scores["averaged"] <= 1.0
     assert result.report["teacher_queries"] == 300  # the labellers bought nothing
     assert result.report["stage_seconds"]["unpaid_labellers"] > 0
+    out = capsys.readouterr().out  # each labeller's training shows its progress
+    assert "unpaid: first student 1/2: epoch 1/1" in out
+    assert "unpaid: first student 2/2: epoch 1/1" in out
     config.unpaid.model = "no_such_model"
     with pytest.raises(ConfigError, match="unpaid.model"):
         fsbbt(config, Teacher(CallableBackend(lambda x: pytest.fail("paid")), 10),

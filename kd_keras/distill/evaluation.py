@@ -1,8 +1,10 @@
 """Evaluating a student: accuracy on labelled images (no answers), its agreement with the
-teacher on a sample (answers counted apart), and the callbacks that watch it in TensorBoard."""
+teacher on a sample (answers counted apart), and the callbacks that watch it in TensorBoard
+or the log."""
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import keras
@@ -36,6 +38,31 @@ class QueryLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.log.scalar("teacher/queries_sent", self.teacher.paid, epoch)
         self.log.scalar("teacher/cache_hits", self.teacher.stats.cache_hits, epoch)
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """About ``lines`` lines over a training that ``fit`` runs silently (the first students
+    that label unpaid images: minutes each on 28x28 images, far longer on colour ones), so
+    long work shows how far it is: ``LABEL: epoch E/N, loss L, S s``."""
+
+    def __init__(self, label: str, epochs: int, lines: int = 5):
+        super().__init__()
+        if epochs < 1 or lines < 1:
+            raise ValueError(f"epochs and lines must be at least 1, not {epochs} and {lines}")
+        self.label, self.epochs, self.every = label, epochs, -(-epochs // lines)
+        self.started = time.perf_counter()
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        if done % self.every and done != self.epochs:
+            return
+        loss = (logs or {}).get("loss")
+        print(f"{self.label}: epoch {done}/{self.epochs}"
+              + ("" if loss is None else f", loss {float(loss):.4f}")
+              + f", {time.perf_counter() - self.started:.0f} s", flush=True)
 
 
 class EvalAccuracy(keras.callbacks.Callback):

@@ -33,10 +33,10 @@ import tensorflow as tf
 
 from kd_keras import synthesis
 from kd_keras.context import RunContext
-from kd_keras.distill.evaluation import accuracy, predict_logits
+from kd_keras.distill.evaluation import EpochProgress, accuracy, predict_logits
 from kd_keras.distill.primer import soft_predictions
 from kd_keras.distill.store import LabelledSet, Part
-from kd_keras.distill.student import train_student
+from kd_keras.distill.student import planned_epochs, train_student
 from kd_keras.errors import ConfigError
 
 GENERATORS = ("cutmix", "mixup", "warp")  # recipe generators: unpaid images cost no storage
@@ -73,7 +73,9 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
         for k in range(int(c.students)):  # averaged
             labeller = first if k == 0 and not model else train_student(
                 ctx, ctx.labelled, verbose=0, seed=int(ctx.config.seed) + k * SEED_OFFSET,
-                model=model)
+                model=model, callbacks=[EpochProgress(
+                    f"unpaid: first student {k + 1}/{c.students}",
+                    planned_epochs(ctx.config.student, len(ctx.labelled)))])
             probs = probs + soft_predictions(labeller, candidates, 1.0, batch_size)
             scores.add(labeller)
     probs /= float(c.students)
