@@ -20,7 +20,8 @@ worth is measured (docs/RESULTS.md), not assumed.
 The second student has checkpoints of its own (``checkpoints_student_unpaid``); a
 ``--resume`` after a stop in its training trains the first students again (their answers
 all come from the cache) and continues the second. A user's own Keras model (the API's
-``student=``) is trained further on the larger set rather than afresh.
+``student=``) is trained further on the larger set rather than afresh (once, on the larger
+set, when another model labels).
 """
 
 from __future__ import annotations
