@@ -175,6 +175,8 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                                   "answered by the first",
                  "ens3unpaid40k": "a second student also on 40,000 unpaid CutMix images "
                                   "answered by 3 first students together",
+                 "ens3unpaid20k": "a second student also on 20,000 unpaid CutMix images "
+                                  "answered by 3 first students together",
                  "ens5unpaid40k": "a second student also on 40,000 unpaid CutMix images "
                                   "answered by 5 first students together",
                  "ens3lenet5unpaid40k": "a second student also on 40,000 unpaid CutMix images "

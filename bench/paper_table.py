@@ -112,6 +112,7 @@ VARIANTS = {
     "unpaidwarp40k": ["unpaid.count=40000", "unpaid.generator=warp"],
     "ens3unpaid40k": ["unpaid.count=40000", "unpaid.students=3"],  # 3 first students answer
     "ens5unpaid40k": ["unpaid.count=40000", "unpaid.students=5"],  # 5 first students answer
+    "ens3unpaid20k": ["unpaid.count=20000", "unpaid.students=3"],  # a cheaper run for colour
     # the first students are the teacher-sized LeNet-5 (Fashion-MNIST, MNIST): a better
     # labeller the student never sees
     "ens3lenet5unpaid40k": ["unpaid.count=40000", "unpaid.students=3", "unpaid.model=lenet5"],
