@@ -143,3 +143,48 @@ def test_first_students_of_another_model_label_the_unpaid_images(idx_dir, tmp_pa
     with pytest.raises(ConfigError, match="unpaid.model"):
         fsbbt(config, Teacher(CallableBackend(lambda x: pytest.fail("paid")), 10),
               _unlabeled(idx_dir), None, str(tmp_path / "w2"))
+
+
+def test_a_resumed_run_trains_no_first_student_again(idx_dir, tmp_path, monkeypatch, capsys):
+    """The first students' answers are kept as each is given: a run stopped in the second
+    student's training resumes without training a first student again or paying again, and
+    a resume with other unpaid settings is refused before any answer."""
+    from kd_keras import models
+    from kd_keras.teachers.cache import AnswerCache
+    from test_distill import _Crash, _Epochs
+
+    config = _config(idx_dir, count=200)
+    config.student.model, config.unpaid.model, config.unpaid.students = "lenet5_half", "teacher", 2
+    config.student.epochs = 2
+    eval_set = data.load("fashion_mnist:test[:200]", (28, 28, 1), data_dir=idx_dir, compact=True)
+    cache, workdir = str(tmp_path / "cache.sqlite"), tmp_path / "w"
+    first = Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache))
+    with pytest.raises(RuntimeError, match="simulated crash"):  # in the second student
+        fsbbt(config, first, _unlabeled(idx_dir), eval_set, str(workdir), callbacks=[_Crash()])
+    assert sorted(p.name for p in (workdir / "unpaid_labellers").iterdir()) == ["0.npz", "1.npz"]
+    kept = np.load(workdir / "unpaid_labellers" / "0.npz")
+    assert kept["unpaid"].shape == (200, 10) and kept["eval"].shape == (200, 10)
+
+    built, real_build = [], models.build
+    monkeypatch.setattr(models, "build", lambda name, *a: built.append(name) or real_build(name, *a))
+    second = Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache))
+    capsys.readouterr()
+    epochs = _Epochs()
+    result = fsbbt(config, second, _unlabeled(idx_dir), eval_set, str(workdir), resume=True,
+                   callbacks=[epochs])
+    assert "lenet5" not in built  # no first student trained again
+    assert epochs.seen == [1]  # the second student continued from its checkpoint
+    assert second.stats.sent == 0 and result.report["teacher_queries"] == 300
+    out = capsys.readouterr().out
+    assert "unpaid: first student 1's answers read from" in out
+    assert "unpaid: first student 2's answers read from" in out
+    assert len(result.report["unpaid_labellers"]["each"]) == 2
+    other_eval = data.load("fashion_mnist:test[:100]", (28, 28, 1), data_dir=idx_dir,
+                           compact=True)  # kept answers score no other eval set
+    again = fsbbt(config, second, _unlabeled(idx_dir), other_eval, str(workdir), resume=True)
+    assert "lenet5" not in built and "unpaid_labellers" not in again.report
+
+    config.unpaid.count = 100
+    paid = Teacher(CallableBackend(lambda x: pytest.fail("paid")), 10, cache=AnswerCache(cache))
+    with pytest.raises(ConfigError, match="unpaid.count: 200 -> 100"):
+        fsbbt(config, paid, _unlabeled(idx_dir), eval_set, str(workdir), resume=True)

@@ -9,12 +9,14 @@ import numpy as np
 
 from kd_keras.data import ImageSet
 from kd_keras.data.rows import unit_float
+from kd_keras.distill.unpaid import labeller_model
 from kd_keras.errors import ConfigError, DataError
 
-# Config sections the labelled training set and the student checkpoint depend on: a
-# resumed run with other values would train on a stale selection or crash.
+# Config sections the labelled training set, the first students' kept answers and the
+# student checkpoints depend on: a resumed run with other values would train on a stale
+# selection or crash.
 MANIFEST_SECTIONS = ("seed", "data", "query", "synthesis", "selection", "mixup", "cutmix",
-                     "cvae", "student")
+                     "cvae", "student", "unpaid", "primer")
 MANIFEST_SKIP = ("data.train", "data.test", "data.data_dir", "query.batch_size",
                  "query.concurrency", "query.budget", "query.max_tries",
                  "query.backoff_seconds", "query.timeout_seconds", "student.epochs")
@@ -38,6 +40,7 @@ def manifest(config, unlabeled: ImageSet, teacher) -> dict:
         digest.update(np.ascontiguousarray(unit_float(unlabeled.images[i:i + 1024])).tobytes())
     settings["unlabeled.images"] = f"{len(unlabeled)} images, sha256 {digest.hexdigest()[:16]}"
     settings["teacher"] = teacher.identity
+    settings["unpaid.model"] = labeller_model(config)  # "teacher" names teacher.model
     return settings
 
 

@@ -21,7 +21,7 @@ from kd_keras.distill.primer import check as check_primer
 from kd_keras.distill.primer import primed
 from kd_keras.distill.student import train_student
 from kd_keras.distill.unpaid import check as check_unpaid
-from kd_keras.distill.unpaid import with_unpaid
+from kd_keras.distill.unpaid import LABELLERS, with_unpaid
 from kd_keras.export.tflite import FILES as TFLITE_FILES
 from kd_keras.workdir import Workdir
 
@@ -29,7 +29,7 @@ from kd_keras.workdir import Workdir
 UNPAID_STUDENT = "student_unpaid"
 OUTPUTS = ("student", "student.keras", "checkpoints", f"checkpoints_{UNPAID_STUDENT}",
            "report.json", "cvae.weights.h5",
-           "cvae_checkpoints", *TFLITE_FILES.values(), PARTS, SHARED_COPY,
+           "cvae_checkpoints", *TFLITE_FILES.values(), PARTS, SHARED_COPY, LABELLERS,
            "selection.npz", "training_set.json", "tb")
 
 

@@ -8,7 +8,7 @@ and born-again networks). Candidates the first student is less sure of than
 ``unpaid.min_confidence`` are left out. With ``unpaid.students`` = k > 1, k - 1 more first
 students of other seeds are distilled on the same paid set and the unpaid images get the
 average of the k students' answers (an ensemble is usually right more often than its
-members); they keep no checkpoints, so a ``--resume`` trains them again from the cache.
+members); they keep no checkpoints, but their answers are kept (below).
 ``unpaid.model`` makes the first students another model than the student, e.g. the
 config's ``teacher.model`` (``teacher``): the student never sees it, only the labels it
 gives, and the first student of the student's own model is then not trained at all (unless
@@ -17,15 +17,19 @@ and their ensemble's (``unpaid_labellers``).
 Not one more teacher answer is bought: the teacher never sees an unpaid image. What it is
 worth is measured (docs/RESULTS.md), not assumed.
 
-The second student has checkpoints of its own (``checkpoints_student_unpaid``); a
-``--resume`` after a stop in its training trains the first students again (their answers
-all come from the cache) and continues the second. A user's own Keras model (the API's
+Each first student's answers (to the unpaid images and, for its score, to the eval set) are
+kept in ``WORKDIR/unpaid_labellers/`` as soon as it has given them, so a ``--resume`` trains
+no first student of another model again (``unpaid.model``; with a 4x-larger labeller on
+CIFAR-10 (JPEG) each is about half an hour here); the settings they depend on (this section
+among them) are checked on ``--resume``. The second student has checkpoints of its own
+(``checkpoints_student_unpaid``) and is continued. A user's own Keras model (the API's
 ``student=``) is trained further on the larger set rather than afresh (once, on the larger
 set, when another model labels).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import keras
@@ -42,6 +46,7 @@ from kd_keras.errors import ConfigError
 
 GENERATORS = ("cutmix", "mixup", "warp")  # recipe generators: unpaid images cost no storage
 PART = "unpaid"
+LABELLERS = "unpaid_labellers"  # WORKDIR/unpaid_labellers/K.npz: first student K's answers
 SEED_OFFSET = 7919  # unpaid candidates are drawn apart from the paid ones
 
 
@@ -68,17 +73,23 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
     generator = synthesis.build(c.generator, ctx.config)
     generator.prepare(ctx, ctx.real, ctx.real_probs)
     candidates = generator.candidates(int(c.count), seed=int(ctx.config.seed) + SEED_OFFSET)
-    model = str(ctx.config.teacher.model if c.model == "teacher" else c.model)
+    model = labeller_model(ctx.config)
+    kept = Kept(ctx)
     probs, scores = 0.0, Scores(ctx.eval_set)
     with ctx.stage("unpaid_labellers"):  # the first students trained here and their answers
         for k in range(int(c.students)):  # averaged
-            labeller = first if k == 0 and not model else train_student(
-                ctx, ctx.labelled, verbose=0, seed=int(ctx.config.seed) + k * SEED_OFFSET,
-                model=model, callbacks=[EpochProgress(
-                    f"unpaid: first student {k + 1}/{c.students}",
-                    planned_epochs(ctx.config.student, len(ctx.labelled)))])
-            probs = probs + soft_predictions(labeller, candidates, 1.0, batch_size)
-            scores.add(labeller)
+            answers = kept.load(k, len(candidates), scores.labels)
+            if answers is None:
+                labeller = first if k == 0 and not model else train_student(
+                    ctx, ctx.labelled, verbose=0, seed=int(ctx.config.seed) + k * SEED_OFFSET,
+                    model=model, callbacks=[EpochProgress(
+                        f"unpaid: first student {k + 1}/{c.students}",
+                        planned_epochs(ctx.config.student, len(ctx.labelled)))])
+                answers = {"unpaid": soft_predictions(labeller, candidates, 1.0, batch_size),
+                           "eval": scores.predict(labeller), "eval_labels": scores.labels}
+                kept.save(k, answers)
+            probs = probs + answers["unpaid"]
+            scores.add(answers["eval"])
     probs /= float(c.students)
     ctx.findings.update(scores.report())
     keep = np.flatnonzero(probs.max(axis=1) >= float(c.min_confidence))
@@ -90,6 +101,51 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
     return Part(candidates.subset(keep), probs[keep], generator=c.generator)
 
 
+def labeller_model(config) -> str:
+    """The first students' registered model: ``unpaid.model``, ``teacher.model`` for
+    ``teacher``, or "" (the student's own)."""
+    return str(config.teacher.model if config.unpaid.model == "teacher" else config.unpaid.model)
+
+
+class Kept:
+    """The first students' answers in ``WORKDIR/unpaid_labellers/K.npz``, written as each is
+    given (into a new file, then renamed) and read back on ``--resume``: a first student
+    costs no answer but minutes to hours of training."""
+
+    def __init__(self, ctx: RunContext):
+        self.resume = bool(ctx.resume)
+        if not self.resume:
+            ctx.workdir.remove(LABELLERS)  # only ever one a kd_keras run made
+        self.folder = ctx.workdir.claim(LABELLERS)
+
+    def path(self, k: int) -> str:
+        return os.path.join(self.folder, f"{k}.npz")
+
+    def load(self, k: int, count: int, eval_labels: Optional[np.ndarray]) -> Optional[dict]:
+        """First student ``k``'s answers if a resumed run has them for ``count`` unpaid
+        images; its eval answers only if given for ``eval_labels`` (the eval set, not part
+        of what a resume checks, may differ)."""
+        if not self.resume or not os.path.exists(self.path(k)):
+            return None
+        with np.load(self.path(k)) as f:
+            answers = {"unpaid": f["unpaid"], "eval": None}
+            if "eval" in f and eval_labels is not None and \
+                    np.array_equal(f["eval_labels"], eval_labels):
+                answers["eval"] = f["eval"]
+        if len(answers["unpaid"]) != count:
+            return None
+        print(f"unpaid: first student {k + 1}'s answers read from {self.path(k)} (--resume)",
+              flush=True)
+        return answers
+
+    def save(self, k: int, answers: dict) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+        arrays = {key: value for key, value in answers.items() if value is not None}
+        tmp = self.path(k) + ".part.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, self.path(k))
+
+
 class Scores:
     """The first students' accuracy on the eval set, alone and averaged (no answers bought:
     the eval labels are the user's); nothing when the eval set has no labels."""
@@ -97,18 +153,27 @@ class Scores:
     def __init__(self, eval_set):
         self.eval_set = eval_set if eval_set is not None and eval_set.labels is not None \
             else None
-        self.each, self.total = [], 0.0
+        self.labels = None if self.eval_set is None else self.eval_set.labels
+        self.each, self.total, self.complete = [], 0.0, True
 
-    def add(self, model: keras.Model) -> None:
+    def predict(self, model: keras.Model) -> Optional[np.ndarray]:
+        """``model``'s probabilities on the eval set (None without eval labels)."""
         if self.eval_set is None:
-            return
-        probs = keras.ops.convert_to_numpy(keras.ops.softmax(
+            return None
+        return keras.ops.convert_to_numpy(keras.ops.softmax(
             predict_logits(model, self.eval_set.images)))
+
+    def add(self, probs: Optional[np.ndarray]) -> None:
+        """Counts one first student's eval answers (None: not at hand, e.g. kept by a run
+        with another eval set; the scores are then left out of the report)."""
+        if probs is None:
+            self.complete = False
+            return
         self.each.append(accuracy(probs, self.eval_set.labels))
         self.total = self.total + probs
 
     def report(self) -> dict:
-        if not self.each:
+        if not self.each or not self.complete:
             return {}
         ensemble = accuracy(self.total, self.eval_set.labels)
         print(f"unpaid: first students on the eval set {', '.join(f'{a:.4f}' for a in self.each)}"
@@ -122,4 +187,4 @@ def with_unpaid(ctx: RunContext, first: Optional[keras.Model]) -> Optional[Label
     return None if part is None else ctx.labelled.with_part(PART, part)
 
 
-__all__ = ["GENERATORS", "check", "unpaid_part", "with_unpaid"]
+__all__ = ["GENERATORS", "LABELLERS", "check", "labeller_model", "unpaid_part", "with_unpaid"]
