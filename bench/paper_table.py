@@ -212,6 +212,9 @@ def main(argv):
             cmd += [f"--config.{o}" for o in _merge(overrides, answer_overrides, FLAGS.overrides)]
             if unlabeled == "ALL":
                 cmd.append("--unlabeled=" + _train_spec())
+            resumed = interrupted(workdir)
+            if resumed:  # nothing paid or trained is thrown away; settings are checked
+                cmd.append("--resume")
             print(f"bench: {row} seed {seed}: {' '.join(cmd[2:])}", flush=True)
             start = time.time()
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -226,11 +229,22 @@ def main(argv):
                       "teacher_test_accuracy": teacher_acc, "machine": machine(),
                       "overrides": _merge(overrides, answer_overrides, FLAGS.overrides), "report": report, "finished": time.strftime("%Y-%m-%d %H:%M"),
                       "seconds": round(time.time() - start, 1)}
+            if resumed:  # its seconds are the resumed part's only
+                record["resumed"] = True
             with open(FLAGS.out, "a") as f:
                 f.write(json.dumps(record) + "\n")
             print(f"bench: {row} seed {seed}: student accuracy "
                   f"{report.get('student_accuracy', float('nan')):.4f}, queries "
                   f"{report['teacher_queries']}, {record['seconds']}s", flush=True)
+
+
+def interrupted(workdir: str) -> bool:
+    """Whether ``workdir`` holds a kd_keras run that started (its training set's manifest is
+    written) but wrote no report: a benchmark killed with its session is then continued with
+    ``--resume`` (answers from the cache, the first students' answers and the students'
+    checkpoints kept) instead of being started over."""
+    return (os.path.exists(os.path.join(workdir, "training_set.json"))
+            and not os.path.exists(os.path.join(workdir, "report.json")))
 
 
 def machine() -> str:
