@@ -188,3 +188,18 @@ def test_a_resumed_run_trains_no_first_student_again(idx_dir, tmp_path, monkeypa
     paid = Teacher(CallableBackend(lambda x: pytest.fail("paid")), 10, cache=AnswerCache(cache))
     with pytest.raises(ConfigError, match="unpaid.count: 200 -> 100"):
         fsbbt(config, paid, _unlabeled(idx_dir), eval_set, str(workdir), resume=True)
+
+
+def test_a_run_begun_before_a_setting_existed_resumes_while_it_holds_its_default():
+    """Manifests of runs begun before the unpaid and primer settings were checked lack
+    them: while they hold their defaults (what such a run did), a resume goes on."""
+    from kd_keras.distill.resume import changed_settings
+
+    saved = {"seed": 0, "student.model": "lenet5_half"}
+    current = {**saved, "unpaid.count": 0, "unpaid.model": "", "primer.weight": 0.0}
+    assert changed_settings(saved, current) == []
+    assert changed_settings(saved, {**current, "unpaid.count": 40000}) == ["unpaid.count"]
+    assert changed_settings({**current, "unpaid.count": 0},
+                            {**current, "unpaid.count": 40000}) == ["unpaid.count"]
+    assert changed_settings(current, saved) == ["primer.weight", "unpaid.count", "unpaid.model"]
+    assert changed_settings(saved, {**current, "seed": 1}) == ["seed"]

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 
+from kd_keras.config import SETTINGS
 from kd_keras.data import ImageSet
 from kd_keras.data.rows import unit_float
 from kd_keras.distill.unpaid import labeller_model
@@ -44,6 +45,16 @@ def manifest(config, unlabeled: ImageSet, teacher) -> dict:
     return settings
 
 
+def changed_settings(saved: dict, current: dict) -> list[str]:
+    """The manifest's keys whose values differ. A setting the saved manifest lacks (added to
+    kd_keras after that run began) is no change while it holds its default: the run did
+    what the default does."""
+    defaults = {s.field: list(s.default) if isinstance(s.default, tuple) else s.default
+                for s in SETTINGS}
+    return sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k)
+                  and not (k not in saved and k in defaults and current[k] == defaults[k]))
+
+
 def check_resume(ctx, current: dict) -> None:
     """On --resume, refuses a config that differs from the run's in what matters; otherwise
     records the run's manifest (``WORKDIR/training_set.json``)."""
@@ -57,7 +68,7 @@ def check_resume(ctx, current: dict) -> None:
         except (OSError, ValueError):
             raise DataError(f"{path} is unreadable; run without --resume to start over") from None
         if saved is not None:
-            changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+            changed = changed_settings(saved, current)
             if changed:
                 detail = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed[:6])
                 raise ConfigError(f"--resume with settings that differ from the run in "
