@@ -401,7 +401,11 @@ CURVES = {"fsbbt": "FS-BBT (the paper's method)",
           "default@flip": "kd_keras default, mirrored and shifted copies (augment=flip_shift, "
                           "the rule for colour images before the teacher was asked)",
           "default@mirror": "kd_keras default + mirrored copies (augment=flip)",
-          "default@checked": "kd_keras default (augmentations the teacher keeps)"}
+          "default@checked": "kd_keras default (augmentations the teacher keeps)",
+          "default@checked+ens3unpaid20k": "kd_keras default + 20,000 unpaid CutMix images "
+                                           "labelled by 3 first students (the student's model)",
+          "default@checked+ens3lenet5unpaid40k": "kd_keras default + 40,000 unpaid CutMix images "
+                                                 "labelled by 3 first LeNet-5s (teacher-sized)"}
 
 
 # Where a data set's runs of a curve ran with other settings than the curve's name says.
@@ -554,13 +558,12 @@ def budget_section(all_records, dataset, teacher_pct, path, first_pct=None) -> l
         ax.errorbar(xs, means, yerr=stds, fmt="o-", capsize=3, color=f"C{i}", label=textwrap.fill(curve_name(dataset, row), 60))
     for budget, value, text in goals:
         ax.plot([0, budget], [value, value], ":", color="gray", lw=1)
-        ax.text(budget, value, " target " + text, fontsize=7, va="center")
+        ax.text(0, value, "target " + text, fontsize=7, va="bottom", ha="left")
     ax.set_xlabel("training answers paid, budget B")
     ax.set_ylabel("student test accuracy %")
     ax.set_title(f"{dataset}: accuracy per paid answer (teacher {teacher_pct} %)")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.12))  # below: no point hidden
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     name = os.path.basename(path)
     return lines + ["", f"![accuracy per paid answer]({name})", ""]
 
