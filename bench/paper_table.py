@@ -44,7 +44,7 @@ FLAGS = flags.FLAGS
 PAPER_METHOD = ["student.lr_schedule=constant", "synthesis.selection=random",
                 "student.loss=soft_ce", "student.augment=none", "student.ema=0.0",
                 "student.batch_mix=none", "student.batch_size=64", "student.learning_rate=0.001",
-                "student.epochs=50"]
+                "student.epochs=50", "unpaid.count=0"]
 ROWS = {
     "student_alone": ["synthesis.sources=real", "student.targets=true_labels"],
     "standard_kd": ["synthesis.sources=real"],
@@ -100,8 +100,8 @@ VARIANTS = {
                    "selection.rounds=4", "selection.balance=True"],
     # self-training (kd_keras/distill/unpaid.py): a second student also learns from unpaid
     # CutMix images answered by the first
-    "unpaid40k": ["unpaid.count=40000"],
-    "unpaid40k_c8": ["unpaid.count=40000", "unpaid.min_confidence=0.8"],
+    "unpaid40k": ["unpaid.count=40000", "unpaid.students=1"],
+    "unpaid40k_c8": ["unpaid.count=40000", "unpaid.students=1", "unpaid.min_confidence=0.8"],
     # warps (kd_keras/synthesis/warp.py): real images turned, scaled and shifted a little,
     # paid for beside CutMix (a quarter or half of the synthetic budget; mirrored half of them)
     "warp25": ["synthesis.sources=real,cutmix:0.75,warp:0.25"],
@@ -109,7 +109,7 @@ VARIANTS = {
     "warpflip25": ["synthesis.sources=real,cutmix:0.75,warp:0.25", "warp.flip=0.5"],
     "cm_a05": ["cutmix.alpha=0.5"],  # box areas ~ Beta(0.5, 0.5): more small and large boxes
     "cm_a2": ["cutmix.alpha=2.0"],    # ... Beta(2, 2): boxes nearer half the image
-    "unpaidwarp40k": ["unpaid.count=40000", "unpaid.generator=warp"],
+    "unpaidwarp40k": ["unpaid.count=40000", "unpaid.students=1", "unpaid.generator=warp"],
     "ens3unpaid40k": ["unpaid.count=40000", "unpaid.students=3"],  # 3 first students answer
     "ens5unpaid40k": ["unpaid.count=40000", "unpaid.students=5"],  # 5 first students answer
     "ens3unpaid20k": ["unpaid.count=20000", "unpaid.students=3"],  # a cheaper run for colour

@@ -40,6 +40,7 @@ def tiny_config(idx_dir):
     c.student.epochs = 2
     c.student.batch_size = 50
     c.student.augment_check = 0  # sizes here are real + synthetic; test_augment_check.py
+    c.unpaid.count = 0  # one student; the unpaid images' first students: test_unpaid.py
     return c
 
 
@@ -202,6 +203,7 @@ def test_cifar_shaped_run_with_normal_cvae(tmp_path):
     c.student.epochs, c.student.batch_size = 1, 20
     c.synthesis.sources = "real,mixup,cvae"
     c.student.augment = "flip_shift"
+    c.unpaid.count = 0  # test_unpaid.py
     rng = np.random.default_rng(0)
     images = data.ImageSet(rng.random((40, 32, 32, 3), dtype=np.float32), name="random")
     proj = rng.normal(size=(32 * 32 * 3, 10)).astype(np.float32) * 0.05

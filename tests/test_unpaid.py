@@ -17,6 +17,7 @@ def _config(idx_dir, count=400, min_confidence=0.0):
     config.synthesis.sources, config.synthesis.selection = "real,cutmix", "random"
     config.synthesis.num_synthetic, config.student.epochs = 200, 1
     config.unpaid.count, config.unpaid.min_confidence = count, min_confidence
+    config.unpaid.students = 1  # more in the tests that say so
     return config
 
 
@@ -203,3 +204,56 @@ def test_a_run_begun_before_a_setting_existed_resumes_while_it_holds_its_default
                             {**current, "unpaid.count": 40000}) == ["unpaid.count"]
     assert changed_settings(current, saved) == ["primer.weight", "unpaid.count", "unpaid.model"]
     assert changed_settings(saved, {**current, "seed": 1}) == ["seed"]
+    # the unpaid labellers' defaults changed later: such a run labelled no unpaid image
+    assert changed_settings(saved, {**current, "unpaid.students": 1}) == []
+    assert changed_settings(saved, {**current, "unpaid.count": 20000, "unpaid.students": 3}) \
+        == ["unpaid.count", "unpaid.students"]
+
+
+def test_by_default_three_first_students_label_twice_the_budget(idx_dir, tmp_path):
+    """unpaid.count = -1 (the default): twice the paid answers planned, labelled by
+    unpaid.students = 3 first students; the teacher is paid for the budget only."""
+    sent = []
+
+    def teacher_fn(x):
+        sent.append(len(x))
+        return toy_teacher(x)
+
+    config = _config(idx_dir, count=-1)
+    config.unpaid.students, config.query.budget = 3, 260
+    assert _config(idx_dir).unpaid.students == 1 and tiny_config(idx_dir).unpaid.count == 0
+    from kd_keras.config import SETTINGS
+
+    defaults = {s.field: s.default for s in SETTINGS}
+    assert (defaults["unpaid.count"], defaults["unpaid.students"]) == (-1, 3)
+    result = fsbbt(config, Teacher(CallableBackend(teacher_fn), 10), _unlabeled(idx_dir), None,
+                   str(tmp_path / "w"))
+    report = result.report
+    assert report["n_unpaid"] == 520 and report["teacher_queries"] == sum(sent) == 260
+    assert sorted((tmp_path / "w" / "unpaid_labellers").iterdir()) == [
+        tmp_path / "w" / "unpaid_labellers" / f"{k}.npz" for k in range(3)]
+
+
+def test_the_default_unpaid_count_is_off_where_unpaid_images_cannot_be_used(idx_dir):
+    """Several workers, or targets that are not the teacher's: -1 resolves to 0 (explicit
+    counts there are refused, above); the paper's method and the quick variant use none."""
+    import tensorflow as tf
+
+    from kd_keras.config import make_paper, make_quick
+    from kd_keras.distill.unpaid import resolve
+
+    config = _config(idx_dir, count=-1)
+    assert resolve(config, 100).unpaid.count == 2 * (100 + 200)  # no budget: 2 x (N + M)
+    config.synthesis.sources = "real"
+    assert resolve(config, 100).unpaid.count == 2 * 100  # no synthetic images: 2 x N
+    config.query.budget = 1000
+    assert resolve(config, 100).unpaid.count == 2000 and config.unpaid.count == -1
+    several = object.__new__(tf.distribute.MultiWorkerMirroredStrategy)  # only its type matters
+    assert resolve(config, 100, several).unpaid.count == 0
+    assert resolve(config, 100, shared_dir="/shared").unpaid.count == 0
+    config.student.targets = "true_labels"
+    assert resolve(config, 100).unpaid.count == 0
+    config.unpaid.count = 40000
+    assert resolve(config, 100) is config  # a count the user set is theirs (checked later)
+    for variant in (make_paper, make_quick):
+        assert variant(_config(idx_dir, count=-1)).unpaid.count == 0

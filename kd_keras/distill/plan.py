@@ -16,6 +16,11 @@ def plan(config, n_real: int) -> tuple[dict, dict, dict]:
     return sources, generators, counts
 
 
+def has_generators(config) -> bool:
+    """Whether the config makes synthetic images (sources beyond the real ones)."""
+    return any(n != synthesis.REAL for n in synthesis.parse_sources(config.synthesis.sources))
+
+
 def plan_budget(config, n_real: int):
     """The config planned for ``query.budget``: the synthetic count M becomes what the
     budget leaves after the real images and the augmentation checks' mirrored and shifted
@@ -30,10 +35,9 @@ def plan_budget(config, n_real: int):
     if budget < n_real:
         raise ConfigError(f"query.budget={budget} is less than the {n_real} real images, which "
                           "are all labelled first; raise the budget or use fewer images")
-    has_generators = any(n != synthesis.REAL for n in synthesis.parse_sources(config.synthesis.sources))
     check = answers_needed(config, n_real)
     first = n_real + check
-    if not has_generators or (config.synthesis.fixed_count and first + m <= budget):
+    if not has_generators(config) or (config.synthesis.fixed_count and first + m <= budget):
         return config
     if config.synthesis.fixed_count:
         raise ConfigError(f"the plan needs up to {first + m} teacher answers ({n_real} real + "

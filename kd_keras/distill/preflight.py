@@ -14,6 +14,7 @@ from kd_keras.data import ImageSet, check_image_shape
 from kd_keras.data.rows import compact
 from kd_keras.distill.plan import plan_budget
 from kd_keras.distill.resume import check_resume, manifest
+from kd_keras.distill.unpaid import resolve as resolve_unpaid
 from kd_keras.errors import ConfigError
 from kd_keras.export.tflite import check_runtime, parse_formats
 from kd_keras.tensorboard import SummaryLog
@@ -36,10 +37,10 @@ def check_student(student: keras.Model, num_classes: int) -> None:
 def preflight(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
               workdir: str | Workdir, strategy: Optional[tf.distribute.Strategy] = None,
               resume: bool = False, student: Optional[keras.Model] = None,
-              outputs: tuple = ()) -> RunContext:
+              outputs: tuple = (), shared_dir: str = "") -> RunContext:
     """Checks the config, the folder's ``outputs``, image shapes, the plan against the
     budget, a user's student and, on ``resume``, that the settings match the interrupted
-    run's. Returns the run's state with the planned config and the real images held
+    run's (``shared_dir``: a multi-worker run's shared folder). Returns the run's state with the planned config and the real images held
     compactly (uint8 when they are 8-bit)."""
     check_config(config)
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
@@ -48,7 +49,8 @@ def preflight(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet]
     check_image_shape(unlabeled.images, shape, f"--unlabeled {unlabeled.name}")
     if eval_set is not None:
         check_image_shape(eval_set.images, shape, f"--eval {eval_set.name}")
-    config = plan_budget(config, len(unlabeled))
+    config = resolve_unpaid(plan_budget(config, len(unlabeled)), len(unlabeled), strategy,
+                            shared_dir)
     if parse_formats(config.export.tflite):
         check_runtime()
     if student is None:  # built once now, so a model that cannot be is found before paying

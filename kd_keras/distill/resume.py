@@ -45,12 +45,18 @@ def manifest(config, unlabeled: ImageSet, teacher) -> dict:
     return settings
 
 
+# Settings whose default changed after they joined the manifest's sections: what a run
+# whose manifest lacks them did (unpaid.count's default was 0, unpaid.students' 1).
+OLD_DEFAULTS = {"unpaid.count": 0, "unpaid.students": 1}
+
+
 def changed_settings(saved: dict, current: dict) -> list[str]:
     """The manifest's keys whose values differ. A setting the saved manifest lacks (added to
-    kd_keras after that run began) is no change while it holds its default: the run did
-    what the default does."""
+    kd_keras after that run began) is no change while it holds the default of that time
+    (:data:`OLD_DEFAULTS`, else today's): the run did what the default did."""
     defaults = {s.field: list(s.default) if isinstance(s.default, tuple) else s.default
                 for s in SETTINGS}
+    defaults.update(OLD_DEFAULTS)
     return sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k)
                   and not (k not in saved and k in defaults and current[k] == defaults[k]))
 

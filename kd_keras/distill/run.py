@@ -76,7 +76,7 @@ def fsbbt(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
     it there; the other workers wait up to ``wait_seconds`` for it and never query.
     """
     ctx = preflight(config, teacher, unlabeled, eval_set, workdir, strategy, resume, student,
-                    OUTPUTS)
+                    OUTPUTS, shared_dir or "")
     check_unpaid(ctx.config, shared_dir or "", ctx.strategy)  # still before the first answer
     check_primer(ctx.config)
     ctx.shared_dir, ctx.chief, ctx.wait_seconds = shared_dir or "", chief, wait_seconds
