@@ -40,8 +40,9 @@ def preflight(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet]
               outputs: tuple = (), shared_dir: str = "") -> RunContext:
     """Checks the config, the folder's ``outputs``, image shapes, the plan against the
     budget, a user's student and, on ``resume``, that the settings match the interrupted
-    run's (``shared_dir``: a multi-worker run's shared folder). Returns the run's state with the planned config and the real images held
-    compactly (uint8 when they are 8-bit)."""
+    run's (``shared_dir``: a multi-worker run's shared folder). Returns the run's state with
+    the planned config (budget and unpaid count resolved) and the real images held compactly
+    (uint8 when they are 8-bit)."""
     check_config(config)
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     wd.check_outputs(outputs)

@@ -45,8 +45,8 @@ def manifest(config, unlabeled: ImageSet, teacher) -> dict:
     return settings
 
 
-# Settings whose default changed after they joined the manifest's sections: what a run
-# whose manifest lacks them did (unpaid.count's default was 0, unpaid.students' 1).
+# Settings whose default has changed since runs whose manifests lack them began: what those
+# runs did (no unpaid images; one first student).
 OLD_DEFAULTS = {"unpaid.count": 0, "unpaid.students": 1}
 
 
