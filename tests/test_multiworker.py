@@ -127,10 +127,11 @@ def finish_two_workers(procs, tmp_path) -> None:
 def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_workers):
     """MultiWorkerMirroredStrategy over two local worker processes: the same command on
     each; only the chief queries; the other reads the shared cache, or (no shared SQLite
-    file) the training set the chief publishes in --shared_dir; weights stay in sync."""
+    file) the training set the chief publishes in --shared_dir; weights stay in sync. The
+    default unpaid count (-1) means none here (not yet on several workers)."""
     finish_two_workers(two_workers(
-        f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared"),
-        tmp_path)
+        f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared",
+        "--config.unpaid.count=-1"), tmp_path)
     chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
     # 50 real, 50 mirrored and 50 shifted (the augmentation checks), 100 synthetic
     assert chief["teacher_queries"] == 250 and chief["eval_queries"] == 200
@@ -142,6 +143,8 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_wo
     if share == "shared_dir":
         assert not os.path.exists(tmp_path / "cache.sqlite")  # each worker kept its own
     assert chief["student_accuracy"] == other["student_accuracy"]  # the same weights
+    assert chief["n_unpaid"] == other["n_unpaid"] == 0
+    assert "unpaid.count=-1: none (several workers)" in open(tmp_path / "w0.log").read()
     test = data.load("fashion_mnist:test", data_dir=idx_dir)
     loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
     predictions = [m.serve(tf.constant(test.images[:16])).numpy() for m in loaded]
