@@ -777,16 +777,59 @@ def augment_rule_section(all_records, teacher_of) -> list:
                      f"{'–' if frame is None else f'{100 * frame:.1f} %'} | "
                      f"{' + '.join(used) or 'none'} |")
     lines += ["", "What each augmentation gives at 10,000 answers (student top-1 %, the "
-              "default otherwise; one-seed rows are explorations):", "",
-              "| data set | augmentation | student % | share of teacher |", "|---|---|---|---|"]
-    for dataset, (tag, rows) in AUGMENT_ROWS.items():
-        for row, what in rows:
-            acc = [r["report"]["student_accuracy"] for r in all_records.get(tag, [])
-                   if r["row"] == row and "student_accuracy" in r["report"]]
-            if acc:
-                lines.append(f"| {dataset} | {what} | {fmt(acc)} | "
-                             f"{share(acc, teacher_of.get(dataset))} % |")
-    return lines + [""]
+              "default otherwise; one-seed rows are explorations):", ""]
+    return lines + evidence_table(all_records, AUGMENT_ROWS, "augmentation") + [""]
+
+
+def evidence_table(all_records, spec: dict, what: str) -> list:
+    """One line per (data set, row) of ``spec`` ({data set: (result tag, [(row, what it
+    is)])}) measured: the student's accuracy over its seeds, each seed, the share of the
+    run's own teacher and its mean wall seconds."""
+    lines = [f"| data set | {what} | student % | per seed | share of teacher % | wall s (mean) |",
+             "|---|---|---|---|---|---|"]
+    for dataset, (tag, rows) in spec.items():
+        for row, text in rows:
+            runs = sorted((r for r in all_records.get(tag, []) if r["row"] == row
+                           and "student_accuracy" in r["report"]), key=lambda r: r["seed"])
+            if not runs:
+                continue
+            acc = [r["report"]["student_accuracy"] for r in runs]
+            teacher = 100 * (runs[0].get("teacher_test_accuracy") or 0) or None
+            lines.append(f"| {dataset} | {text} | {fmt(acc)} | "
+                         + ", ".join(f"s{r['seed']}: {100 * a:.2f}" for r, a in zip(runs, acc))
+                         + f" | {share(acc, teacher) if teacher else '–'} | "
+                         f"{np.mean([r.get('seconds', 0) for r in runs]):.0f} |")
+    return lines
+
+
+# Learning from unpaid images at 10,000 answers on each data set, against the teachers of
+# today's rows: (result tag, [(row, unpaid images and who labels them)]).
+_NONE = "none (no unpaid images)"
+_OWN = "20,000 CutMix, 3 first students of the student's model (`ens3unpaid20k`)"
+_BIG = "40,000 CutMix, 3 first LeNet-5s, teacher-sized (`ens3lenet5unpaid40k`)"
+UNPAID_ROWS = {
+    "fashion_mnist": ("fashion_mnist_t90_51.budget", [
+        ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
+        ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
+    "fashion_mnist, label-only teacher": ("fashion_mnist_t90_51.answers", [
+        ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
+        ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
+    "mnist": ("mnist_t98_78", [
+        ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
+        ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
+    "cifar10_jpeg": ("cifar10_jpeg", [
+        ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN)]),
+}
+
+
+def unpaid_section(all_records) -> list:
+    """What learning from unpaid images gives at 10,000 answers on every data set."""
+    return ["## Unpaid images on every data set", "",
+            "A second student learns from the paid answers and from unpaid CutMix images "
+            "labelled by first students trained on those answers (`kd_keras/distill/unpaid.py`; "
+            "no answer is bought for them). 10,000 answers, today's augmentation rule, the "
+            "teachers of each data set's newest section; one-seed rows are explorations:", "",
+            *evidence_table(all_records, UNPAID_ROWS, "unpaid images, labelled by"), ""]
 
 
 def dataset_section(dataset, records, teacher_pct, commands) -> list:
@@ -856,6 +899,7 @@ def main():
                                         first_pct=teacher_of.get(family(base)))
     out += headline(all_records, teacher_of)  # after the plots it shows are drawn
     out += augment_rule_section(all_records, teacher_of)
+    out += unpaid_section(all_records)
     for base, lines in sections.items():  # by importance: headline data sets first
         out += lines + [l for d, block in main_page if d.split(".")[0] == base for l in block]
     heldout = os.path.join(RESULTS, "heldout_check.jsonl")
