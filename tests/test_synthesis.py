@@ -124,6 +124,7 @@ def test_generators_and_a_teacher_of_another_size_work_at_any_image_size(tmp_pat
     c.synthesis.sources = "real,mixup:0.4,cutmix:0.3,cvae:0.3"
     c.synthesis.selection = "random"
     c.student.epochs, c.student.batch_size, c.query.image_shape = 1, 20, (64, 64, 1)
+    c.unpaid.count = 0  # paid images only: tests/test_unpaid.py
     seen = []
 
     def gray64_teacher(x):
