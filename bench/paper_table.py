@@ -88,6 +88,7 @@ VARIANTS = {
     # the default since 2026-12-03 (augment=auto asks the teacher which of flip and shift
     # keep the class, 2 x 200 answers), named so rows of the old default stay apart
     "checked": ["student.augment_check=200"],
+    "nounpaid": ["unpaid.count=0"],  # the default before unpaid images (2026-12-03)
     # choosing in rounds (kd_keras/synthesis/selection.py, choosers.py): CutMix images paid
     # for in 4 rounds after a random half, each round's probe choosing, class-balanced
     # a primer (kd_keras/distill/primer.py): a second student on the answers mixed with the
@@ -158,8 +159,8 @@ def row_overrides(row: str) -> tuple[list[str], str | None]:
     if base.startswith("fsbbt_M"):
         return _merge(PAPER_METHOD, ROWS["fsbbt"], [f"synthesis.num_synthetic={int(base[7:])}"],
                       extra), None
-    if base == "default":  # the config's own defaults, as a user runs it
-        return extra, None
+    if base == "default":  # the config's own defaults, as a user runs it (rows recorded before
+        return extra, None  # 2026-12-03 ran with no unpaid images: @...+nounpaid today)
     if base not in ROWS:
         raise ValueError(f"unknown row {row!r}")
     return _merge(PAPER_METHOD, ROWS[base], extra), ("ALL" if base == "upper_bound" else None)
