@@ -172,7 +172,7 @@ SETTINGS: tuple[Setting, ...] = (
             "images no one pays for, answered by the first students; a second student learns "
             "from them and the paid set (-1: twice the paid answers planned where unpaid "
             "images can be used, one machine and teacher targets, else 0; 0: off; "
-            f"kd_keras/distill/unpaid.py; {R}#unpaid)"),
+            f"kd_keras/distill/unpaid.py; {R}#unpaid-images-on-every-data-set)"),
     Setting("unpaid.generator", "cutmix", Choice(lambda: _names("unpaid_generators")),
             "the recipe generator that makes the unpaid images"),
     Setting("unpaid.students", 3, Number(low=1, integer=True),
