@@ -257,3 +257,61 @@ def test_the_default_unpaid_count_is_off_where_unpaid_images_cannot_be_used(idx_
     assert resolve(config, 100) is config  # a count the user set is theirs (checked later)
     for variant in (make_paper, make_quick):
         assert variant(_config(idx_dir, count=-1)).unpaid.count == 0
+
+
+
+def _student_clone_model_cannot_copy():
+    """A functional student with a custom layer built from a function and no get_config."""
+    import keras
+
+    class Apply(keras.layers.Layer):
+        def __init__(self, fn):
+            super().__init__()
+            self.fn = fn
+
+        def call(self, x):
+            return self.fn(x)
+
+    inputs = keras.Input((28, 28, 1))
+    h = keras.layers.Flatten()(Apply(lambda x: 2.0 * x)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(10)(h))
+
+
+def test_a_student_that_cannot_be_copied_is_found_before_any_answer(idx_dir, tmp_path):
+    """The other first students are fresh copies of a user's student: one clone_model cannot
+    copy turns the default's unpaid images off (one line says why) and refuses an explicit
+    count before the first answer, not after the first student's training; a subclassed
+    student (no fixed input, so no export) is refused then too."""
+    import keras
+
+    student = _student_clone_model_cannot_copy()
+    with pytest.raises(NotImplementedError):
+        keras.models.clone_model(student)
+    paid = Teacher(CallableBackend(lambda x: pytest.fail("a paid answer")), 10)
+    config = _config(idx_dir, count=400)
+    config.unpaid.students = 3
+    with pytest.raises(ConfigError, match="clone_model cannot copy it"):
+        fsbbt(config, paid, _unlabeled(idx_dir), None, str(tmp_path / "w"), student=student)
+    from kd_keras.distill.unpaid import copyable, resolve
+
+    config.unpaid.count = -1
+    assert resolve(config, 100, student=student).unpaid.count == 0
+    copy = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(10)])
+    assert resolve(config, 100, student=copy).unpaid.count == 600
+    config.unpaid.students = 1  # the first student itself labels: no copy needed
+    assert copyable(config, student)
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.out = keras.layers.Dense(10)
+
+        def call(self, x):
+            return self.out(keras.ops.reshape(x, (-1, 784)))
+
+    subclassed = Subclassed()
+    subclassed(np.zeros((1, 28, 28, 1), np.float32))
+    with pytest.raises(ConfigError, match="no fixed input and output"):
+        fsbbt(_config(idx_dir, count=0), paid, _unlabeled(idx_dir), None, str(tmp_path / "s"),
+              student=subclassed)

@@ -22,11 +22,17 @@ from kd_keras.validation import check_config
 from kd_keras.workdir import Workdir
 
 
-def check_student(student: keras.Model, num_classes: int) -> None:
-    """Refuses a user's student that cannot be distilled into as it is."""
-    if student.output_shape[-1] != num_classes:
-        raise ConfigError(f"the student answers {student.output_shape[-1]} classes, the "
-                          f"teacher {num_classes}")
+def check_student(student: keras.Model, num_classes: int, shape: tuple) -> None:
+    """Refuses a user's student that cannot be distilled into as it is (images of
+    ``shape``)."""
+    try:
+        classes = student.output_shape[-1]
+    except AttributeError:  # found here, not when it is exported after the answers are paid
+        raise ConfigError(f"the student {student.name!r} has no fixed input and output (a "
+                          "subclassed model?): build it with keras.Input, e.g. the functional "
+                          f"API or keras.Sequential, for images of shape {shape}") from None
+    if classes != num_classes:
+        raise ConfigError(f"the student answers {classes} classes, the teacher {num_classes}")
     last = getattr(student.layers[-1], "activation", None)
     if getattr(last, "__name__", "") == "softmax" or isinstance(student.layers[-1],
                                                                  keras.layers.Softmax):
@@ -51,15 +57,15 @@ def preflight(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet]
     if eval_set is not None:
         check_image_shape(eval_set.images, shape, f"--eval {eval_set.name}")
     config = resolve_unpaid(plan_budget(config, len(unlabeled)), len(unlabeled), strategy,
-                            shared_dir)
+                            shared_dir, student)
     if parse_formats(config.export.tflite):
         check_runtime()
     if student is None:  # built once now, so a model that cannot be is found before paying
         student_check = models.build(config.student.model, shape, config.data.num_classes)
-        check_student(student_check, config.data.num_classes)
+        check_student(student_check, config.data.num_classes, shape)
         del student_check
     else:
-        check_student(student, config.data.num_classes)
+        check_student(student, config.data.num_classes, shape)
     real = ImageSet(compact(unlabeled.images), unlabeled.labels, unlabeled.num_classes,
                     unlabeled.name)
     ctx = RunContext(config, wd, strategy or tf.distribute.get_strategy(), resume, teacher,

@@ -77,7 +77,7 @@ def fsbbt(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
     """
     ctx = preflight(config, teacher, unlabeled, eval_set, workdir, strategy, resume, student,
                     OUTPUTS, shared_dir or "")
-    check_unpaid(ctx.config, shared_dir or "", ctx.strategy)  # still before the first answer
+    check_unpaid(ctx.config, shared_dir or "", ctx.strategy, student)  # before the first answer
     check_primer(ctx.config)
     ctx.shared_dir, ctx.chief, ctx.wait_seconds = shared_dir or "", chief, wait_seconds
     ctx.eval_teacher = None if shared_dir and not chief else teacher.fork()  # counted apart

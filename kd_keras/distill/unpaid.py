@@ -55,10 +55,12 @@ AUTO = -1  # unpaid.count's default: AUTO_FACTOR x the paid answers (:func:`reso
 AUTO_FACTOR = 2  # as measured on three data sets at 10,000 answers (20,000 unpaid images)
 
 
-def resolve(config, n_real: int, strategy=None, shared_dir: str = ""):
+def resolve(config, n_real: int, strategy=None, shared_dir: str = "",
+            student: Optional[keras.Model] = None):
     """The config with ``unpaid.count`` = -1 (the default) resolved: twice the paid answers
     planned (``query.budget``, or the N + M images without one) where unpaid images can be
-    used, else 0 (several workers; targets other than the teacher's). At 10,000 answers it
+    used, else 0 (several workers; targets other than the teacher's; a user's ``student``
+    the other first students cannot be copies of, :func:`copyable`). At 10,000 answers it
     won on CIFAR-10 (JPEG) and held on Fashion-MNIST and MNIST (docs/RESULTS.md). Returns a
     new config when it changes one; call after the budget is planned."""
     if int(config.unpaid.count) != AUTO:
@@ -66,7 +68,9 @@ def resolve(config, n_real: int, strategy=None, shared_dir: str = ""):
     strategy = strategy or tf.distribute.get_strategy()
     several = shared_dir or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     why = ("several workers" if several
-           else "student.targets is not teacher" if config.student.targets != "teacher" else "")
+           else "student.targets is not teacher" if config.student.targets != "teacher"
+           else "keras.models.clone_model cannot copy the student" if not copyable(config, student)
+           else "")
     paid = int(config.query.budget) or n_real + (
         int(config.synthesis.num_synthetic) if has_generators(config) else 0)
     resolved = config.copy_and_resolve_references()
@@ -78,7 +82,21 @@ def resolve(config, n_real: int, strategy=None, shared_dir: str = ""):
     return resolved
 
 
-def check(config, shared_dir: str = "", strategy=None) -> None:
+def copyable(config, student: Optional[keras.Model]) -> bool:
+    """False when the first students beyond the first would be fresh copies of a user's
+    ``student`` (the API's) that ``keras.models.clone_model`` cannot make, e.g. a subclassed
+    model without ``get_config``: found now rather than after the first student's training."""
+    if student is None or int(config.unpaid.students) < 2 or config.unpaid.model:
+        return True
+    try:
+        keras.models.clone_model(student)
+    except (NotImplementedError, TypeError, ValueError):
+        return False
+    return True
+
+
+def check(config, shared_dir: str = "", strategy=None,
+          student: Optional[keras.Model] = None) -> None:
     """Raises ConfigError before any answer is bought when unpaid images cannot be used
     (not yet on several workers: each would have to keep exactly the same unpaid images)."""
     if not config.unpaid.count:
@@ -88,6 +106,11 @@ def check(config, shared_dir: str = "", strategy=None) -> None:
                           "--strategy=multi_worker; set --config.unpaid.count=0")
     if config.student.targets != "teacher":
         raise ConfigError("unpaid.count > 0 needs student.targets=teacher")
+    if not copyable(config, student):
+        raise ConfigError(f"unpaid.students={config.unpaid.students} trains fresh copies of your "
+                          "student and keras.models.clone_model cannot copy it (give it a "
+                          "get_config), or set unpaid.students=1, unpaid.model or "
+                          "unpaid.count=0")
 
 
 def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
