@@ -89,6 +89,10 @@ VARIANTS = {
     # keep the class, 2 x 200 answers), named so rows of the old default stay apart
     "checked": ["student.augment_check=200"],
     "nounpaid": ["unpaid.count=0"],  # the default before unpaid images (2026-12-03)
+    # the default since 2026-12-03, named so its rows stay apart from the rows of a bare
+    # "default@..." recorded before it: twice the planned answers in unpaid CutMix images,
+    # labelled by 3 first students of the student's own model
+    "unpaid2x": ["unpaid.count=-1", "unpaid.students=3"],
     # choosing in rounds (kd_keras/synthesis/selection.py, choosers.py): CutMix images paid
     # for in 4 rounds after a random half, each round's probe choosing, class-balanced
     # a primer (kd_keras/distill/primer.py): a second student on the answers mixed with the
