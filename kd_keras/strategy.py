@@ -6,6 +6,7 @@ import time
 from typing import Callable, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kd_keras import _compat
@@ -143,3 +144,39 @@ def compile_built(model: keras.Model, optimizer: keras.optimizers.Optimizer, *,
                   steps_per_execution=steps_per_execution)
     # compile may wrap the optimizer (a LossScaleOptimizer under mixed_float16): build that.
     model.optimizer.build(model.trainable_variables)
+
+
+def _all_reduce_sum(strategy: tf.distribute.Strategy, value: np.ndarray,
+                    first_replica_only: bool) -> np.ndarray:
+    """The sum over every replica of the cluster of ``value`` (of the first replica's alone
+    when ``first_replica_only``: the others give zeros, so the sum is its value exactly)."""
+    x = tf.constant(value)
+
+    def per_replica():
+        context = tf.distribute.get_replica_context()
+        mine = x
+        if first_replica_only:
+            first = tf.equal(context.replica_id_in_sync_group, 0)
+            mine = tf.where(first, x, tf.zeros_like(x))
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, mine)
+
+    result = tf.function(lambda: strategy.run(per_replica))()
+    return strategy.experimental_local_results(result)[0].numpy()
+
+
+def from_chief(strategy: tf.distribute.Strategy, value: np.ndarray) -> np.ndarray:
+    """The chief's ``value`` on every worker (``value`` itself on one process): a decision
+    each worker computes (answers of models trained in sync, a threshold applied to them)
+    taken once for all, so that no worker trains on another set than the others."""
+    if not in_multi_worker_mode(strategy):
+        return value
+    return _all_reduce_sum(strategy, np.asarray(value), first_replica_only=True)
+
+
+def all_workers(strategy: tf.distribute.Strategy, flag: bool) -> bool:
+    """Whether ``flag`` holds on every worker (``flag`` on one process): e.g. every worker has
+    kept what an interrupted run made, so all skip making it again, or none does."""
+    if not in_multi_worker_mode(strategy):
+        return bool(flag)
+    total = _all_reduce_sum(strategy, np.float32(1.0 if flag else 0.0), first_replica_only=False)
+    return int(round(float(total))) == strategy.num_replicas_in_sync

@@ -111,8 +111,8 @@ def test_a_worker_reading_the_published_set_gets_the_verdict(idx_dir, tmp_path):
     from kd_keras.distill.store import LabelledSet
 
     ctx, labelled, real, _ = _build(idx_dir, tmp_path, _symmetric)
-    labelled.publish(str(tmp_path / "shared"), real)
-    copy = LabelledSet.read(str(tmp_path / "shared"), ctx.config, str(tmp_path / "copy"))
+    labelled.publish(str(tmp_path / "shared"), real, ctx.real_probs)
+    copy, _, _ = LabelledSet.read(str(tmp_path / "shared"), ctx.config, str(tmp_path / "copy"))
     assert copy.agreement == labelled.agreement and labelled.agreement["flip"] == 1.0
     assert copy.sizes() == labelled.sizes()
     for name in ("mirrored", "shifted"):

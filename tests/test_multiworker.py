@@ -58,7 +58,8 @@ def test_mirrored_on_one_device_is_the_default_strategy():
 
 def start_two_workers(idx_dir, tmp_path, *extra: str) -> list:
     """Two local worker processes of one MultiWorkerMirroredStrategy cluster, running the
-    same distill command against an exported toy teacher; output goes to w{i}.log."""
+    same distill command against an exported toy teacher (exported once per test); output
+    goes to w{i}.log."""
     import socket
     import subprocess
     import sys
@@ -67,8 +68,9 @@ def start_two_workers(idx_dir, tmp_path, *extra: str) -> list:
 
     from kd_keras.export import export_classifier
 
-    keras.utils.set_random_seed(0)
-    export_classifier(models.build("lenet5", (28, 28, 1), 10), str(tmp_path), "teacher")
+    if not (tmp_path / "teacher").exists():  # a second start (--resume) asks the same one
+        keras.utils.set_random_seed(0)
+        export_classifier(models.build("lenet5", (28, 28, 1), 10), str(tmp_path), "teacher")
     ports = []
     for _ in range(2):
         with socket.socket() as s:
@@ -115,8 +117,8 @@ def worker_logs(tmp_path) -> str:
 
 
 def finish_two_workers(procs, tmp_path) -> None:
-    """Waits for both workers; both must finish."""
-    for p in procs:
+    """Waits for the two workers last started; both must finish."""
+    for p in procs[-2:]:
         p.wait(timeout=600)
     for i in range(2):
         assert "done: student_accuracy" in open(tmp_path / f"w{i}.log").read(), worker_logs(tmp_path)
@@ -127,8 +129,9 @@ def finish_two_workers(procs, tmp_path) -> None:
 def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_workers):
     """MultiWorkerMirroredStrategy over two local worker processes: the same command on
     each; only the chief queries; the other reads the shared cache, or (no shared SQLite
-    file) the training set the chief publishes in --shared_dir; weights stay in sync. The
-    default unpaid count (-1) means none here (not yet on several workers)."""
+    file) the training set the chief publishes in --shared_dir; weights stay in sync. With
+    the default unpaid count (-1) both workers train the same first students together and
+    the second student on the same unpaid images, the chief's answers to them."""
     finish_two_workers(two_workers(
         f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared",
         "--config.unpaid.count=-1"), tmp_path)
@@ -143,8 +146,10 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_wo
     if share == "shared_dir":
         assert not os.path.exists(tmp_path / "cache.sqlite")  # each worker kept its own
     assert chief["student_accuracy"] == other["student_accuracy"]  # the same weights
-    assert chief["n_unpaid"] == other["n_unpaid"] == 0
-    assert "unpaid.count=-1: none (several workers)" in open(tmp_path / "w0.log").read()
+    # 2 x (50 real + 100 synthetic) unpaid images, those 3 first students are sure enough of
+    assert 0 < chief["n_unpaid"] == other["n_unpaid"] <= 300
+    assert chief["unpaid_labellers"]["averaged"] == other["unpaid_labellers"]["averaged"]
+    assert "2 x 150 paid answers = 300 unpaid images" in open(tmp_path / "w1.log").read()
     test = data.load("fashion_mnist:test", data_dir=idx_dir)
     loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
     predictions = [m.serve(tf.constant(test.images[:16])).numpy() for m in loaded]
@@ -222,3 +227,28 @@ def test_a_lost_worker_is_one_error_line():
                                  "(stopped sending heartbeats)")
     with pytest.raises(ConfigError, match="heartbeat_seconds must be > 0"):
         get_strategy("multi_worker", heartbeat_seconds=0)
+
+
+@pytest.mark.slow
+def test_resumed_workers_agree_on_which_first_students_to_train_again(tmp_path, two_workers):
+    """A worker that lost a first student's kept answers (killed before writing them) makes
+    every worker train that one again on ``--resume``, together, rather than leave the
+    others waiting in a training they skipped; the rest are read back on each worker."""
+    common = (f"--cache={tmp_path}/cache.sqlite", "--config.unpaid.count=-1")
+    finish_two_workers(two_workers(*common), tmp_path)
+    os.remove(tmp_path / "w1" / "unpaid_labellers" / "1.npz")
+    first = [json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2)]
+    for i in range(2):
+        os.rename(tmp_path / f"w{i}.log", tmp_path / f"w{i}.first.log")
+    finish_two_workers(two_workers(*common, "--resume"), tmp_path)
+    again = [json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2)]
+    for i in range(2):
+        log = open(tmp_path / f"w{i}.log").read()
+        assert "first student 2/3: epoch" in log, worker_logs(tmp_path)  # trained again
+        assert "first student 1's answers read from" in log
+        assert "first student 3's answers read from" in log
+        assert "first student 3/3: epoch" not in log
+        assert again[i]["teacher_queries_this_process"] == 0  # nothing paid twice
+        assert again[i]["teacher_queries"] == first[i]["teacher_queries"]
+    assert again[0]["n_unpaid"] == again[1]["n_unpaid"] == first[0]["n_unpaid"]
+    assert again[0]["student_accuracy"] == again[1]["student_accuracy"]

@@ -87,9 +87,12 @@ def test_a_small_set_is_held_once_and_gives_the_same_batches(idx_dir, tmp_path):
 def test_a_published_set_read_back_trains_on_the_same_batches(idx_dir, tmp_path):
     labelled, real, _, ctx = _run(idx_dir, tmp_path, "real,mixup,cvae")
     shared = str(tmp_path / "shared")
-    labelled.publish(shared, real)
-    again = LabelledSet.read(shared, ctx.config, str(tmp_path / "copy"))
+    labelled.publish(shared, real, ctx.real_probs)
+    again, real_again, probs_again = LabelledSet.read(shared, ctx.config, str(tmp_path / "copy"))
     assert again.sizes() == labelled.sizes()
+    # what a worker makes its unpaid images from: the chief's real images and their answers
+    np.testing.assert_array_equal(real_again.images, real.images)
+    np.testing.assert_array_equal(probs_again, ctx.real_probs)
     for (x1, y1), (x2, y2) in zip(labelled.dataset(50, seed=2).as_numpy_iterator(),
                                   again.dataset(50, seed=2).as_numpy_iterator()):
         np.testing.assert_array_equal(x1, x2)

@@ -73,9 +73,6 @@ def test_the_confidence_cut_leaves_out_what_the_first_student_is_unsure_of(idx_d
 def test_unpaid_settings_that_cannot_work_fail_before_any_answer(idx_dir, tmp_path):
     teacher = Teacher(CallableBackend(lambda x: pytest.fail("a paid answer")), 10)
     config = _config(idx_dir)
-    with pytest.raises(ConfigError, match="not yet supported with --shared_dir"):
-        fsbbt(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "w"),
-              shared_dir=str(tmp_path / "shared"))
     config.student.targets, config.synthesis.sources = "true_labels", "real"
     with pytest.raises(ConfigError, match="needs student.targets=teacher"):
         fsbbt(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "w2"))
@@ -235,10 +232,9 @@ def test_by_default_three_first_students_label_twice_the_budget(idx_dir, tmp_pat
 
 
 def test_the_default_unpaid_count_is_off_where_unpaid_images_cannot_be_used(idx_dir):
-    """Several workers, or targets that are not the teacher's: -1 resolves to 0 (explicit
-    counts there are refused, above); the paper's method and the quick variant use none."""
-    import tensorflow as tf
-
+    """Targets that are not the teacher's: -1 resolves to 0 (explicit counts there are
+    refused, above); the paper's method and the quick variant use none. Several workers use
+    them too (tests/test_multiworker.py)."""
     from kd_keras.config import make_paper, make_quick
     from kd_keras.distill.unpaid import resolve
 
@@ -248,13 +244,13 @@ def test_the_default_unpaid_count_is_off_where_unpaid_images_cannot_be_used(idx_
     assert resolve(config, 100).unpaid.count == 2 * 100  # no synthetic images: 2 x N
     config.query.budget = 1000
     assert resolve(config, 100).unpaid.count == 2000 and config.unpaid.count == -1
-    several = object.__new__(tf.distribute.MultiWorkerMirroredStrategy)  # only its type matters
-    assert resolve(config, 100, several).unpaid.count == 0
-    assert resolve(config, 100, shared_dir="/shared").unpaid.count == 0
     config.student.targets = "true_labels"
     assert resolve(config, 100).unpaid.count == 0
     config.unpaid.count = 40000
-    assert resolve(config, 100) is config  # a count the user set is theirs (checked later)
+    with pytest.raises(ConfigError, match="needs student.targets=teacher"):
+        resolve(config, 100)  # a count the user set is checked, not changed
+    config.student.targets = "teacher"
+    assert resolve(config, 100) is config
     for variant in (make_paper, make_quick):
         assert variant(_config(idx_dir, count=-1)).unpaid.count == 0
 
@@ -277,7 +273,7 @@ def _student_clone_model_cannot_copy():
     return keras.Model(inputs, keras.layers.Dense(10)(h))
 
 
-def test_a_student_that_cannot_be_copied_is_found_before_any_answer(idx_dir, tmp_path):
+def test_a_student_that_cannot_be_copied_is_found_before_any_answer(idx_dir, tmp_path, monkeypatch):
     """The other first students are fresh copies of a user's student: one clone_model cannot
     copy turns the default's unpaid images off (one line says why) and refuses an explicit
     count before the first answer, not after the first student's training; a subclassed
@@ -299,6 +295,14 @@ def test_a_student_that_cannot_be_copied_is_found_before_any_answer(idx_dir, tmp
     copy = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
                              keras.layers.Dense(10)])
     assert resolve(config, 100, student=copy).unpaid.count == 600
+    clones = []  # preflight tries the copy once (a large student is not cloned twice)
+    clone_model = keras.models.clone_model
+    monkeypatch.setattr(keras.models, "clone_model", lambda m: clones.append(m) or clone_model(m))
+    from kd_keras.distill.preflight import preflight
+
+    assert preflight(config, paid, _unlabeled(idx_dir), None, str(tmp_path / "w3"),
+                     student=copy).config.unpaid.count == 2 * (100 + 200)
+    assert clones == [copy]
     config.unpaid.students = 1  # the first student itself labels: no copy needed
     assert copyable(config, student)
 

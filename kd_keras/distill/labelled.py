@@ -92,11 +92,14 @@ def training_set(ctx: RunContext) -> LabelledSet:
     and probe train on this process alone (no collective ops for the others to join)."""
     if ctx.shared_dir and not ctx.chief:
         wait_for(ctx.shared_dir, ctx.wait_seconds, chief_watch(ctx.strategy))
-        return LabelledSet.read(ctx.shared_dir, ctx.config, ctx.workdir.claim(SHARED_COPY))
+        labelled, ctx.real, ctx.real_probs = LabelledSet.read(
+            ctx.shared_dir, ctx.config, ctx.workdir.claim(SHARED_COPY))
+        return labelled
     local = dataclasses.replace(ctx, strategy=tf.distribute.get_strategy()) \
         if ctx.shared_dir else ctx
     labelled, real = build_training_set(local)
+    ctx.real, ctx.real_probs = local.real, local.real_probs  # unpaid images are made from them
     if ctx.shared_dir:
-        print(f"training set: published to {labelled.publish(ctx.shared_dir, real)}",
-              flush=True)
+        print(f"training set: published to "
+              f"{labelled.publish(ctx.shared_dir, real, local.real_probs)}", flush=True)
     return labelled

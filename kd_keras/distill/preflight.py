@@ -43,10 +43,10 @@ def check_student(student: keras.Model, num_classes: int, shape: tuple) -> None:
 def preflight(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
               workdir: str | Workdir, strategy: Optional[tf.distribute.Strategy] = None,
               resume: bool = False, student: Optional[keras.Model] = None,
-              outputs: tuple = (), shared_dir: str = "") -> RunContext:
+              outputs: tuple = ()) -> RunContext:
     """Checks the config, the folder's ``outputs``, image shapes, the plan against the
     budget, a user's student and, on ``resume``, that the settings match the interrupted
-    run's (``shared_dir``: a multi-worker run's shared folder). Returns the run's state with
+    run's. Returns the run's state with
     the planned config (budget and unpaid count resolved) and the real images held compactly
     (uint8 when they are 8-bit)."""
     check_config(config)
@@ -56,8 +56,7 @@ def preflight(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet]
     check_image_shape(unlabeled.images, shape, f"--unlabeled {unlabeled.name}")
     if eval_set is not None:
         check_image_shape(eval_set.images, shape, f"--eval {eval_set.name}")
-    config = resolve_unpaid(plan_budget(config, len(unlabeled)), len(unlabeled), strategy,
-                            shared_dir, student)
+    config = resolve_unpaid(plan_budget(config, len(unlabeled)), len(unlabeled), student)
     if parse_formats(config.export.tflite):
         check_runtime()
     if student is None:  # built once now, so a model that cannot be is found before paying

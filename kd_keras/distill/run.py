@@ -20,7 +20,6 @@ from kd_keras.distill.preflight import preflight
 from kd_keras.distill.primer import check as check_primer
 from kd_keras.distill.primer import primed
 from kd_keras.distill.student import train_student
-from kd_keras.distill.unpaid import check as check_unpaid
 from kd_keras.distill.unpaid import LABELLERS, with_unpaid
 from kd_keras.export.tflite import FILES as TFLITE_FILES
 from kd_keras.workdir import Workdir
@@ -76,8 +75,7 @@ def fsbbt(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet],
     it there; the other workers wait up to ``wait_seconds`` for it and never query.
     """
     ctx = preflight(config, teacher, unlabeled, eval_set, workdir, strategy, resume, student,
-                    OUTPUTS, shared_dir or "")
-    check_unpaid(ctx.config, shared_dir or "", ctx.strategy, student)  # before the first answer
+                    OUTPUTS)
     check_primer(ctx.config)
     ctx.shared_dir, ctx.chief, ctx.wait_seconds = shared_dir or "", chief, wait_seconds
     ctx.eval_teacher = None if shared_dir and not chief else teacher.fork()  # counted apart

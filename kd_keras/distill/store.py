@@ -202,13 +202,15 @@ class LabelledSet:
 
     # -- many workers --------------------------------------------------------------------
 
-    def publish(self, shared_dir: str, real: ImageRows) -> str:
-        """Writes what makes this set again (the real images, each part's recipe or stored
-        rows, and the answers) under ``shared_dir``, each file written beside and renamed
-        into place, the index last; returns the index's path."""
+    def publish(self, shared_dir: str, real: ImageRows, real_probs: np.ndarray) -> str:
+        """Writes what makes this set again (the real images and the teacher's answers to
+        them, each part's recipe or stored rows, and the answers) under ``shared_dir``, each
+        file written beside and renamed into place, the index last; returns the index's
+        path."""
         tf.io.gfile.makedirs(shared_dir)
         base = shared_dir.rstrip("/")
         write_npy(f"{base}/real.npy", real.images)
+        write_npy(f"{base}/{REAL_PROBS}", np.asarray(real_probs, np.float32))
         index = []
         for k, (name, part) in enumerate(self.parts.items()):
             entry = {"name": name, "generator": part.generator, "repeat": part.repeat,
@@ -233,10 +235,12 @@ class LabelledSet:
         return path
 
     @classmethod
-    def read(cls, shared_dir: str, config, local_dir: str) -> "LabelledSet":
-        """The set the chief published (:meth:`publish`): stored rows are copied through
-        ``tf.io.gfile`` into ``local_dir`` and memory-mapped; recipes are made again by
-        their generators over the real images."""
+    def read(cls, shared_dir: str, config, local_dir: str
+             ) -> tuple["LabelledSet", ImageRows, np.ndarray]:
+        """The set the chief published (:meth:`publish`), the real images and the teacher's
+        answers to them: stored rows are copied through ``tf.io.gfile`` into ``local_dir``
+        and memory-mapped; recipes are made again by their generators over the real
+        images."""
         from kd_keras import synthesis
 
         base = shared_dir.rstrip("/")
@@ -264,10 +268,12 @@ class LabelledSet:
                 candidates = ArrayCandidates(local_rows(entry["rows"]))
             parts[entry["name"]] = Part(candidates, targets, entry["generator"],
                                         int(entry["repeat"]))
-        return cls(parts, published.get("agreement"))
+        return (cls(parts, published.get("agreement")), local_rows("real.npy"),
+                _read_npy(f"{base}/{REAL_PROBS}"))
 
 
 INDEX = "training_set.json"
+REAL_PROBS = "real_probs.npy"  # the teacher's answers to the real images (unpaid images)
 
 
 def _read_npy(path: str) -> np.ndarray:

@@ -17,11 +17,14 @@ gives, and the first student of the student's own model is then not trained at a
 a primer needs it). With eval labels at hand, the report gives each first student's accuracy
 and their ensemble's (``unpaid_labellers``).
 Not one more teacher answer is bought: the teacher never sees an unpaid image. What it is
-worth is measured (docs/RESULTS.md), not assumed.
+worth is measured (docs/RESULTS.md), not assumed. On several workers every worker trains
+the first students together (they are trained under the run's strategy) and all take the
+chief's answers to the unpaid images, so each trains the second student on the same set.
 
 Each first student's answers (to the unpaid images and, for its score, to the eval set) are
-kept in ``WORKDIR/unpaid_labellers/`` as soon as it has given them, so a ``--resume`` trains
-no first student of another model again (``unpaid.model``; with a 4x-larger labeller on
+kept in ``WORKDIR/unpaid_labellers/`` as soon as it has given them (on several workers
+read back only when every worker kept them), so a ``--resume`` trains no first student of
+another model again (``unpaid.model``; with a 4x-larger labeller on
 CIFAR-10 (JPEG) each is about half an hour here); the settings they depend on (this section
 among them) are checked on ``--resume``. The second student has checkpoints of its own
 (``checkpoints_student_unpaid``) and is continued. A user's own Keras model (the API's
@@ -36,7 +39,6 @@ from typing import Optional
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from kd_keras import synthesis
 from kd_keras.context import RunContext
@@ -46,6 +48,7 @@ from kd_keras.distill.primer import soft_predictions
 from kd_keras.distill.store import LabelledSet, Part
 from kd_keras.distill.student import planned_epochs, train_student
 from kd_keras.errors import ConfigError
+from kd_keras.strategy import all_workers, from_chief
 
 GENERATORS = ("cutmix", "mixup", "warp")  # recipe generators: unpaid images cost no storage
 PART = "unpaid"
@@ -55,20 +58,18 @@ AUTO = -1  # unpaid.count's default: AUTO_FACTOR x the paid answers (:func:`reso
 AUTO_FACTOR = 2  # as measured on three data sets at 10,000 answers (20,000 unpaid images)
 
 
-def resolve(config, n_real: int, strategy=None, shared_dir: str = "",
-            student: Optional[keras.Model] = None):
+def resolve(config, n_real: int, student: Optional[keras.Model] = None):
     """The config with ``unpaid.count`` = -1 (the default) resolved: twice the paid answers
     planned (``query.budget``, or the N + M images without one) where unpaid images can be
-    used, else 0 (several workers; targets other than the teacher's; a user's ``student``
-    the other first students cannot be copies of, :func:`copyable`). At 10,000 answers it
-    won on CIFAR-10 (JPEG) and held on Fashion-MNIST and MNIST (docs/RESULTS.md). Returns a
-    new config when it changes one; call after the budget is planned."""
+    used, else 0 (targets other than the teacher's; a user's ``student`` the other first
+    students cannot be copies of, :func:`copyable`). At 10,000 answers it won on CIFAR-10
+    (JPEG) and held on Fashion-MNIST and MNIST (docs/RESULTS.md). A count the user set is
+    checked instead (:func:`check`). Returns a new config when it changes one; call after
+    the budget is planned, before any answer is bought."""
     if int(config.unpaid.count) != AUTO:
+        check(config, student)  # a count the user set: refused where it cannot be used
         return config
-    strategy = strategy or tf.distribute.get_strategy()
-    several = shared_dir or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    why = ("several workers" if several
-           else "student.targets is not teacher" if config.student.targets != "teacher"
+    why = ("student.targets is not teacher" if config.student.targets != "teacher"
            else "keras.models.clone_model cannot copy the student" if not copyable(config, student)
            else "")
     paid = int(config.query.budget) or n_real + (
@@ -95,15 +96,10 @@ def copyable(config, student: Optional[keras.Model]) -> bool:
     return True
 
 
-def check(config, shared_dir: str = "", strategy=None,
-          student: Optional[keras.Model] = None) -> None:
-    """Raises ConfigError before any answer is bought when unpaid images cannot be used
-    (not yet on several workers: each would have to keep exactly the same unpaid images)."""
+def check(config, student: Optional[keras.Model] = None) -> None:
+    """Raises ConfigError before any answer is bought when unpaid images cannot be used."""
     if not config.unpaid.count:
         return
-    if shared_dir or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise ConfigError("unpaid.count > 0 is not yet supported with --shared_dir or "
-                          "--strategy=multi_worker; set --config.unpaid.count=0")
     if config.student.targets != "teacher":
         raise ConfigError("unpaid.count > 0 needs student.targets=teacher")
     if not copyable(config, student):
@@ -130,6 +126,8 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
     with ctx.stage("unpaid_labellers"):  # the first students trained here and their answers
         for k in range(int(c.students)):  # averaged
             answers = kept.load(k, len(candidates), scores.labels)
+            if not all_workers(ctx.strategy, answers is not None):
+                answers = None  # trained again on every worker: they train it together
             if answers is None:
                 labeller = first if k == 0 and not model else train_student(
                     ctx, ctx.labelled, verbose=0, seed=int(ctx.config.seed) + k * SEED_OFFSET,
@@ -141,7 +139,7 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
                 kept.save(k, answers)
             probs = probs + answers["unpaid"]
             scores.add(answers["eval"])
-    probs /= float(c.students)
+    probs = from_chief(ctx.strategy, np.asarray(probs / float(c.students), np.float32))
     ctx.findings.update(scores.report())
     keep = np.flatnonzero(probs.max(axis=1) >= float(c.min_confidence))
     who = "the first student" if c.students == 1 else f"{c.students} first students"
