@@ -42,8 +42,12 @@ HEADLINE = {
     # today's default (unpaid.count=-1: first students label 2x the budget of unpaid images)
     # against the teachers of the newest sections
     "fashion_mnist_t90_51": {
+        5000: {"default": ("fashion_mnist_t90_51.budget", "default@B5000+checked+unpaid2x"),
+               "paper": ("fashion_mnist_t90_51.budget", "fsbbt@B5000")},
         10000: {"default": ("fashion_mnist_t90_51.budget", "default@B10000+checked+ens3unpaid20k"),
-                "paper": ("fashion_mnist_t90_51.budget", "fsbbt@B10000")}},
+                "paper": ("fashion_mnist_t90_51.budget", "fsbbt@B10000")},
+        50000: {"default": ("fashion_mnist_t90_51.budget", "default@B50000+checked+unpaid2x"),
+                "paper": ("fashion_mnist_t90_51.budget", "fsbbt@B50000")}},
     "fashion_mnist": {
         10000: {"default": ("fashion_mnist.budget", "default@B10000+checked"),
                 "paper": ("fashion_mnist.budget", "fsbbt@B10000")},
@@ -188,6 +192,10 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                                   "answered by 3 first students together",
                  "ens3unpaid20k": "a second student also on 20,000 unpaid CutMix images "
                                   "answered by 3 first students together",
+                 "unpaid2x": "a second student also on unpaid CutMix images, twice the "
+                             "answers, answered by 3 first students together (the default "
+                             "since 2026-12-03)",
+                 "nounpaid": "no unpaid images (the default before 2026-12-03)",
                  "ens5unpaid40k": "a second student also on 40,000 unpaid CutMix images "
                                   "answered by 5 first students together",
                  "ens3lenet5unpaid40k": "a second student also on 40,000 unpaid CutMix images "
@@ -414,8 +422,9 @@ CURVES = {"fsbbt": "FS-BBT (the paper's method)",
           "default@mirror": "kd_keras default + mirrored copies (augment=flip)",
           "default@checked": "kd_keras default before unpaid images (augmentations the teacher "
                              "keeps)",
-          "default@checked+ens3unpaid20k": "kd_keras default: + 20,000 unpaid CutMix images "
-                                           "labelled by 3 first students (the student's model)",
+          "default@checked+unpaid2x": "kd_keras default: + unpaid CutMix images, twice the "
+                                      "answers, labelled by 3 first students (the student's "
+                                      "model)",
           "default@checked+ens3lenet5unpaid40k": "kd_keras default + 40,000 unpaid CutMix images "
                                                  "labelled by 3 first LeNet-5s (teacher-sized)"}
 
@@ -426,6 +435,17 @@ CURVE_NAMES = {("cifar10_jpeg", "default"): "kd_keras default before any rule fo
                ("mnist", "default"): "kd_keras default before the augmentation rule (none)",
                ("fashion_mnist", "default"): "kd_keras default before the augmentation rule "
                                              "(none)"}
+
+
+def canonical(row: str, budget) -> str:
+    """The curve a row (without its budget) belongs to when it ran a default under another
+    name: ``+nounpaid`` is the default before unpaid images, ``+ens3unpaid20k`` at 10,000
+    answers is today's (``+unpaid2x``: twice the answers)."""
+    if row.endswith("+nounpaid"):
+        return row[:-len("+nounpaid")]
+    if row.endswith("+ens3unpaid20k") and budget == 10000:
+        return row[:-len("ens3unpaid20k")] + "unpaid2x"
+    return row
 
 
 def curve_name(dataset: str, row: str) -> str:
@@ -508,6 +528,7 @@ def budget_curves(all_records, dataset):
             continue
         for r in records:
             row, budget = budget_of(r["row"])
+            row = canonical(row, budget)
             rep = r["report"]
             if r.get("answers", "probs") != "probs" or "student_accuracy" not in rep:
                 continue
@@ -528,7 +549,7 @@ def lead_order(dataset: str, curve: str) -> int:
     paper's method) first, the rest as they were measured."""
     lead = [name for answers, budgets in HEADLINE.get(dataset, {}).items()
             for _, row in (budgets["default"], budgets["paper"])
-            for name in (budget_of(row)[0], same_as_auto(budget_of(row)[0], answers))]
+            for name in (canonical(*budget_of(row)), same_as_auto(budget_of(row)[0], answers))]
     return lead.index(curve) if curve in lead else len(lead)
 
 
@@ -715,7 +736,7 @@ def headline(all_records, teacher_of) -> list:
              "| data set | teacher % | answers | kd_keras default | FS-BBT, measured here | "
              "FS-BBT, paper (its teacher) |", "|---|---|---|---|---|---|"]
     for dataset, budgets in HEADLINE.items():
-        paper = PAPER.get(dataset, {})
+        paper = PAPER.get(family(dataset), {})
         teacher_pct = teacher_of.get(dataset)
         for answers, methods in budgets.items():
             cells = []
@@ -818,17 +839,32 @@ def evidence_table(all_records, spec: dict, what: str) -> list:
     return lines
 
 
-# Learning from unpaid images at 10,000 answers on each data set, against the teachers of
-# today's rows: (result tag, [(row, unpaid images and who labels them)]).
+# Learning from unpaid images on each data set (10,000 answers unless the data set's name
+# says), against the teachers of today's rows: (result tag, [(row, unpaid images and who
+# labels them)]).
 _NONE = "none (no unpaid images)"
-_OWN = "20,000 CutMix, 3 first students of the student's model (`ens3unpaid20k`)"
+_OWN = "20,000 CutMix, 3 first students of the student's model (`ens3unpaid20k`: today's default)"
 _BIG = "40,000 CutMix, 3 first LeNet-5s, teacher-sized (`ens3lenet5unpaid40k`)"
+
+
+def _twice(answers: int) -> str:
+    return (f"{2 * answers:,} CutMix, 3 first students of the student's model (`unpaid2x`: "
+            "today's default)")
+
+
 UNPAID_ROWS = {
     "fashion_mnist": ("fashion_mnist_t90_51.budget", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
         ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
+    "fashion_mnist, 5,000 answers": ("fashion_mnist_t90_51.budget", [
+        ("default@B5000+checked+nounpaid", _NONE),
+        ("default@B5000+checked+unpaid2x", _twice(5000))]),
+    "fashion_mnist, 50,000 answers": ("fashion_mnist_t90_51.budget", [
+        ("default@B50000+checked+nounpaid", _NONE),
+        ("default@B50000+checked+unpaid2x", _twice(50000))]),
     "fashion_mnist, label-only teacher": ("fashion_mnist_t90_51.answers", [
-        ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
+        ("default@B10000+checked+nounpaid", _NONE),
+        ("default@B10000+checked+unpaid2x", _twice(10000)),
         ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
     "mnist": ("mnist_t98_78", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
@@ -839,12 +875,13 @@ UNPAID_ROWS = {
 
 
 def unpaid_section(all_records) -> list:
-    """What learning from unpaid images gives at 10,000 answers on every data set."""
+    """What learning from unpaid images gives on every data set."""
     return ["## Unpaid images on every data set", "",
             "A second student learns from the paid answers and from unpaid CutMix images "
             "labelled by first students trained on those answers (`kd_keras/distill/unpaid.py`; "
-            "no answer is bought for them). 10,000 answers, today's augmentation rule, the "
-            "teachers of each data set's newest section; one-seed rows are explorations:", "",
+            "no answer is bought for them). 10,000 answers unless the data set column says, today's "
+            "augmentation rule, the teachers of each data set's newest section; one-seed rows "
+            "are explorations:", "",
             *evidence_table(all_records, UNPAID_ROWS, "unpaid images, labelled by"), ""]
 
 
