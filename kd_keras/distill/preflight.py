@@ -45,10 +45,9 @@ def preflight(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet]
               resume: bool = False, student: Optional[keras.Model] = None,
               outputs: tuple = ()) -> RunContext:
     """Checks the config, the folder's ``outputs``, image shapes, the plan against the
-    budget, a user's student and, on ``resume``, that the settings match the interrupted
-    run's. Returns the run's state with
-    the planned config (budget and unpaid count resolved) and the real images held compactly
-    (uint8 when they are 8-bit)."""
+    budget, the unpaid images, a user's student and, on ``resume``, that the settings match
+    the interrupted run's. Returns the run's state with the planned config (budget and
+    unpaid count resolved) and the real images held compactly (uint8 when they are 8-bit)."""
     check_config(config)
     wd = workdir if isinstance(workdir, Workdir) else Workdir(workdir)
     wd.check_outputs(outputs)
