@@ -865,6 +865,8 @@ UNPAID_ROWS = {
     "fashion_mnist, label-only teacher": ("fashion_mnist_t90_51.answers", [
         ("default@B10000+checked+nounpaid", _NONE),
         ("default@B10000+checked+unpaid2x", _twice(10000)),
+        ("default@B10000+checked+ens3unpaid40k",
+         "40,000 CutMix, 3 first students of the student's model (`ens3unpaid40k`)"),
         ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
     "mnist": ("mnist_t98_78", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
