@@ -255,7 +255,6 @@ def test_the_default_unpaid_count_is_off_where_unpaid_images_cannot_be_used(idx_
         assert variant(_config(idx_dir, count=-1)).unpaid.count == 0
 
 
-
 def _student_clone_model_cannot_copy():
     """A functional student with a custom layer built from a function and no get_config."""
     import keras
