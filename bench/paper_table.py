@@ -93,6 +93,10 @@ VARIANTS = {
     # "default@..." recorded before it: twice the planned answers in unpaid CutMix images,
     # labelled by 3 first students of the student's own model
     "unpaid2x": ["unpaid.count=-1", "unpaid.students=3"],
+    # fresh CutMix of each second-student batch, answered by the first students in the step
+    "fresh05": ["unpaid.fresh=0.5"],
+    "fresh1": ["unpaid.fresh=1.0"],
+    "fresh2": ["unpaid.fresh=2.0"],
     # choosing in rounds (kd_keras/synthesis/selection.py, choosers.py): CutMix images paid
     # for in 4 rounds after a random half, each round's probe choosing, class-balanced
     # a primer (kd_keras/distill/primer.py): a second student on the answers mixed with the

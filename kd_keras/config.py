@@ -171,7 +171,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("unpaid.count", -1, Number(low=-1, integer=True),
             "images no one pays for, answered by the first students; a second student learns "
             "from them and the paid set (-1: twice the paid answers planned where unpaid "
-            "images can be used, one machine and teacher targets, else 0; 0: off; "
+            "images can be used (teacher targets, a student that can be copied), else 0; "
+            "0: off; "
             f"kd_keras/distill/unpaid.py; {R}#unpaid-images-on-every-data-set)"),
     Setting("unpaid.generator", "cutmix", Choice(lambda: _names("unpaid_generators")),
             "the recipe generator that makes the unpaid images"),
@@ -183,6 +184,11 @@ SETTINGS: tuple[Setting, ...] = (
             "labels they give the unpaid images reach the student"),
     Setting("unpaid.min_confidence", 0.0, Number(low=0, high=1),
             "unpaid images the first student is less sure of are left out"),
+    Setting("unpaid.fresh", 0.0, Number(low=0, high=4),
+            "new mixes (unpaid.generator: cutmix or mixup) of each of the second student's "
+            "batches appended to it, as a share of the batch, answered by the first students "
+            "on the very image in the train step: new ones every step, no answers bought "
+            "(0: off)"),
     Setting("export.tflite", "", ExportFormats(),
             "TFLite students beside the SavedModel: '', float, int8 or float,int8 (int8: "
             "full-integer, calibrated on the run's own training images)"),

@@ -38,6 +38,8 @@ class RunContext:
       shared_dir: a multi-worker run's shared folder ("" alone); chief: this worker builds
         the set there; wait_seconds: how long the others wait for it.
       started: when the run began (``time.time()``).
+      labellers: the first students (logits) when the second student's fresh mixes need
+        their answers (``unpaid.fresh``), else None.
       findings: figures a stage adds to ``report.json`` (e.g. the first students' accuracy).
     """
 
@@ -60,6 +62,7 @@ class RunContext:
     chief: bool = True
     wait_seconds: float = 3600.0
     started: float = dataclasses.field(default_factory=time.time)
+    labellers: Optional[list] = None
     findings: dict = dataclasses.field(default_factory=dict)
 
     @contextlib.contextmanager

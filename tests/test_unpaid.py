@@ -159,7 +159,8 @@ def test_a_resumed_run_trains_no_first_student_again(idx_dir, tmp_path, monkeypa
     first = Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache))
     with pytest.raises(RuntimeError, match="simulated crash"):  # in the second student
         fsbbt(config, first, _unlabeled(idx_dir), eval_set, str(workdir), callbacks=[_Crash()])
-    assert sorted(p.name for p in (workdir / "unpaid_labellers").iterdir()) == ["0.npz", "1.npz"]
+    assert sorted(p.name for p in (workdir / "unpaid_labellers").iterdir()) == [
+        "0.npz", "0.weights.h5", "1.npz", "1.weights.h5"]
     kept = np.load(workdir / "unpaid_labellers" / "0.npz")
     assert kept["unpaid"].shape == (200, 10) and kept["eval"].shape == (200, 10)
 
@@ -227,8 +228,8 @@ def test_by_default_three_first_students_label_twice_the_budget(idx_dir, tmp_pat
                    str(tmp_path / "w"))
     report = result.report
     assert report["n_unpaid"] == 520 and report["teacher_queries"] == sum(sent) == 260
-    assert sorted((tmp_path / "w" / "unpaid_labellers").iterdir()) == [
-        tmp_path / "w" / "unpaid_labellers" / f"{k}.npz" for k in range(3)]
+    assert sorted(p.name for p in (tmp_path / "w" / "unpaid_labellers").iterdir()) == [
+        f"{k}.{kind}" for k in range(3) for kind in ("npz", "weights.h5")]
 
 
 def test_the_default_unpaid_count_is_off_where_unpaid_images_cannot_be_used(idx_dir):

@@ -8,7 +8,8 @@ Fashion-MNIST's; mirroring is wrong for digits, so it is a choice.
 Batch mixes: part of each batch is replaced by MixUp or CutMix mixes of two of its answered
 images, with the same mix of their two answers as the target. The teacher was never asked
 about these mixes, so the target is an approximation; what it is worth is measured
-(docs/RESULTS.md).
+(docs/RESULTS.md). Fresh mixes (``unpaid.fresh``) are appended to a batch instead, and the
+first students answer them in the train step on the very image (:func:`fresh_mixes`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from kd_keras.errors import ConfigError
 AUGMENTATIONS = ("none", "shift", "flip", "flip_shift")
 AUTO = "auto"  # the student's default: follows from the images' channels
 BATCH_MIXES = ("none", "mixup", "cutmix")
+UNANSWERED = -1.0  # the targets of fresh mixes: answered by the first students in the step
 
 
 def resolve(name: str, kept=frozenset()) -> str:
@@ -71,39 +73,60 @@ def _beta(shape, seed, alpha: float) -> tf.Tensor:
     return a / tf.maximum(a + b, 1e-12)
 
 
+def _mixes(x: tf.Tensor, kind: str, alpha: float,
+           seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """A mix of each image of ``x`` with a random partner of the batch: (the mixes, the share
+    of each mix its own image gave, the partners' indices)."""
+    from kd_keras.synthesis.cutmix import cut_and_paste
+
+    n = tf.shape(x)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    partner = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seeds[0])
+    lam = _beta([n], seeds[1], alpha)
+    if kind == "mixup":
+        w = tf.reshape(lam, [-1, 1, 1, 1])
+        return w * x + (1.0 - w) * tf.gather(x, partner), lam, partner
+    # cutmix: a box of about 1 - lam of the image comes from the partner
+    height, width = tf.shape(x)[1], tf.shape(x)[2]
+    cut = tf.sqrt(1.0 - lam)
+    bh = tf.cast(tf.round(tf.cast(height, tf.float32) * cut), tf.int64)
+    bw = tf.cast(tf.round(tf.cast(width, tf.float32) * cut), tf.int64)
+    h64, w64 = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+    cy = tf.random.stateless_uniform([n], seeds[2], 0, h64, dtype=tf.int64)
+    cx = tf.random.stateless_uniform([n], seeds[3], 0, w64, dtype=tf.int64)
+    top, left = tf.clip_by_value(cy - bh // 2, 0, h64), tf.clip_by_value(cx - bw // 2, 0, w64)
+    bottom = tf.clip_by_value(cy + bh // 2, 0, h64)
+    right = tf.clip_by_value(cx + bw // 2, 0, w64)
+    mixed = cut_and_paste(x, tf.range(n, dtype=tf.int64), partner, top, left,
+                          bottom - top, right - left)
+    own = 1.0 - tf.cast((bottom - top) * (right - left), tf.float32) / tf.cast(
+        height * width, tf.float32)
+    return mixed, own, partner
+
+
 def _mix_batch(x: tf.Tensor, y: tf.Tensor, kind: str, share: float, alpha: float,
                seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Replaces about ``share`` of the batch by mixes of each image with a random partner;
     returns the images and their targets, mixed by the share of pixels each image gave."""
-    from kd_keras.synthesis.cutmix import cut_and_paste
-
-    n = tf.shape(x)[0]
-    seeds = tf.random.experimental.stateless_split(seed, 5)
-    partner = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seeds[0])
-    chosen = tf.random.stateless_uniform([n], seeds[1]) < share
-    lam = _beta([n], seeds[2], alpha)
-    if kind == "mixup":
-        w = tf.reshape(lam, [-1, 1, 1, 1])
-        mixed, own = w * x + (1.0 - w) * tf.gather(x, partner), lam
-    else:  # cutmix: a box of about 1 - lam of the image comes from the partner
-        height, width = tf.shape(x)[1], tf.shape(x)[2]
-        cut = tf.sqrt(1.0 - lam)
-        bh = tf.cast(tf.round(tf.cast(height, tf.float32) * cut), tf.int64)
-        bw = tf.cast(tf.round(tf.cast(width, tf.float32) * cut), tf.int64)
-        h64, w64 = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
-        cy = tf.random.stateless_uniform([n], seeds[3], 0, h64, dtype=tf.int64)
-        cx = tf.random.stateless_uniform([n], seeds[4], 0, w64, dtype=tf.int64)
-        top, left = tf.clip_by_value(cy - bh // 2, 0, h64), tf.clip_by_value(cx - bw // 2, 0, w64)
-        bottom = tf.clip_by_value(cy + bh // 2, 0, h64)
-        right = tf.clip_by_value(cx + bw // 2, 0, w64)
-        mixed = cut_and_paste(x, tf.range(n, dtype=tf.int64), partner, top, left,
-                              bottom - top, right - left)
-        own = 1.0 - tf.cast((bottom - top) * (right - left), tf.float32) / tf.cast(
-            height * width, tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    mixed, own, partner = _mixes(x, kind, alpha, seeds[0])
+    chosen = tf.random.stateless_uniform([tf.shape(x)[0]], seeds[1]) < share
     own = tf.cast(own, y.dtype)[:, None]
     mixed_y = own * y + (1.0 - own) * tf.gather(y, partner)
     return (tf.where(chosen[:, None, None, None], mixed, x),
             tf.where(chosen[:, None], mixed_y, y))
+
+
+def _fresh_batch(x: tf.Tensor, y: tf.Tensor, kind: str, share: float, alpha: float,
+                 seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The batch with ``share`` x its size of mixes appended, their targets
+    :data:`UNANSWERED` (answered in the train step, :class:`~kd_keras.distill.distiller.Distiller`)."""
+    n = tf.shape(x)[0]
+    count = tf.cast(tf.round(tf.cast(n, tf.float32) * share), tf.int32)
+    mixed = tf.tile(x, [(int(share) + 1), 1, 1, 1])  # partners and a share above 1
+    mixed, _, _ = _mixes(mixed, kind, alpha, seed)
+    unanswered = tf.fill([count, tf.shape(y)[1]], tf.cast(UNANSWERED, y.dtype))
+    return tf.concat([x, mixed[:count]], 0), tf.concat([y, unanswered], 0)
 
 
 def mix_batches(dataset: tf.data.Dataset, kind: str, share: float = 0.5, alpha: float = 1.0,
@@ -124,4 +147,24 @@ def mix_batches(dataset: tf.data.Dataset, kind: str, share: float = 0.5, alpha: 
     return tf.data.Dataset.zip(dataset, draws).map(
         lambda batch, draw: _mix_batch(*batch, kind, float(share), float(alpha),
                                        tf.stack([tf.constant(seed, tf.int64), draw])),
+        num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def fresh_mixes(dataset: tf.data.Dataset, kind: str, share: float, alpha: float = 1.0,
+                seed: int = 0) -> tf.data.Dataset:
+    """Batched ``(images, targets)`` with ``share`` x the batch of new mixes (``"cutmix"`` or
+    ``"mixup"``) of its images appended, their targets :data:`UNANSWERED`: the first
+    students answer each on the very image the student sees (``unpaid.fresh``). ``share``
+    0 returns the dataset as is."""
+    if share == 0:
+        return dataset
+    if kind not in BATCH_MIXES[1:]:
+        raise ConfigError(f"fresh mixes are mixup or cutmix, not {kind!r}")
+    if share < 0 or alpha <= 0:
+        raise ConfigError(f"unpaid.fresh must be >= 0 and the mix's alpha > 0; got {share}, "
+                          f"{alpha}")
+    draws = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip(dataset, draws).map(
+        lambda batch, draw: _fresh_batch(*batch, kind, float(share), float(alpha),
+                                         tf.stack([tf.constant(seed, tf.int64), draw])),
         num_parallel_calls=tf.data.AUTOTUNE)

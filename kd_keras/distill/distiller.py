@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import keras
 import tensorflow as tf
 
@@ -23,11 +25,15 @@ class Distiller(MultiWorkerFit, keras.Model):
       loss: a registered loss name (see :mod:`kd_keras.distill.losses`) or a
         :class:`DistillationLoss` object.
       temperature: for losses that take one (``kl``).
+      labellers: trained models (logits) that answer, averaged, the examples whose
+        targets are :data:`~kd_keras.distill.augment.UNANSWERED` (fresh mixes,
+        ``unpaid.fresh``) on the very image the student sees; they are not trained.
     """
 
     def __init__(self, student: keras.Model, loss: str | DistillationLoss = "soft_ce",
-                 temperature: float = 4.0, **kwargs):
+                 temperature: float = 4.0, labellers: Sequence[keras.Model] = (), **kwargs):
         super().__init__(**kwargs)
+        self.labellers = list(labellers)
         self.distillation_loss = (loss if isinstance(loss, DistillationLoss)
                                   else get_loss(loss, temperature))
         self.student, self.temperature = student, float(temperature)
@@ -52,8 +58,19 @@ class Distiller(MultiWorkerFit, keras.Model):
     def call(self, images, training=False):
         return self.student(images, training=training)
 
+    def answer_fresh(self, images, targets):
+        """``targets`` with the :data:`UNANSWERED` rows replaced by the labellers' averaged
+        probabilities for those images (no gradient flows into the labellers)."""
+        if not self.labellers:
+            return targets
+        answers = tf.add_n([tf.nn.softmax(tf.cast(m(images, training=False), tf.float32))
+                            for m in self.labellers]) / float(len(self.labellers))
+        fresh = targets[:, :1] < 0  # UNANSWERED
+        return tf.where(fresh, tf.stop_gradient(tf.cast(answers, targets.dtype)), targets)
+
     def train_step(self, data):
         images, teacher_probs = data
+        teacher_probs = self.answer_fresh(images, teacher_probs)
         with tf.GradientTape() as tape:
             logits = tf.cast(self.student(images, training=True), tf.float32)
             per_example = self.distillation_loss(teacher_probs, logits)

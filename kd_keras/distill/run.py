@@ -53,7 +53,8 @@ def distill_on(ctx: RunContext, callbacks: Optional[list] = None,
                                   ctx.config.eval.epoch_sample, ctx.config.seed))
     with ctx.stage("student_train" if name == "student" else f"{name}_train"):
         return train_student(ctx, ctx.labelled, checkpoints=True, name=name,
-                             callbacks=watch + (callbacks or []))
+                             callbacks=watch + (callbacks or []),
+                             labellers=None if name == "student" else ctx.labellers)
 
 
 def first_student_needed(config) -> bool:

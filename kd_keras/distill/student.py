@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from kd_keras import models
 from kd_keras.data.epochs import prefetched
-from kd_keras.distill.augment import augment_dataset, mix_batches
+from kd_keras.distill.augment import augment_dataset, fresh_mixes, mix_batches
 from kd_keras.distill.augment_check import augmentation_for
 from kd_keras.distill.batchnorm import recompute_batchnorm
 from kd_keras.distill.distiller import Distiller
@@ -34,14 +34,17 @@ def planned_epochs(student_config, n_images: int) -> int:
 
 
 def training_dataset(labelled: LabelledSet, student_config, seed: int,
-                     augment: str = "none") -> tf.data.Dataset:
+                     augment: str = "none", fresh: tuple[str, float] = ("cutmix", 0.0)
+                     ) -> tf.data.Dataset:
     """(images, teacher probabilities) shuffled every epoch, batched, held or made as they
-    are drawn (:mod:`kd_keras.distill.store`), augmented with the resolved ``augment`` and
-    mixed as ``student_config`` says (:mod:`kd_keras.distill.augment`)."""
+    are drawn (:mod:`kd_keras.distill.store`), augmented with the resolved ``augment``,
+    mixed as ``student_config`` says and with ``fresh`` = (kind, share) fresh mixes for the
+    first students to answer (:mod:`kd_keras.distill.augment`)."""
     s = student_config
     ds = labelled.dataset(s.batch_size, seed, hold_bytes=int(s.get("hold_mib", 0)) << 20)
     ds = augment_dataset(ds, augment, s.shift, seed)
-    return prefetched(mix_batches(ds, s.batch_mix, s.batch_mix_share, s.batch_mix_alpha, seed))
+    ds = mix_batches(ds, s.batch_mix, s.batch_mix_share, s.batch_mix_alpha, seed)
+    return prefetched(fresh_mixes(ds, fresh[0], fresh[1], s.batch_mix_alpha, seed))
 
 
 def learning_rate_schedule(student_config, steps: int):
@@ -74,10 +77,22 @@ def student_optimizer(student_config, steps: int) -> keras.optimizers.Optimizer:
                                  use_ema=ema > 0, ema_momentum=ema if ema > 0 else 0.99)
 
 
+def new_student(ctx, model: str = "", own: bool = False) -> keras.Model:
+    """An untrained student: the registered ``model``, else the config's student model, or
+    the user's Keras model (``own``: itself, for the real run; else a fresh copy of it, for a
+    probe or a first student). Build under the run's strategy scope."""
+    config = ctx.config
+    if ctx.student is None or model:
+        return models.build(model or config.student.model, config.data.image_shape,
+                            config.data.num_classes)
+    return ctx.student if own else keras.models.clone_model(ctx.student)
+
+
 def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
                   callbacks: Optional[list] = None, epochs: Optional[int] = None,
                   verbose: Optional[int] = None, name: str = "student",
-                  seed: Optional[int] = None, model: str = "") -> keras.Model:
+                  seed: Optional[int] = None, model: str = "",
+                  labellers: Optional[list] = None) -> keras.Model:
     """Distills the config's student on the labelled set under the run's strategy and
     returns it.
 
@@ -86,7 +101,8 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     TensorBoard ``tb/NAME``; without, it just trains (e.g. a probe student). ``seed``
     (default ``config.seed``) sets its initial weights and the order it sees the images in.
     ``model`` names a registered model to distill instead of the student's (e.g. a first
-    student that only labels unpaid images).
+    student that only labels unpaid images). ``labellers`` (the first students) answer
+    ``unpaid.fresh`` new mixes appended to every batch.
     """
     config = ctx.config
     s = config.student
@@ -94,13 +110,10 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     epochs = planned_epochs(s, len(labelled)) if epochs is None else epochs
     keras.utils.set_random_seed(seed)
     with ctx.strategy.scope():
-        if ctx.student is None or model:
-            student = models.build(model or s.model, config.data.image_shape,
-                                   config.data.num_classes)
-        else:  # the user's model for the real run, a fresh copy of it for a probe
-            student = ctx.student if checkpoints else keras.models.clone_model(ctx.student)
+        student = new_student(ctx, model, own=checkpoints)
         loss = get_loss(s.loss, s.temperature, label_smoothing=s.label_smoothing)
-        distiller = Distiller(student, loss=loss, temperature=s.temperature)
+        distiller = Distiller(student, loss=loss, temperature=s.temperature,
+                              labellers=labellers or ())
         steps = epochs * -(-len(labelled) // s.batch_size)
         compile_built(distiller, student_optimizer(s, steps), jit_compile=bool(s.jit_compile),
                       steps_per_execution=int(s.steps_per_execution))
@@ -117,7 +130,11 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     print(f"student: training {model_name} on {len(labelled)} images for {epochs} epochs "
           f"(loss {s.loss}, augment {augment}, {ctx.strategy.num_replicas_in_sync} "
           f"replica(s))", flush=True)
-    dataset = training_dataset(labelled, s, seed, augment)
+    fresh = (config.unpaid.generator, float(config.unpaid.fresh) if labellers else 0.0)
+    if fresh[1]:
+        print(f"student: {fresh[1]:g} x each batch of new {fresh[0]} mixes appended, answered "
+              f"by {len(labellers)} first students", flush=True)
+    dataset = training_dataset(labelled, s, seed, augment, fresh)
     history = distiller.fit(dataset, epochs=epochs, callbacks=cbs,
                             verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)
     used = recompute_batchnorm(student, labelled.sample_batches(s.batch_size, int(s.bn_batches),

@@ -46,11 +46,12 @@ from kd_keras.distill.evaluation import EpochProgress, accuracy, predict_logits
 from kd_keras.distill.plan import has_generators
 from kd_keras.distill.primer import soft_predictions
 from kd_keras.distill.store import LabelledSet, Part
-from kd_keras.distill.student import planned_epochs, train_student
+from kd_keras.distill.student import new_student, planned_epochs, train_student
 from kd_keras.errors import ConfigError
 from kd_keras.strategy import all_workers, from_chief
 
 GENERATORS = ("cutmix", "mixup", "warp")  # recipe generators: unpaid images cost no storage
+FRESH_GENERATORS = ("cutmix", "mixup")  # those unpaid.fresh can make in a batch
 PART = "unpaid"
 LABELLERS = "unpaid_labellers"  # WORKDIR/unpaid_labellers/K.npz: first student K's answers
 SEED_OFFSET = 7919  # unpaid candidates are drawn apart from the paid ones
@@ -77,6 +78,7 @@ def resolve(config, n_real: int, student: Optional[keras.Model] = None):
     resolved = config.copy_and_resolve_references()
     with resolved.unlocked():
         resolved.unpaid.count = 0 if why else AUTO_FACTOR * paid
+    check_fresh(resolved, why)
     print(f"unpaid: unpaid.count=-1: " + (f"none ({why})" if why else
           f"{AUTO_FACTOR} x {paid} paid answers = {resolved.unpaid.count} unpaid images, "
           f"labelled by {config.unpaid.students} first students"), flush=True)
@@ -98,6 +100,7 @@ def copyable(config, student: Optional[keras.Model]) -> bool:
 
 def check(config, student: Optional[keras.Model] = None) -> None:
     """Raises ConfigError before any answer is bought when unpaid images cannot be used."""
+    check_fresh(config)
     if not config.unpaid.count:
         return
     if config.student.targets != "teacher":
@@ -107,6 +110,18 @@ def check(config, student: Optional[keras.Model] = None) -> None:
                           "student and keras.models.clone_model cannot copy it (give it a "
                           "get_config), or set unpaid.students=1, unpaid.model or "
                           "unpaid.count=0")
+
+
+def check_fresh(config, why: str = "unpaid.count=0") -> None:
+    """Raises ConfigError when ``unpaid.fresh`` is asked for but cannot be made: it needs the
+    first students (unpaid images) and a generator that mixes in a batch."""
+    fresh = float(config.unpaid.fresh)
+    if fresh and not config.unpaid.count:
+        raise ConfigError(f"unpaid.fresh={fresh:g} needs the first students of unpaid images, "
+                          f"but there are none ({why}); set unpaid.fresh=0")
+    if fresh and config.unpaid.generator not in FRESH_GENERATORS:
+        raise ConfigError(f"unpaid.fresh mixes images in a batch: unpaid.generator must be one "
+                          f"of {', '.join(FRESH_GENERATORS)}, not {config.unpaid.generator!r}")
 
 
 def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
@@ -123,20 +138,28 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
     model = labeller_model(ctx.config)
     kept = Kept(ctx)
     probs, scores = 0.0, Scores(ctx.eval_set)
+    fresh = float(c.fresh) > 0  # the second student's fresh mixes need the first students
+    ctx.labellers = [] if fresh else None
     with ctx.stage("unpaid_labellers"):  # the first students trained here and their answers
         for k in range(int(c.students)):  # averaged
             answers = kept.load(k, len(candidates), scores.labels)
+            labeller = first if k == 0 and not model else None
+            if fresh and answers is not None and labeller is None:
+                labeller = kept.load_model(k, lambda: new_labeller(ctx, model))
+                answers = answers if labeller is not None else None
             if not all_workers(ctx.strategy, answers is not None):
                 answers = None  # trained again on every worker: they train it together
             if answers is None:
-                labeller = first if k == 0 and not model else train_student(
+                labeller = labeller if labeller is not None else train_student(
                     ctx, ctx.labelled, verbose=0, seed=int(ctx.config.seed) + k * SEED_OFFSET,
                     model=model, callbacks=[EpochProgress(
                         f"unpaid: first student {k + 1}/{c.students}",
                         planned_epochs(ctx.config.student, len(ctx.labelled)))])
                 answers = {"unpaid": soft_predictions(labeller, candidates, 1.0, batch_size),
                            "eval": scores.predict(labeller), "eval_labels": scores.labels}
-                kept.save(k, answers)
+                kept.save(k, answers, labeller)
+            if fresh:
+                ctx.labellers.append(labeller)
             probs = probs + answers["unpaid"]
             scores.add(answers["eval"])
     probs = from_chief(ctx.strategy, np.asarray(probs / float(c.students), np.float32))
@@ -148,6 +171,13 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
           "answers)",
           flush=True)
     return Part(candidates.subset(keep), probs[keep], generator=c.generator)
+
+
+def new_labeller(ctx: RunContext, model: str) -> keras.Model:
+    """An untrained first student of the registered ``model`` ("" the student's own), built
+    under the run's strategy."""
+    with ctx.strategy.scope():
+        return new_student(ctx, model)
 
 
 def labeller_model(config) -> str:
@@ -187,12 +217,34 @@ class Kept:
               flush=True)
         return answers
 
-    def save(self, k: int, answers: dict) -> None:
+    def weights_path(self, k: int) -> str:
+        return os.path.join(self.folder, f"{k}.weights.h5")
+
+    def save(self, k: int, answers: dict, labeller: keras.Model) -> None:
+        """First student ``k``'s answers and weights (the weights first: answers without
+        them are read back only where the weights are not needed)."""
         os.makedirs(self.folder, exist_ok=True)
+        tmp = os.path.join(self.folder, f"{k}.part.weights.h5")
+        labeller.save_weights(tmp)
+        os.replace(tmp, self.weights_path(k))
         arrays = {key: value for key, value in answers.items() if value is not None}
         tmp = self.path(k) + ".part.npz"
         np.savez(tmp, **arrays)
         os.replace(tmp, self.path(k))
+
+    def load_model(self, k: int, build) -> Optional[keras.Model]:
+        """First student ``k`` as kept (``build()`` makes the untrained model), or None when
+        its weights were not kept or do not fit that model (it is then trained again)."""
+        if not os.path.exists(self.weights_path(k)):
+            return None
+        labeller = build()
+        try:
+            labeller.load_weights(self.weights_path(k))
+        except (ValueError, KeyError) as e:
+            print(f"unpaid: first student {k + 1}'s kept weights do not fit ({e}); training it "
+                  "again", flush=True)
+            return None
+        return labeller
 
 
 class Scores:

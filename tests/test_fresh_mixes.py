@@ -1,0 +1,119 @@
+"""Fresh mixes (``unpaid.fresh``): new mixes of each of the second student's batches, answered
+by the first students on the very image in the train step; no answer bought, resumable."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kd_keras import data
+from kd_keras.distill.augment import UNANSWERED, fresh_mixes
+from kd_keras.distill.distiller import Distiller
+from kd_keras.distill.run import fsbbt
+from kd_keras.errors import ConfigError
+from kd_keras.teachers import CallableBackend, Teacher
+from test_distill import tiny_config, toy_teacher
+
+
+def _config(idx_dir, fresh=0.5):
+    config = tiny_config(idx_dir)
+    config.synthesis.sources, config.synthesis.selection = "real,cutmix", "random"
+    config.synthesis.num_synthetic, config.student.epochs = 200, 1
+    config.unpaid.count, config.unpaid.students, config.unpaid.fresh = 200, 2, fresh
+    return config
+
+
+def _unlabeled(idx_dir):
+    return data.load("fashion_mnist:train[:100]", (28, 28, 1), data_dir=idx_dir,
+                     compact=True).unlabeled()
+
+
+def test_fresh_mixes_are_appended_unanswered_and_new_every_epoch():
+    x = tf.random.stateless_uniform([8, 6, 6, 1], [1, 2])
+    y = tf.one_hot(tf.range(8) % 3, 3)
+    ds = fresh_mixes(tf.data.Dataset.from_tensors((x, y)).repeat(2), "cutmix", 0.5, seed=3)
+    (x1, y1), (x2, _) = list(ds)
+    assert x1.shape == (12, 6, 6, 1) and y1.shape == (12, 3)
+    np.testing.assert_array_equal(x1[:8], x)  # the batch as it was, its answers kept
+    np.testing.assert_array_equal(y1[:8], y)
+    assert np.all(y1[8:] == UNANSWERED)
+    pixels = x.numpy().reshape(8, -1)  # each mix's pixels come from the batch's images
+    for mix in x1[8:].numpy().reshape(4, -1):
+        assert np.all(np.any(np.isclose(mix[None], pixels), axis=0))
+    assert not np.allclose(x1[8:], x2[8:])  # new mixes each time the batch is drawn
+    doubled = next(iter(fresh_mixes(tf.data.Dataset.from_tensors((x, y)), "mixup", 1.5)))
+    assert doubled[0].shape[0] == 20 and np.all(doubled[1][8:] == UNANSWERED)
+    with pytest.raises(ConfigError, match="mixup or cutmix"):
+        fresh_mixes(ds, "warp", 0.5)
+
+
+def test_the_labellers_answer_only_the_unanswered_rows():
+    keras.utils.set_random_seed(0)
+    labellers = [keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]) for _ in range(2)]
+    distiller = Distiller(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]),
+                          labellers=labellers)
+    images = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    targets = np.full((5, 3), UNANSWERED, "float32")
+    targets[:2] = np.eye(3)[:2]
+    answered = distiller.answer_fresh(tf.constant(images), tf.constant(targets)).numpy()
+    np.testing.assert_array_equal(answered[:2], targets[:2])
+    mean = sum(keras.ops.convert_to_numpy(keras.ops.softmax(m(images))) for m in labellers) / 2
+    np.testing.assert_allclose(answered[2:], mean[2:], rtol=1e-5)
+    unlabelled = Distiller(labellers[0]).answer_fresh(tf.constant(images), tf.constant(targets))
+    np.testing.assert_array_equal(unlabelled, targets)  # no labellers: the targets as given
+
+
+def test_fresh_mixes_buy_nothing_and_a_resumed_run_reuses_the_kept_first_students(
+        idx_dir, tmp_path, capsys):
+    from kd_keras.teachers.cache import AnswerCache
+    from test_distill import _Crash, _Epochs
+
+    config = _config(idx_dir)
+    config.student.model, config.unpaid.model = "lenet5_half", "teacher"
+    config.student.epochs = 2
+    eval_set = data.load("fashion_mnist:test[:200]", (28, 28, 1), data_dir=idx_dir, compact=True)
+    cache, workdir = str(tmp_path / "cache.sqlite"), tmp_path / "w"
+    first = Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache))
+    with pytest.raises(RuntimeError, match="simulated crash"):  # in the second student
+        fsbbt(config, first, _unlabeled(idx_dir), eval_set, str(workdir), callbacks=[_Crash()])
+    assert first.paid == 300  # the real and CutMix images only
+    out = capsys.readouterr().out
+    assert "0.5 x each batch of new cutmix mixes appended, answered by 2 first students" in out
+    kept = sorted(p.name for p in (workdir / "unpaid_labellers").iterdir())
+    assert kept == ["0.npz", "0.weights.h5", "1.npz", "1.weights.h5"]
+
+    second = Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache))
+    epochs = _Epochs()
+    result = fsbbt(config, second, _unlabeled(idx_dir), eval_set, str(workdir), resume=True,
+                   callbacks=[epochs])
+    assert epochs.seen == [1] and second.stats.sent == 0  # continued, nothing paid again
+    out = capsys.readouterr().out
+    assert "first student 1/2: epoch" not in out and "first student 2/2: epoch" not in out
+    assert "unpaid: first student 2's answers read from" in out
+    assert "0.5 x each batch of new cutmix mixes appended, answered by 2 first students" in out
+    assert result.report["teacher_queries"] == 300
+    from kd_keras import models  # the kept weights are the first students that answered
+    from kd_keras.distill.evaluation import predict_logits
+    for k in range(2):
+        labeller = models.build("lenet5", (28, 28, 1), 10)
+        labeller.load_weights(workdir / "unpaid_labellers" / f"{k}.weights.h5")
+        answers = keras.ops.convert_to_numpy(keras.ops.softmax(predict_logits(labeller, eval_set.images)))
+        kept = np.load(workdir / "unpaid_labellers" / f"{k}.npz")["eval"]
+        np.testing.assert_allclose(answers, kept, atol=1e-4)
+
+
+def test_fresh_mixes_that_cannot_be_made_fail_before_any_answer(idx_dir, tmp_path):
+    teacher = Teacher(CallableBackend(lambda x: pytest.fail("a paid answer")), 10)
+    config = _config(idx_dir)
+    config.unpaid.count = 0
+    with pytest.raises(ConfigError, match="unpaid.fresh=0.5 needs the first students"):
+        fsbbt(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "a"))
+    config = _config(idx_dir)
+    config.unpaid.generator = "warp"
+    with pytest.raises(ConfigError, match="unpaid.generator must be one of cutmix, mixup"):
+        fsbbt(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "b"))
+    config = _config(idx_dir)
+    config.unpaid.count, config.student.targets = -1, "true_labels"
+    config.synthesis.sources = "real"
+    with pytest.raises(ConfigError, match="student.targets is not teacher"):
+        fsbbt(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "c"))
