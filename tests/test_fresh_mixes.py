@@ -66,16 +66,11 @@ def test_the_labellers_answer_only_the_unanswered_rows():
 def test_fresh_mixes_buy_nothing_and_a_resumed_run_reuses_the_kept_first_students(
         idx_dir, tmp_path, capsys):
     from kd_keras.teachers.cache import AnswerCache
-    from test_distill import _Crash, _Epochs
+    from test_distill import _Epochs
+    from test_unpaid import crash_in_the_second_student
 
     config = _config(idx_dir)
-    config.student.model, config.unpaid.model = "lenet5_half", "teacher"
-    config.student.epochs = 2
-    eval_set = data.load("fashion_mnist:test[:200]", (28, 28, 1), data_dir=idx_dir, compact=True)
-    cache, workdir = str(tmp_path / "cache.sqlite"), tmp_path / "w"
-    first = Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache))
-    with pytest.raises(RuntimeError, match="simulated crash"):  # in the second student
-        fsbbt(config, first, _unlabeled(idx_dir), eval_set, str(workdir), callbacks=[_Crash()])
+    eval_set, cache, workdir, first = crash_in_the_second_student(config, idx_dir, tmp_path)
     assert first.paid == 300  # the real and CutMix images only
     out = capsys.readouterr().out
     assert "0.5 x each batch of new cutmix mixes appended, answered by 2 first students" in out

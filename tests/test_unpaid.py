@@ -143,22 +143,32 @@ def test_first_students_of_another_model_label_the_unpaid_images(idx_dir, tmp_pa
               _unlabeled(idx_dir), None, str(tmp_path / "w2"))
 
 
+def crash_in_the_second_student(config, idx_dir, tmp_path):
+    """Runs ``config`` with two-epoch lenet5_half students and lenet5 first students until a
+    simulated crash in the second student; returns (eval set, cache path, workdir, teacher)."""
+    from kd_keras.teachers.cache import AnswerCache
+    from test_distill import _Crash
+
+    config.student.model, config.unpaid.model, config.student.epochs = "lenet5_half", "teacher", 2
+    eval_set = data.load("fashion_mnist:test[:200]", (28, 28, 1), data_dir=idx_dir, compact=True)
+    cache, workdir = str(tmp_path / "cache.sqlite"), tmp_path / "w"
+    first = Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fsbbt(config, first, _unlabeled(idx_dir), eval_set, str(workdir), callbacks=[_Crash()])
+    return eval_set, cache, workdir, first
+
+
 def test_a_resumed_run_trains_no_first_student_again(idx_dir, tmp_path, monkeypatch, capsys):
     """The first students' answers are kept as each is given: a run stopped in the second
     student's training resumes without training a first student again or paying again, and
     a resume with other unpaid settings is refused before any answer."""
     from kd_keras import models
     from kd_keras.teachers.cache import AnswerCache
-    from test_distill import _Crash, _Epochs
+    from test_distill import _Epochs
 
     config = _config(idx_dir, count=200)
-    config.student.model, config.unpaid.model, config.unpaid.students = "lenet5_half", "teacher", 2
-    config.student.epochs = 2
-    eval_set = data.load("fashion_mnist:test[:200]", (28, 28, 1), data_dir=idx_dir, compact=True)
-    cache, workdir = str(tmp_path / "cache.sqlite"), tmp_path / "w"
-    first = Teacher(CallableBackend(toy_teacher), 10, cache=AnswerCache(cache))
-    with pytest.raises(RuntimeError, match="simulated crash"):  # in the second student
-        fsbbt(config, first, _unlabeled(idx_dir), eval_set, str(workdir), callbacks=[_Crash()])
+    config.unpaid.students = 2
+    eval_set, cache, workdir, first = crash_in_the_second_student(config, idx_dir, tmp_path)
     assert sorted(p.name for p in (workdir / "unpaid_labellers").iterdir()) == [
         "0.npz", "0.weights.h5", "1.npz", "1.weights.h5"]
     kept = np.load(workdir / "unpaid_labellers" / "0.npz")
