@@ -16,11 +16,12 @@ from kd_keras.distill import Distiller
 from kd_keras.errors import ConfigError
 
 
-def _train_weights(strategy, x, y):
+def _train_weights(strategy, x, y, labellers=0):
     keras.utils.set_random_seed(0)
     with strategy.scope():
         student = models.build("lenet5_half", (28, 28, 1), 10)
-        d = Distiller(student, loss="soft_ce")
+        d = Distiller(student, loss="soft_ce", labellers=[
+            models.build("lenet5_half", (28, 28, 1), 10) for _ in range(labellers)])
         d.compile(optimizer=keras.optimizers.SGD(0.1))
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
     hist = d.fit(ds, epochs=2, verbose=0, shuffle=False)
@@ -40,6 +41,24 @@ def test_mirrored_over_two_devices_matches_one_device():
         np.testing.assert_allclose(a, b, atol=2e-5)
     np.testing.assert_allclose(l1, l2, rtol=1e-4)
     assert l1[1] < l1[0]
+
+
+def test_fresh_mixes_answered_in_the_step_train_alike_on_two_devices():
+    """Rows whose targets are UNANSWERED (unpaid.fresh) are answered by labellers built under
+    the strategy; two replicas learn what one device does."""
+    from kd_keras.distill.augment import UNANSWERED
+
+    x, labels = make_images(128)
+    x = x[..., None].astype(np.float32) / 255
+    y = np.eye(10, dtype=np.float32)[labels]
+    y[1::3] = UNANSWERED
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    w1, l1 = _train_weights(tf.distribute.get_strategy(), x, y, labellers=2)
+    w2, l2 = _train_weights(mirrored, x, y, labellers=2)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    np.testing.assert_allclose(l1, l2, rtol=1e-4)
+    assert np.all(np.isfinite(l1)) and np.all(np.array(l1) > 0)
 
 
 def test_mirrored_on_one_device_is_the_default_strategy():
