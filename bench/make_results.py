@@ -196,6 +196,10 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                              "answers, answered by 3 first students together (the default "
                              "since 2026-12-03)",
                  "nounpaid": "no unpaid images (the default before 2026-12-03)",
+                 "fresh05": "new CutMix of each second-student batch, half a batch more, "
+                            "answered by the first students in the step (unpaid.fresh=0.5)",
+                 "fresh1": "new CutMix of each second-student batch, a batch more, answered "
+                           "by the first students in the step (unpaid.fresh=1)",
                  "ens5unpaid40k": "a second student also on 40,000 unpaid CutMix images "
                                   "answered by 5 first students together",
                  "ens3lenet5unpaid40k": "a second student also on 40,000 unpaid CutMix images "
@@ -861,7 +865,9 @@ UNPAID_ROWS = {
         ("default@B5000+checked+unpaid2x", _twice(5000))]),
     "fashion_mnist, 50,000 answers": ("fashion_mnist_t90_51.budget", [
         ("default@B50000+checked+nounpaid", _NONE),
-        ("default@B50000+checked+unpaid2x", _twice(50000))]),
+        ("default@B50000+checked+unpaid2x", _twice(50000)),
+        ("default@B50000+checked+ens3unpaid20k",
+         "20,000 CutMix (a cap), 3 first students of the student's model (`ens3unpaid20k`)")]),
     "fashion_mnist, label-only teacher": ("fashion_mnist_t90_51.answers", [
         ("default@B10000+checked+nounpaid", _NONE),
         ("default@B10000+checked+unpaid2x", _twice(10000)),
@@ -871,6 +877,9 @@ UNPAID_ROWS = {
     "mnist": ("mnist_t98_78", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
         ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
+    "mnist, 5,000 answers": ("mnist_t98_78", [
+        ("default@B5000+checked+nounpaid", _NONE),
+        ("default@B5000+checked+unpaid2x", _twice(5000))]),
     "cifar10_jpeg": ("cifar10_jpeg", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN)]),
 }
