@@ -21,8 +21,13 @@ worth is measured (docs/RESULTS.md), not assumed. On several workers every worke
 the first students together (they are trained under the run's strategy) and all take the
 chief's answers to the unpaid images, so each trains the second student on the same set.
 
-Each first student's answers (to the unpaid images and, for its score, to the eval set) are
-kept in ``WORKDIR/unpaid_labellers/`` as soon as it has given them (on several workers
+With ``unpaid.fresh`` > 0 the first students also answer, in the second student's train
+step, new mixes of each of its batches (:func:`kd_keras.distill.augment.fresh_mixes`): new
+images every step, each answered on the very pixels the student sees (consistent teaching).
+On Fashion-MNIST at 10,000 answers it gave no gain (docs/EXPLORATIONS.md).
+
+Each first student's answers (to the unpaid images and, for its score, to the eval set) and
+weights are kept in ``WORKDIR/unpaid_labellers/`` as soon as it has given them (on several workers
 read back only when every worker kept them), so a ``--resume`` trains no first student of
 another model again (``unpaid.model``; with a 4x-larger labeller on
 CIFAR-10 (JPEG) each is about half an hour here); the settings they depend on (this section
