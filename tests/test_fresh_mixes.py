@@ -59,6 +59,9 @@ def test_the_labellers_answer_only_the_unanswered_rows():
     np.testing.assert_array_equal(answered[:2], targets[:2])
     mean = sum(keras.ops.convert_to_numpy(keras.ops.softmax(m(images))) for m in labellers) / 2
     np.testing.assert_allclose(answered[2:], mean[2:], rtol=1e-5)
+    paid = np.eye(3, dtype="float32")[[0, 1, 2, 0, 1]]  # a batch without fresh mixes
+    np.testing.assert_array_equal(distiller.answer_fresh(tf.constant(images), tf.constant(paid)),
+                                  paid)
     unlabelled = Distiller(labellers[0]).answer_fresh(tf.constant(images), tf.constant(targets))
     np.testing.assert_array_equal(unlabelled, targets)  # no labellers: the targets as given
 

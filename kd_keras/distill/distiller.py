@@ -63,10 +63,12 @@ class Distiller(MultiWorkerFit, keras.Model):
         probabilities for those images (no gradient flows into the labellers)."""
         if not self.labellers:
             return targets
-        answers = tf.add_n([tf.nn.softmax(tf.cast(m(images, training=False), tf.float32))
+        fresh = tf.where(targets[:, 0] < 0)  # UNANSWERED rows: only these are answered
+        mixes = tf.gather_nd(images, fresh)
+        answers = tf.add_n([tf.nn.softmax(tf.cast(m(mixes, training=False), tf.float32))
                             for m in self.labellers]) / float(len(self.labellers))
-        fresh = targets[:, :1] < 0  # UNANSWERED
-        return tf.where(fresh, tf.stop_gradient(tf.cast(answers, targets.dtype)), targets)
+        return tf.tensor_scatter_nd_update(
+            targets, fresh, tf.stop_gradient(tf.cast(answers, targets.dtype)))
 
     def train_step(self, data):
         images, teacher_probs = data
