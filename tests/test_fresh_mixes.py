@@ -115,3 +115,32 @@ def test_fresh_mixes_that_cannot_be_made_fail_before_any_answer(idx_dir, tmp_pat
     config.synthesis.sources = "real"
     with pytest.raises(ConfigError, match="student.targets is not teacher"):
         fsbbt(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "c"))
+
+
+def test_a_users_student_trained_on_is_never_its_own_labeller(idx_dir, tmp_path, monkeypatch):
+    """With the API's ``student=`` the first student goes on training as the second; the
+    fresh mixes are answered by a frozen copy of it, which ends as it began."""
+    from kd_keras import models
+    from kd_keras.distill import student as student_module
+
+    made = []
+
+    class Recording(student_module.Distiller):
+        def __init__(self, student, **kwargs):
+            super().__init__(student, **kwargs)
+            made.append((student, self.labellers))
+
+    monkeypatch.setattr(student_module, "Distiller", Recording)
+    config = _config(idx_dir)
+    config.unpaid.students = 1
+    own = models.build("lenet5_half", (28, 28, 1), 10)
+    result = fsbbt(config, Teacher(CallableBackend(toy_teacher), 10), _unlabeled(idx_dir), None,
+                   str(tmp_path / "w"), student=own)
+    (first, none), (second, labellers) = made
+    assert first is second is own is result.student and none == []
+    assert len(labellers) == 1 and labellers[0] is not own
+    kept = models.build("lenet5_half", (28, 28, 1), 10)
+    kept.load_weights(tmp_path / "w" / "unpaid_labellers" / "0.weights.h5")
+    for a, b in zip(labellers[0].get_weights(), kept.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the copy answered as the first student was
+    assert any(not np.array_equal(a, b) for a, b in zip(own.get_weights(), kept.get_weights()))

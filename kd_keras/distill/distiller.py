@@ -27,13 +27,15 @@ class Distiller(MultiWorkerFit, keras.Model):
       temperature: for losses that take one (``kl``).
       labellers: trained models (logits) that answer, averaged, the examples whose
         targets are :data:`~kd_keras.distill.augment.UNANSWERED` (fresh mixes,
-        ``unpaid.fresh``) on the very image the student sees; they are not trained.
+        ``unpaid.fresh``) on the very image the student sees; they are made non-trainable.
     """
 
     def __init__(self, student: keras.Model, loss: str | DistillationLoss = "soft_ce",
                  temperature: float = 4.0, labellers: Sequence[keras.Model] = (), **kwargs):
         super().__init__(**kwargs)
         self.labellers = list(labellers)
+        for labeller in self.labellers:  # out of trainable_variables: fit's weight averaging
+            labeller.trainable = False   # (ema) would otherwise write into them at the end
         self.distillation_loss = (loss if isinstance(loss, DistillationLoss)
                                   else get_loss(loss, temperature))
         self.student, self.temperature = student, float(temperature)

@@ -164,7 +164,8 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
                            "eval": scores.predict(labeller), "eval_labels": scores.labels}
                 kept.save(k, answers, labeller)
             if fresh:
-                ctx.labellers.append(labeller)
+                ctx.labellers.append(frozen_copy(ctx, labeller, model) if labeller is first
+                                     else labeller)
             probs = probs + answers["unpaid"]
             scores.add(answers["eval"])
     probs = from_chief(ctx.strategy, np.asarray(probs / float(c.students), np.float32))
@@ -183,6 +184,14 @@ def new_labeller(ctx: RunContext, model: str) -> keras.Model:
     under the run's strategy."""
     with ctx.strategy.scope():
         return new_student(ctx, model)
+
+
+def frozen_copy(ctx: RunContext, first: keras.Model, model: str) -> keras.Model:
+    """A copy of the first student that labels fresh mixes: a user's Keras student goes on
+    training as the second student, and its first answers must not move with it."""
+    copy = new_labeller(ctx, model)
+    copy.set_weights(first.get_weights())
+    return copy
 
 
 def labeller_model(config) -> str:
