@@ -196,6 +196,7 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                              "answers, answered by 3 first students together (the default "
                              "since 2026-12-03)",
                  "nounpaid": "no unpaid images (the default before 2026-12-03)",
+                 "students5": "5 first students label the unpaid images",
                  "fresh05": "new CutMix of each second-student batch, half a batch more, "
                             "answered by the first students in the step (unpaid.fresh=0.5)",
                  "fresh1": "new CutMix of each second-student batch, a batch more, answered "
