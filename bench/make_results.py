@@ -54,6 +54,8 @@ HEADLINE = {
         50000: {"default": ("fashion_mnist.plugins", "real_cutmix@kl2+bs128+ema"),
                 "paper": ("fashion_mnist.plugins", "fsbbt@cvae_mlp")}},
     "mnist_t98_78": {
+        5000: {"default": ("mnist_t98_78", "default@B5000+checked+unpaid2x"),
+               "paper": ("mnist_t98_78", "fsbbt@B5000")},
         10000: {"default": ("mnist_t98_78", "default@B10000+checked+ens3unpaid20k"),
                 "paper": ("mnist_t98_78", "fsbbt@B10000")}},
     "mnist": {
