@@ -876,6 +876,8 @@ UNPAID_ROWS = {
         ("default@B10000+checked+unpaid2x", _twice(10000)),
         ("default@B10000+checked+ens3unpaid40k",
          "40,000 CutMix, 3 first students of the student's model (`ens3unpaid40k`)"),
+        ("default@B10000+checked+unpaid2x+students5",
+         "20,000 CutMix, 5 first students of the student's model (`unpaid2x+students5`)"),
         ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
     "mnist": ("mnist_t98_78", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
