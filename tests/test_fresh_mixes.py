@@ -144,3 +144,14 @@ def test_a_users_student_trained_on_is_never_its_own_labeller(idx_dir, tmp_path,
     for a, b in zip(labellers[0].get_weights(), kept.get_weights()):
         np.testing.assert_array_equal(a, b)  # the copy answered as the first student was
     assert any(not np.array_equal(a, b) for a, b in zip(own.get_weights(), kept.get_weights()))
+
+
+def test_fresh_mixes_on_several_workers_are_refused_before_any_answer(idx_dir, tmp_path):
+    class SeveralWorkers(tf.distribute.MultiWorkerMirroredStrategy):
+        def __init__(self):  # only its kind is looked at: refused before it is used
+            pass
+
+    teacher = Teacher(CallableBackend(lambda x: pytest.fail("a paid answer")), 10)
+    with pytest.raises(ConfigError, match="unpaid.fresh does not work across several workers"):
+        fsbbt(_config(idx_dir), teacher, _unlabeled(idx_dir), None, str(tmp_path / "w"),
+              strategy=SeveralWorkers())

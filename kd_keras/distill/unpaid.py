@@ -148,12 +148,15 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
     with ctx.stage("unpaid_labellers"):  # the first students trained here and their answers
         for k in range(int(c.students)):  # averaged
             answers = kept.load(k, len(candidates), scores.labels)
-            labeller = first if k == 0 and not model else None
+            trained = first if k == 0 and not model else None  # this run's own
+            labeller = trained
             if fresh and answers is not None and labeller is None:
                 labeller = kept.load_model(k, lambda: new_labeller(ctx, model))
                 answers = answers if labeller is not None else None
             if not all_workers(ctx.strategy, answers is not None):
-                answers = None  # trained again on every worker: they train it together
+                # trained again on every worker: they train it together (a worker that
+                # kept its weights trains too, or the others would wait for it)
+                answers, labeller = None, trained
             if answers is None:
                 labeller = labeller if labeller is not None else train_student(
                     ctx, ctx.labelled, verbose=0, seed=int(ctx.config.seed) + k * SEED_OFFSET,
