@@ -186,7 +186,7 @@ SETTINGS: tuple[Setting, ...] = (
             "unpaid images the first student is less sure of are left out"),
     Setting("unpaid.fresh", 0.0, Number(low=0, high=4),
             "new mixes (unpaid.generator: cutmix or mixup) of each of the second student's "
-            "batches appended to it, as a share of the batch, answered by the first students "
+            "batches added to it, as a share of the batch, answered by the first students "
             "on the very image in the train step: new ones every step, no answers bought "
             "(0: off)"),
     Setting("export.tflite", "", ExportFormats(),

@@ -45,13 +45,15 @@ def test_mirrored_over_two_devices_matches_one_device():
 
 def test_fresh_mixes_answered_in_the_step_train_alike_on_two_devices():
     """Rows whose targets are UNANSWERED (unpaid.fresh) are answered by labellers built under
-    the strategy; two replicas learn what one device does."""
+    the strategy; two replicas learn what one device does, also where one replica's half of
+    a batch holds none of them (batch 3) or neither's does (batch 4)."""
     from kd_keras.distill.augment import UNANSWERED
 
     x, labels = make_images(128)
     x = x[..., None].astype(np.float32) / 255
     y = np.eye(10, dtype=np.float32)[labels]
-    y[1::3] = UNANSWERED
+    y[1:64:3] = UNANSWERED  # batches 1 and 2 (of 32): in both halves
+    y[80:96] = UNANSWERED  # batch 3: in its second half only
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     w1, l1 = _train_weights(tf.distribute.get_strategy(), x, y, labellers=2)
     w2, l2 = _train_weights(mirrored, x, y, labellers=2)
@@ -173,6 +175,24 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_wo
     loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
     predictions = [m.serve(tf.constant(test.images[:16])).numpy() for m in loaded]
     np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_fresh_mixes_on_two_workers_train_in_sync(tmp_path, two_workers):
+    """unpaid.fresh on two worker processes: the first students answer each worker's share of
+    the fresh mixes in the step, both end with the same weights, and nothing more is paid."""
+    finish_two_workers(two_workers(f"--cache={tmp_path}/cache.sqlite",
+                                   "--config.unpaid.count=-1", "--config.unpaid.fresh=0.5"),
+                       tmp_path)
+    chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
+    assert chief["teacher_queries"] == 250 and other["teacher_queries"] == 0
+    for i in range(2):
+        assert "0.5 x each batch of new cutmix mixes appended, answered by 3 first students" \
+            in open(tmp_path / f"w{i}.log").read()
+    assert chief["student_accuracy"] == other["student_accuracy"]
+    loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
+    images = tf.random.stateless_uniform([16, 28, 28, 1], [0, 1])
+    np.testing.assert_allclose(*(m.serve(images).numpy() for m in loaded), atol=1e-6)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ Fashion-MNIST's; mirroring is wrong for digits, so it is a choice.
 Batch mixes: part of each batch is replaced by MixUp or CutMix mixes of two of its answered
 images, with the same mix of their two answers as the target. The teacher was never asked
 about these mixes, so the target is an approximation; what it is worth is measured
-(docs/RESULTS.md). Fresh mixes (``unpaid.fresh``) are appended to a batch instead, and the
+(docs/RESULTS.md). Fresh mixes (``unpaid.fresh``) are added to a batch instead, and the
 first students answer them in the train step on the very image (:func:`fresh_mixes`).
 """
 
@@ -119,14 +119,24 @@ def _mix_batch(x: tf.Tensor, y: tf.Tensor, kind: str, share: float, alpha: float
 
 def _fresh_batch(x: tf.Tensor, y: tf.Tensor, kind: str, share: float, alpha: float,
                  seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """The batch with ``share`` x its size of mixes appended, their targets
-    :data:`UNANSWERED` (answered in the train step, :class:`~kd_keras.distill.distiller.Distiller`)."""
+    """The batch with ``share`` x its size of mixes added, their targets
+    :data:`UNANSWERED` (answered in the train step, :class:`~kd_keras.distill.distiller.Distiller`).
+    The mixes are spread evenly among the answered rows, which keep their order: each device
+    or worker takes a contiguous slice of a batch, so each gets its share of them."""
     n = tf.shape(x)[0]
     count = tf.cast(tf.round(tf.cast(n, tf.float32) * share), tf.int32)
     mixed = tf.tile(x, [(int(share) + 1), 1, 1, 1])  # partners and a share above 1
     mixed, _, _ = _mixes(mixed, kind, alpha, seed)
     unanswered = tf.fill([count, tf.shape(y)[1]], tf.cast(UNANSWERED, y.dtype))
-    return tf.concat([x, mixed[:count]], 0), tf.concat([y, unanswered], 0)
+    order = tf.argsort(tf.concat([_spread(n), _spread(count)], 0), stable=True)
+    return (tf.gather(tf.concat([x, mixed[:count]], 0), order),
+            tf.gather(tf.concat([y, unanswered], 0), order))
+
+
+def _spread(n: tf.Tensor) -> tf.Tensor:
+    """Where each of ``n`` rows falls in (0, 1) when spread evenly: sorting two such lists
+    together interleaves them."""
+    return (tf.cast(tf.range(n), tf.float32) + 0.5) / tf.cast(tf.maximum(n, 1), tf.float32)
 
 
 def mix_batches(dataset: tf.data.Dataset, kind: str, share: float = 0.5, alpha: float = 1.0,
@@ -153,9 +163,9 @@ def mix_batches(dataset: tf.data.Dataset, kind: str, share: float = 0.5, alpha: 
 def fresh_mixes(dataset: tf.data.Dataset, kind: str, share: float, alpha: float = 1.0,
                 seed: int = 0) -> tf.data.Dataset:
     """Batched ``(images, targets)`` with ``share`` x the batch of new mixes (``"cutmix"`` or
-    ``"mixup"``) of its images appended, their targets :data:`UNANSWERED`: the first
-    students answer each on the very image the student sees (``unpaid.fresh``). ``share``
-    0 returns the dataset as is."""
+    ``"mixup"``) of its images spread among its rows, their targets :data:`UNANSWERED`: the
+    first students answer each on the very image the student sees (``unpaid.fresh``).
+    ``share`` 0 returns the dataset as is."""
     if share == 0:
         return dataset
     if kind not in BATCH_MIXES[1:]:

@@ -66,11 +66,16 @@ class Distiller(MultiWorkerFit, keras.Model):
         if not self.labellers:
             return targets
         fresh = tf.where(targets[:, 0] < 0)  # UNANSWERED rows: only these are answered
-        mixes = tf.gather_nd(images, fresh)
-        answers = tf.add_n([tf.nn.softmax(tf.cast(m(mixes, training=False), tf.float32))
-                            for m in self.labellers]) / float(len(self.labellers))
-        return tf.tensor_scatter_nd_update(
-            targets, fresh, tf.stop_gradient(tf.cast(answers, targets.dtype)))
+
+        def answered():
+            mixes = tf.gather_nd(images, fresh)
+            answers = tf.add_n([tf.nn.softmax(tf.cast(m(mixes, training=False), tf.float32))
+                                for m in self.labellers]) / float(len(self.labellers))
+            return tf.tensor_scatter_nd_update(
+                targets, fresh, tf.stop_gradient(tf.cast(answers, targets.dtype)))
+
+        # a replica's slice may hold none, and TF's convolutions fail on an empty batch
+        return tf.cond(tf.shape(fresh)[0] > 0, answered, lambda: targets)
 
     def train_step(self, data):
         images, teacher_probs = data

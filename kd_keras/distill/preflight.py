@@ -56,10 +56,6 @@ def preflight(config, teacher, unlabeled: ImageSet, eval_set: Optional[ImageSet]
     if eval_set is not None:
         check_image_shape(eval_set.images, shape, f"--eval {eval_set.name}")
     config = resolve_unpaid(plan_budget(config, len(unlabeled)), len(unlabeled), student)
-    if float(config.unpaid.fresh) and isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise ConfigError("unpaid.fresh does not work across several workers yet (one "
-                          "machine, one or more devices, does); set unpaid.fresh=0")
     if parse_formats(config.export.tflite):
         check_runtime()
     if student is None:  # built once now, so a model that cannot be is found before paying
