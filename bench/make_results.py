@@ -57,7 +57,9 @@ HEADLINE = {
         5000: {"default": ("mnist_t98_78", "default@B5000+checked+unpaid2x"),
                "paper": ("mnist_t98_78", "fsbbt@B5000")},
         10000: {"default": ("mnist_t98_78", "default@B10000+checked+ens3unpaid20k"),
-                "paper": ("mnist_t98_78", "fsbbt@B10000")}},
+                "paper": ("mnist_t98_78", "fsbbt@B10000")},
+        26000: {"default": ("mnist_t98_78", "default@B26000+checked+unpaid2x"),
+                "paper": ("mnist_t98_78", "fsbbt")}},
     "mnist": {
         10000: {"default": ("mnist", "default@B10000+checked"),
                 "paper": ("mnist", "fsbbt@B10000")},
@@ -65,6 +67,8 @@ HEADLINE = {
     # the default on colour images flips and shifts (student.augment=auto): rows run before
     # that rule name it (+flip)
     "cifar10_jpeg": {
+        5000: {"default": ("cifar10_jpeg", "default@B5000+checked+unpaid2x"),
+               "paper": ("cifar10_jpeg", "fsbbt@B5000")},
         10000: {"default": ("cifar10_jpeg", "default@B10000+checked+ens3unpaid20k"),
                 "paper": ("cifar10_jpeg", "fsbbt@B10000")},
         42000: {"default": ("cifar10_jpeg", "default@B42000+checked"),
