@@ -28,7 +28,7 @@ def _unlabeled(idx_dir):
                      compact=True).unlabeled()
 
 
-def test_fresh_mixes_are_appended_unanswered_and_new_every_epoch():
+def test_fresh_mixes_are_spread_through_the_batch_unanswered_and_new_every_epoch():
     x = tf.random.stateless_uniform([8, 6, 6, 1], [1, 2])
     y = tf.one_hot(tf.range(8) % 3, 3)
     ds = fresh_mixes(tf.data.Dataset.from_tensors((x, y)).repeat(2), "cutmix", 0.5, seed=3)
@@ -98,7 +98,7 @@ def test_fresh_mixes_buy_nothing_and_a_resumed_run_reuses_the_kept_first_student
     eval_set, cache, workdir, first = crash_in_the_second_student(config, idx_dir, tmp_path)
     assert first.paid == 300  # the real and CutMix images only
     out = capsys.readouterr().out
-    assert "0.5 x each batch of new cutmix mixes appended, answered by 2 first students" in out
+    assert "0.5 x each batch of new cutmix mixes added, answered by 2 first students" in out
     kept = sorted(p.name for p in (workdir / "unpaid_labellers").iterdir())
     assert kept == ["0.npz", "0.weights.h5", "1.npz", "1.weights.h5"]
 
@@ -110,7 +110,7 @@ def test_fresh_mixes_buy_nothing_and_a_resumed_run_reuses_the_kept_first_student
     out = capsys.readouterr().out
     assert "first student 1/2: epoch" not in out and "first student 2/2: epoch" not in out
     assert "unpaid: first student 2's answers read from" in out
-    assert "0.5 x each batch of new cutmix mixes appended, answered by 2 first students" in out
+    assert "0.5 x each batch of new cutmix mixes added, answered by 2 first students" in out
     assert result.report["teacher_queries"] == 300
     from kd_keras import models  # the kept weights are the first students that answered
     from kd_keras.distill.evaluation import predict_logits

@@ -187,7 +187,7 @@ def test_fresh_mixes_on_two_workers_train_in_sync(tmp_path, two_workers):
     chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
     assert chief["teacher_queries"] == 250 and other["teacher_queries"] == 0
     for i in range(2):
-        assert "0.5 x each batch of new cutmix mixes appended, answered by 3 first students" \
+        assert "0.5 x each batch of new cutmix mixes added, answered by 3 first students" \
             in open(tmp_path / f"w{i}.log").read()
     assert chief["student_accuracy"] == other["student_accuracy"]
     loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]

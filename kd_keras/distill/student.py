@@ -102,7 +102,7 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     (default ``config.seed``) sets its initial weights and the order it sees the images in.
     ``model`` names a registered model to distill instead of the student's (e.g. a first
     student that only labels unpaid images). ``labellers`` (the first students) answer
-    ``unpaid.fresh`` new mixes appended to every batch.
+    ``unpaid.fresh`` new mixes added to every batch.
     """
     config = ctx.config
     s = config.student
@@ -132,7 +132,7 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
           f"replica(s))", flush=True)
     fresh = (config.unpaid.generator, float(config.unpaid.fresh) if labellers else 0.0)
     if fresh[1]:
-        print(f"student: {fresh[1]:g} x each batch of new {fresh[0]} mixes appended, answered "
+        print(f"student: {fresh[1]:g} x each batch of new {fresh[0]} mixes added, answered "
               f"by {len(labellers)} first students", flush=True)
     dataset = training_dataset(labelled, s, seed, augment, fresh)
     history = distiller.fit(dataset, epochs=epochs, callbacks=cbs,
