@@ -178,6 +178,10 @@ SETTINGS: tuple[Setting, ...] = (
             "the recipe generator that makes the unpaid images"),
     Setting("unpaid.students", 3, Number(low=1, integer=True),
             "first students (other seeds) whose averaged answers label the unpaid images"),
+    Setting("unpaid.rounds", 1, Number(low=1, integer=True),
+            "rounds of first students: each round after the first learns from the paid set "
+            "plus the previous round's answers to the unpaid images, then answers them anew "
+            "(Noisy Student's iterations; each round trains unpaid.students more)"),
     Setting("unpaid.model", "", Model(also=("", "teacher")),
             "the first students' model: '' the student's own (the first distilled student is "
             "then one of them), 'teacher' the config's teacher.model, or any other: only the "

@@ -329,3 +329,36 @@ def test_a_student_that_cannot_be_copied_is_found_before_any_answer(idx_dir, tmp
     with pytest.raises(ConfigError, match="no fixed input and output"):
         fsbbt(_config(idx_dir, count=0), paid, _unlabeled(idx_dir), None, str(tmp_path / "s"),
               student=subclassed)
+
+
+def test_a_second_round_of_first_students_learns_from_the_first_rounds_answers(
+        idx_dir, tmp_path, monkeypatch):
+    """unpaid.rounds = 2: the second round's first students learn from the paid set plus the
+    first round's answers to the unpaid images, and their averaged answers are what the
+    student learns from; all are kept, so a resume trains none of them again."""
+    from kd_keras.distill import unpaid
+
+    teacher = Teacher(CallableBackend(toy_teacher), 10)
+    config = _config(idx_dir, count=200)
+    config.student.model, config.unpaid.model = "lenet5_half", "teacher"
+    config.unpaid.students, config.unpaid.rounds = 2, 2
+    eval_set = data.load("fashion_mnist:test[:200]", (28, 28, 1), data_dir=idx_dir, compact=True)
+    trained, real_train = [], unpaid.train_student
+    monkeypatch.setattr(unpaid, "train_student", lambda ctx, labelled, **kw: trained.append(
+        (len(labelled), kw["seed"])) or real_train(ctx, labelled, **kw))
+    parts, real_part = [], unpaid.unpaid_part
+    monkeypatch.setattr(unpaid, "unpaid_part", lambda *a: parts.append(real_part(*a)) or parts[-1])
+    workdir = tmp_path / "w"
+    result = fsbbt(config, teacher, _unlabeled(idx_dir), eval_set, str(workdir))
+    assert [n for n, _ in trained] == [300, 300, 500, 500]  # round 2: paid + round 1's answers
+    assert len({seed for _, seed in trained}) == 4  # four first students, four seeds
+    kept = [np.load(workdir / "unpaid_labellers" / f"{k}.npz")["unpaid"] for k in range(4)]
+    targets = parts[0].targets
+    np.testing.assert_allclose(targets, (kept[2] + kept[3]) / 2, atol=1e-5)
+    assert np.abs(targets - (kept[0] + kept[1]) / 2).max() > 1e-3  # not round 1's answers
+    rounds = result.report["unpaid_labellers_by_round"]
+    assert len(rounds) == 2 and result.report["unpaid_labellers"] == rounds[1]
+    assert result.report["teacher_queries"] == 300  # no round bought an answer
+    trained.clear()
+    again = fsbbt(config, teacher, _unlabeled(idx_dir), eval_set, str(workdir), resume=True)
+    assert trained == [] and again.report["unpaid_labellers"] == rounds[1]

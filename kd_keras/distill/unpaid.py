@@ -133,53 +133,76 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
                 batch_size: int = 512) -> Optional[Part]:
     """``unpaid.count`` candidates answered by ``first`` (a trained student, logits; None
     when ``unpaid.model`` names the first students' model) and the other first students,
-    those they are at least ``unpaid.min_confidence`` sure of; None when unpaid.count is 0."""
+    those they are at least ``unpaid.min_confidence`` sure of; None when unpaid.count is 0.
+    With ``unpaid.rounds`` = r > 1 the candidates are answered r times: each round's first
+    students learn from the paid set plus the previous round's answers (Noisy Student's
+    iterations), and the last round's answers are the ones the student learns from."""
     c = ctx.config.unpaid
     if not c.count:
         return None
     generator = synthesis.build(c.generator, ctx.config)
     generator.prepare(ctx, ctx.real, ctx.real_probs)
     candidates = generator.candidates(int(c.count), seed=int(ctx.config.seed) + SEED_OFFSET)
-    model = labeller_model(ctx.config)
     kept = Kept(ctx)
-    probs, scores = 0.0, Scores(ctx.eval_set)
-    fresh = float(c.fresh) > 0  # the second student's fresh mixes need the first students
-    ctx.labellers = [] if fresh else None
+    labelled, rounds = ctx.labelled, []
     with ctx.stage("unpaid_labellers"):  # the first students trained here and their answers
-        for k in range(int(c.students)):  # averaged
-            answers = kept.load(k, len(candidates), scores.labels)
-            trained = first if k == 0 and not model else None  # this run's own
-            labeller = trained
-            if fresh and answers is not None and labeller is None:
-                labeller = kept.load_model(k, lambda: new_labeller(ctx, model))
-                answers = answers if labeller is not None else None
-            if not all_workers(ctx.strategy, answers is not None):
-                # trained again on every worker: they train it together (a worker that
-                # kept its weights trains too, or the others would wait for it)
-                answers, labeller = None, trained
-            if answers is None:
-                labeller = labeller if labeller is not None else train_student(
-                    ctx, ctx.labelled, verbose=0, seed=int(ctx.config.seed) + k * SEED_OFFSET,
-                    model=model, callbacks=[EpochProgress(
-                        f"unpaid: first student {k + 1}/{c.students}",
-                        planned_epochs(ctx.config.student, len(ctx.labelled)))])
-                answers = {"unpaid": soft_predictions(labeller, candidates, 1.0, batch_size),
-                           "eval": scores.predict(labeller), "eval_labels": scores.labels}
-                kept.save(k, answers, labeller)
-            if fresh:
-                ctx.labellers.append(frozen_copy(ctx, labeller, model) if labeller is first
-                                     else labeller)
-            probs = probs + answers["unpaid"]
-            scores.add(answers["eval"])
-    probs = from_chief(ctx.strategy, np.asarray(probs / float(c.students), np.float32))
-    ctx.findings.update(scores.report())
-    keep = np.flatnonzero(probs.max(axis=1) >= float(c.min_confidence))
+        for r in range(int(c.rounds)):
+            probs, scores = answer_round(ctx, r, labelled, candidates, first, kept, batch_size)
+            rounds.append(scores.report(f"round {r + 1}: " if int(c.rounds) > 1 else ""))
+            keep = np.flatnonzero(probs.max(axis=1) >= float(c.min_confidence))
+            part = Part(candidates.subset(keep), probs[keep], generator=c.generator)
+            labelled = ctx.labelled.with_part(PART, part)  # what the next round learns from
+    if rounds[-1]:
+        ctx.findings.update({"unpaid_labellers": rounds[-1]})
+        if len(rounds) > 1:
+            ctx.findings.update({"unpaid_labellers_by_round": rounds})
     who = "the first student" if c.students == 1 else f"{c.students} first students"
     print(f"unpaid: {who} answered {len(candidates)} unpaid {c.generator} images; "
           f"kept {len(keep)} answered with at least {c.min_confidence:g} confidence (no teacher "
           "answers)",
           flush=True)
-    return Part(candidates.subset(keep), probs[keep], generator=c.generator)
+    return part
+
+
+def answer_round(ctx: RunContext, r: int, labelled: LabelledSet, candidates,
+                 first: Optional[keras.Model], kept: "Kept", batch_size: int):
+    """Round ``r``'s first students, trained on ``labelled`` (or read back from ``kept``), and
+    their averaged answers to the candidates (as the chief has them) with their eval
+    :class:`Scores`. Round 0's first student of the student's own model is ``first``."""
+    c = ctx.config.unpaid
+    model = labeller_model(ctx.config)
+    probs, scores = 0.0, Scores(ctx.eval_set)
+    fresh = float(c.fresh) > 0  # the second student's fresh mixes need the first students
+    ctx.labellers = [] if fresh else None  # the last round's label the fresh mixes
+    for k in range(int(c.students)):  # averaged
+        index = r * int(c.students) + k  # kept as WORKDIR/unpaid_labellers/INDEX.npz
+        answers = kept.load(index, len(candidates), scores.labels)
+        trained = first if index == 0 and not model else None  # this run's own
+        labeller = trained
+        if fresh and answers is not None and labeller is None:
+            labeller = kept.load_model(index, lambda: new_labeller(ctx, model))
+            answers = answers if labeller is not None else None
+        if not all_workers(ctx.strategy, answers is not None):
+            # trained again on every worker: they train it together (a worker that
+            # kept its weights trains too, or the others would wait for it)
+            answers, labeller = None, trained
+        if answers is None:
+            what = f"first student {k + 1}/{c.students}" + (
+                f" of round {r + 1}/{c.rounds}" if int(c.rounds) > 1 else "")
+            labeller = labeller if labeller is not None else train_student(
+                ctx, labelled, verbose=0, seed=int(ctx.config.seed) + index * SEED_OFFSET,
+                model=model, callbacks=[EpochProgress(
+                    f"unpaid: {what}", planned_epochs(ctx.config.student, len(labelled)))])
+            answers = {"unpaid": soft_predictions(labeller, candidates, 1.0, batch_size),
+                       "eval": scores.predict(labeller), "eval_labels": scores.labels}
+            kept.save(index, answers, labeller)
+        if fresh:
+            ctx.labellers.append(frozen_copy(ctx, labeller, model) if labeller is first
+                                 else labeller)
+        probs = probs + answers["unpaid"]
+        scores.add(answers["eval"])
+    probs = from_chief(ctx.strategy, np.asarray(probs / float(c.students), np.float32))
+    return probs, scores
 
 
 def new_labeller(ctx: RunContext, model: str) -> keras.Model:
@@ -290,13 +313,15 @@ class Scores:
         self.each.append(accuracy(probs, self.eval_set.labels))
         self.total = self.total + probs
 
-    def report(self) -> dict:
+    def report(self, prefix: str = "") -> dict:
+        """Each first student's eval accuracy and their averaged answers' ({} when not all
+        are at hand)."""
         if not self.each or not self.complete:
             return {}
         ensemble = accuracy(self.total, self.eval_set.labels)
-        print(f"unpaid: first students on the eval set {', '.join(f'{a:.4f}' for a in self.each)}"
-              f"; averaged {ensemble:.4f}", flush=True)
-        return {"unpaid_labellers": {"each": self.each, "averaged": ensemble}}
+        print(f"unpaid: {prefix}first students on the eval set "
+              f"{', '.join(f'{a:.4f}' for a in self.each)}; averaged {ensemble:.4f}", flush=True)
+        return {"each": self.each, "averaged": ensemble}
 
 
 def with_unpaid(ctx: RunContext, first: Optional[keras.Model]) -> Optional[LabelledSet]:
