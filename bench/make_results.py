@@ -203,6 +203,8 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                              "since 2026-12-03)",
                  "nounpaid": "no unpaid images (the default before 2026-12-03)",
                  "students5": "5 first students label the unpaid images",
+                 "tm1": "one first student of the config's teacher.model (twice the "
+                        "student's width) labels the unpaid images",
                  "rounds2": "a second round of 3 first students, trained on the paid answers "
                             "and the first round's answers to the unpaid images, answers them "
                             "anew (unpaid.rounds=2)",

@@ -97,8 +97,11 @@ VARIANTS = {
     "fresh05": ["unpaid.fresh=0.5"],
     "fresh1": ["unpaid.fresh=1.0"],
     "fresh2": ["unpaid.fresh=2.0"],
-    "students5": ["unpaid.students=5"],
-    "rounds2": ["unpaid.rounds=2"],  # a second round of first students relabels them  # 5 first students label the unpaid images
+    "students5": ["unpaid.students=5"],  # 5 first students label the unpaid images
+    "rounds2": ["unpaid.rounds=2"],  # a second round of first students relabels them
+    # one first student of the config's teacher.model (twice the student's width in every
+    # config here) labels the unpaid images: about the cost of three of the student's own
+    "tm1": ["unpaid.students=1", "unpaid.model=teacher"],
     # choosing in rounds (kd_keras/synthesis/selection.py, choosers.py): CutMix images paid
     # for in 4 rounds after a random half, each round's probe choosing, class-balanced
     # a primer (kd_keras/distill/primer.py): a second student on the answers mixed with the
