@@ -205,6 +205,8 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                  "students5": "5 first students label the unpaid images",
                  "tm1": "one first student of the config's teacher.model (twice the "
                         "student's width) labels the unpaid images",
+                 "tm3": "three first students of the config's teacher.model (twice the "
+                        "student's width) label the unpaid images",
                  "rounds2": "a second round of 3 first students, trained on the paid answers "
                             "and the first round's answers to the unpaid images, answers them "
                             "anew (unpaid.rounds=2)",
