@@ -863,6 +863,11 @@ def evidence_table(all_records, spec: dict, what: str) -> list:
 _NONE = "none (no unpaid images)"
 _OWN = "20,000 CutMix, 3 first students of the student's model (`ens3unpaid20k`: today's default)"
 _BIG = "40,000 CutMix, 3 first LeNet-5s, teacher-sized (`ens3lenet5unpaid40k`)"
+_TM3 = "20,000 CutMix, 3 first students of the config's teacher.model (`unpaid2x+tm3`)"
+_TM1 = "20,000 CutMix, one first student of the config's teacher.model (`unpaid2x+tm1`)"
+_TM1_40K = "40,000 CutMix, one first student of the config's teacher.model (`unpaid40k+tm1`)"
+_ROUNDS2 = ("20,000 CutMix, 3 first students of the student's model, then 3 more trained on "
+            "the paid answers and their answers (`unpaid2x+rounds2`)")
 
 
 def _twice(answers: int) -> str:
@@ -873,7 +878,11 @@ def _twice(answers: int) -> str:
 UNPAID_ROWS = {
     "fashion_mnist": ("fashion_mnist_t90_51.budget", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
-        ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
+        ("default@B10000+checked+ens3lenet5unpaid40k", _BIG),
+        ("default@B10000+checked+unpaid2x+tm3", _TM3),
+        ("default@B10000+checked+unpaid2x+tm1", _TM1),
+        ("default@B10000+checked+unpaid40k+tm1", _TM1_40K),
+        ("default@B10000+checked+unpaid2x+rounds2", _ROUNDS2)]),
     "fashion_mnist, 5,000 answers": ("fashion_mnist_t90_51.budget", [
         ("default@B5000+checked+nounpaid", _NONE),
         ("default@B5000+checked+unpaid2x", _twice(5000))]),
@@ -892,12 +901,20 @@ UNPAID_ROWS = {
         ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
     "mnist": ("mnist_t98_78", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
-        ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
+        ("default@B10000+checked+ens3lenet5unpaid40k", _BIG),
+        ("default@B10000+checked+unpaid2x+tm1", _TM1),
+        ("default@B10000+checked+unpaid40k+tm1", _TM1_40K)]),
     "mnist, 5,000 answers": ("mnist_t98_78", [
         ("default@B5000+checked+nounpaid", _NONE),
         ("default@B5000+checked+unpaid2x", _twice(5000))]),
     "cifar10_jpeg": ("cifar10_jpeg", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN)]),
+    "cifar10_jpeg, 5,000 answers": ("cifar10_jpeg", [
+        ("default@B5000+checked+nounpaid", _NONE),
+        ("default@B5000+checked+unpaid2x", _twice(5000)),
+        ("default@B5000+checked+ens3unpaid20k+tm1",
+         "20,000 CutMix, one first student of the config's teacher.model, cnn4 "
+         "(`ens3unpaid20k+tm1`)")]),
 }
 
 
