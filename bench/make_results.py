@@ -898,7 +898,8 @@ UNPAID_ROWS = {
          "40,000 CutMix, 3 first students of the student's model (`ens3unpaid40k`)"),
         ("default@B10000+checked+unpaid2x+students5",
          "20,000 CutMix, 5 first students of the student's model (`unpaid2x+students5`)"),
-        ("default@B10000+checked+ens3lenet5unpaid40k", _BIG)]),
+        ("default@B10000+checked+ens3lenet5unpaid40k", _BIG),
+        ("default@B10000+checked+unpaid40k+tm1", _TM1_40K)]),
     "mnist": ("mnist_t98_78", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
         ("default@B10000+checked+ens3lenet5unpaid40k", _BIG),
