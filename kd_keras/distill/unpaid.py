@@ -145,6 +145,8 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
     candidates = generator.candidates(int(c.count), seed=int(ctx.config.seed) + SEED_OFFSET)
     kept = Kept(ctx)
     labelled, rounds = ctx.labelled, []
+    # the second student's fresh mixes are answered by the last round's first students
+    ctx.labellers = [] if float(c.fresh) > 0 else None
     with ctx.stage("unpaid_labellers"):  # the first students trained here and their answers
         for r in range(int(c.rounds)):
             probs, scores = answer_round(ctx, r, labelled, candidates, first, kept, batch_size)
@@ -172,8 +174,8 @@ def answer_round(ctx: RunContext, r: int, labelled: LabelledSet, candidates,
     c = ctx.config.unpaid
     model = labeller_model(ctx.config)
     probs, scores = 0.0, Scores(ctx.eval_set)
-    fresh = float(c.fresh) > 0  # the second student's fresh mixes need the first students
-    ctx.labellers = [] if fresh else None  # the last round's label the fresh mixes
+    # the second student's fresh mixes need the last round's first students themselves
+    fresh = ctx.labellers is not None and r == int(c.rounds) - 1
     for k in range(int(c.students)):  # averaged
         index = r * int(c.students) + k  # kept as WORKDIR/unpaid_labellers/INDEX.npz
         answers = kept.load(index, len(candidates), scores.labels)
