@@ -89,10 +89,14 @@ VARIANTS = {
     # keep the class, 2 x 200 answers), named so rows of the old default stay apart
     "checked": ["student.augment_check=200"],
     "nounpaid": ["unpaid.count=0"],  # the default before unpaid images (2026-12-03)
-    # the default since 2026-12-03, named so its rows stay apart from the rows of a bare
+    # the default of 2026-12-03/04, named so its rows stay apart from the rows of a bare
     # "default@..." recorded before it: twice the planned answers in unpaid CutMix images,
-    # labelled by 3 first students of the student's own model
-    "unpaid2x": ["unpaid.count=-1", "unpaid.students=3"],
+    # labelled by 3 first students of the student's own model (every unpaid setting named,
+    # so the row keeps its meaning when the defaults move)
+    "unpaid2x": ["unpaid.count=-1", "unpaid.factor=2", "unpaid.students=3", "unpaid.model="],
+    # 4x the planned answers, labelled by one first student of the config's teacher.model
+    "unpaid4x": ["unpaid.count=-1", "unpaid.factor=4", "unpaid.students=1",
+                 "unpaid.model=teacher"],
     # fresh CutMix of each second-student batch, answered by the first students in the step
     "fresh05": ["unpaid.fresh=0.5"],
     "fresh1": ["unpaid.fresh=1.0"],
@@ -115,8 +119,10 @@ VARIANTS = {
                    "selection.rounds=4", "selection.balance=True"],
     # self-training (kd_keras/distill/unpaid.py): a second student also learns from unpaid
     # CutMix images answered by the first
-    "unpaid40k": ["unpaid.count=40000", "unpaid.students=1"],
-    "unpaid40k_c8": ["unpaid.count=40000", "unpaid.students=1", "unpaid.min_confidence=0.8"],
+    # (the rows below that name no unpaid.model ran with the student's own, "")
+    "unpaid40k": ["unpaid.count=40000", "unpaid.students=1", "unpaid.model="],
+    "unpaid40k_c8": ["unpaid.count=40000", "unpaid.students=1", "unpaid.min_confidence=0.8",
+                     "unpaid.model="],
     # warps (kd_keras/synthesis/warp.py): real images turned, scaled and shifted a little,
     # paid for beside CutMix (a quarter or half of the synthetic budget; mirrored half of them)
     "warp25": ["synthesis.sources=real,cutmix:0.75,warp:0.25"],
@@ -124,10 +130,11 @@ VARIANTS = {
     "warpflip25": ["synthesis.sources=real,cutmix:0.75,warp:0.25", "warp.flip=0.5"],
     "cm_a05": ["cutmix.alpha=0.5"],  # box areas ~ Beta(0.5, 0.5): more small and large boxes
     "cm_a2": ["cutmix.alpha=2.0"],    # ... Beta(2, 2): boxes nearer half the image
-    "unpaidwarp40k": ["unpaid.count=40000", "unpaid.students=1", "unpaid.generator=warp"],
-    "ens3unpaid40k": ["unpaid.count=40000", "unpaid.students=3"],  # 3 first students answer
-    "ens5unpaid40k": ["unpaid.count=40000", "unpaid.students=5"],  # 5 first students answer
-    "ens3unpaid20k": ["unpaid.count=20000", "unpaid.students=3"],  # a cheaper run for colour
+    "unpaidwarp40k": ["unpaid.count=40000", "unpaid.students=1", "unpaid.generator=warp",
+                      "unpaid.model="],
+    "ens3unpaid40k": ["unpaid.count=40000", "unpaid.students=3", "unpaid.model="],  # 3 answer
+    "ens5unpaid40k": ["unpaid.count=40000", "unpaid.students=5", "unpaid.model="],  # 5 answer
+    "ens3unpaid20k": ["unpaid.count=20000", "unpaid.students=3", "unpaid.model="],  # cheaper
     # the first students are the teacher-sized LeNet-5 (Fashion-MNIST, MNIST): a better
     # labeller the student never sees
     "ens3lenet5unpaid40k": ["unpaid.count=40000", "unpaid.students=3", "unpaid.model=lenet5"],

@@ -170,10 +170,12 @@ SETTINGS: tuple[Setting, ...] = (
             "predictions on the same images (0: off; kd_keras/distill/primer.py)"),
     Setting("unpaid.count", -1, Number(low=-1, integer=True),
             "images no one pays for, answered by the first students; a second student learns "
-            "from them and the paid set (-1: twice the paid answers planned where unpaid "
-            "images can be used (teacher targets, a student that can be copied), else 0; "
+            "from them and the paid set (-1: unpaid.factor x the paid answers planned where "
+            "unpaid images can be used (teacher targets, a student that can be copied), else 0; "
             "0: off; "
             f"kd_keras/distill/unpaid.py; {R}#unpaid-images-on-every-data-set)"),
+    Setting("unpaid.factor", 2.0, Number(low=0, low_open=True),
+            "with unpaid.count=-1: unpaid images per paid answer planned"),
     Setting("unpaid.generator", "cutmix", Choice(lambda: _names("unpaid_generators")),
             "the recipe generator that makes the unpaid images"),
     Setting("unpaid.students", 3, Number(low=1, integer=True),

@@ -255,6 +255,9 @@ def test_the_default_unpaid_count_is_off_where_unpaid_images_cannot_be_used(idx_
     assert resolve(config, 100).unpaid.count == 2 * 100  # no synthetic images: 2 x N
     config.query.budget = 1000
     assert resolve(config, 100).unpaid.count == 2000 and config.unpaid.count == -1
+    config.unpaid.factor = 1.5  # unpaid images per paid answer
+    assert resolve(config, 100).unpaid.count == 1500
+    config.unpaid.factor = 2.0
     config.student.targets = "true_labels"
     assert resolve(config, 100).unpaid.count == 0
     config.unpaid.count = 40000

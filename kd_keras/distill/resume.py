@@ -20,7 +20,8 @@ MANIFEST_SECTIONS = ("seed", "data", "query", "synthesis", "selection", "mixup",
                      "cvae", "student", "unpaid", "primer")
 MANIFEST_SKIP = ("data.train", "data.test", "data.data_dir", "query.batch_size",
                  "query.concurrency", "query.budget", "query.max_tries",
-                 "query.backoff_seconds", "query.timeout_seconds", "student.epochs")
+                 "query.backoff_seconds", "query.timeout_seconds", "student.epochs",
+                 "unpaid.factor")  # the manifest holds the count it resolved to
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -60,18 +60,17 @@ FRESH_GENERATORS = ("cutmix", "mixup")  # those unpaid.fresh can make in a batch
 PART = "unpaid"
 LABELLERS = "unpaid_labellers"  # WORKDIR/unpaid_labellers/K.npz: first student K's answers
 SEED_OFFSET = 7919  # unpaid candidates are drawn apart from the paid ones
-AUTO = -1  # unpaid.count's default: AUTO_FACTOR x the paid answers (:func:`resolve`)
-AUTO_FACTOR = 2  # as measured on three data sets at 10,000 answers (20,000 unpaid images)
+AUTO = -1  # unpaid.count's default: unpaid.factor x the paid answers (:func:`resolve`)
 
 
 def resolve(config, n_real: int, student: Optional[keras.Model] = None):
-    """The config with ``unpaid.count`` = -1 (the default) resolved: twice the paid answers
-    planned (``query.budget``, or the N + M images without one) where unpaid images can be
-    used, else 0 (targets other than the teacher's; a user's ``student`` the other first
-    students cannot be copies of, :func:`copyable`). At 10,000 answers it won on CIFAR-10
-    (JPEG) and held on Fashion-MNIST and MNIST (docs/RESULTS.md). A count the user set is
-    checked instead (:func:`check`). Returns a new config when it changes one; call after
-    the budget is planned, before any answer is bought."""
+    """The config with ``unpaid.count`` = -1 (the default) resolved: ``unpaid.factor`` x the
+    paid answers planned (``query.budget``, or the N + M images without one) where unpaid
+    images can be used, else 0 (targets other than the teacher's; a user's ``student`` the
+    other first students cannot be copies of, :func:`copyable`). Measured on three data sets
+    (docs/RESULTS.md). A count the user set is checked instead (:func:`check`). Returns a new
+    config when it changes one; call after the budget is planned, before any answer is
+    bought."""
     if int(config.unpaid.count) != AUTO:
         check(config, student)  # a count the user set: refused where it cannot be used
         return config
@@ -82,11 +81,12 @@ def resolve(config, n_real: int, student: Optional[keras.Model] = None):
         int(config.synthesis.num_synthetic) if has_generators(config) else 0)
     resolved = config.copy_and_resolve_references()
     with resolved.unlocked():
-        resolved.unpaid.count = 0 if why else AUTO_FACTOR * paid
+        resolved.unpaid.count = 0 if why else int(round(float(config.unpaid.factor) * paid))
     check_fresh(resolved, why)
-    print(f"unpaid: unpaid.count=-1: " + (f"none ({why})" if why else
-          f"{AUTO_FACTOR} x {paid} paid answers = {resolved.unpaid.count} unpaid images, "
-          f"labelled by {config.unpaid.students} first students"), flush=True)
+    k, model = int(config.unpaid.students), labeller_model(config) or "the student's model"
+    print("unpaid: unpaid.count=-1: " + (f"none ({why})" if why else
+          f"{float(config.unpaid.factor):g} x {paid} paid answers = {resolved.unpaid.count} "
+          f"unpaid images, labelled by {k} first student{'s' * (k > 1)} of {model}"), flush=True)
     return resolved
 
 
