@@ -174,20 +174,21 @@ SETTINGS: tuple[Setting, ...] = (
             "unpaid images can be used (teacher targets, a student that can be copied), else 0; "
             "0: off; "
             f"kd_keras/distill/unpaid.py; {R}#unpaid-images-on-every-data-set)"),
-    Setting("unpaid.factor", 2.0, Number(low=0, low_open=True),
+    Setting("unpaid.factor", 4.0, Number(low=0, low_open=True),
             "with unpaid.count=-1: unpaid images per paid answer planned"),
     Setting("unpaid.generator", "cutmix", Choice(lambda: _names("unpaid_generators")),
             "the recipe generator that makes the unpaid images"),
-    Setting("unpaid.students", 3, Number(low=1, integer=True),
+    Setting("unpaid.students", 1, Number(low=1, integer=True),
             "first students (other seeds) whose averaged answers label the unpaid images"),
     Setting("unpaid.rounds", 1, Number(low=1, integer=True),
             "rounds of first students: each round after the first learns from the paid set "
             "plus the previous round's answers to the unpaid images, then answers them anew "
             "(Noisy Student's iterations; each round trains unpaid.students more)"),
-    Setting("unpaid.model", "", Model(also=("", "teacher")),
-            "the first students' model: '' the student's own (the first distilled student is "
-            "then one of them), 'teacher' the config's teacher.model, or any other: only the "
-            "labels they give the unpaid images reach the student"),
+    Setting("unpaid.model", "teacher", Model(also=("", "teacher")),
+            "the first students' model: 'teacher' the config's teacher.model (twice the "
+            "student's width in every shipped config), '' the student's own (the first distilled "
+            "student is then one of them), or any other: only the labels they give the unpaid "
+            "images reach the student"),
     Setting("unpaid.min_confidence", 0.0, Number(low=0, high=1),
             "unpaid images the first student is less sure of are left out"),
     Setting("unpaid.fresh", 0.0, Number(low=0, high=4),

@@ -20,6 +20,7 @@ def _config(idx_dir, fresh=0.5):
     config.synthesis.sources, config.synthesis.selection = "real,cutmix", "random"
     config.synthesis.num_synthetic, config.student.epochs = 200, 1
     config.unpaid.count, config.unpaid.students, config.unpaid.fresh = 200, 2, fresh
+    config.unpaid.model = ""  # the student's own model
     return config
 
 

@@ -77,6 +77,10 @@ def test_mirrored_on_one_device_is_the_default_strategy():
         get_strategy("mirorred")
 
 
+# three first students of the student's own model (the default before 2026-12-04)
+STUDENTS_OWN_THREE = ("--config.unpaid.students=3", "--config.unpaid.model=")
+
+
 def start_two_workers(idx_dir, tmp_path, *extra: str) -> list:
     """Two local worker processes of one MultiWorkerMirroredStrategy cluster, running the
     same distill command against an exported toy teacher (exported once per test); output
@@ -151,8 +155,9 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_wo
     """MultiWorkerMirroredStrategy over two local worker processes: the same command on
     each; only the chief queries; the other reads the shared cache, or (no shared SQLite
     file) the training set the chief publishes in --shared_dir; weights stay in sync. With
-    the default unpaid count (-1) both workers train the same first students together and
-    the second student on the same unpaid images, the chief's answers to them."""
+    the default unpaid images (count -1: 4x the paid answers, one first student of the
+    config's teacher.model) both workers train the same first student together and the
+    second student on the same unpaid images, the chief's answers to them."""
     finish_two_workers(two_workers(
         f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared",
         "--config.unpaid.count=-1"), tmp_path)
@@ -167,10 +172,11 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_wo
     if share == "shared_dir":
         assert not os.path.exists(tmp_path / "cache.sqlite")  # each worker kept its own
     assert chief["student_accuracy"] == other["student_accuracy"]  # the same weights
-    # 2 x (50 real + 100 synthetic) unpaid images, those 3 first students are sure enough of
-    assert 0 < chief["n_unpaid"] == other["n_unpaid"] <= 300
+    # 4 x (50 real + 100 synthetic) unpaid images, answered by one LeNet-5
+    assert chief["n_unpaid"] == other["n_unpaid"] == 600
     assert chief["unpaid_labellers"]["averaged"] == other["unpaid_labellers"]["averaged"]
-    assert "2 x 150 paid answers = 300 unpaid images" in open(tmp_path / "w1.log").read()
+    assert ("4 x 150 paid answers = 600 unpaid images, labelled by 1 first student of lenet5"
+            in open(tmp_path / "w1.log").read())
     test = data.load("fashion_mnist:test", data_dir=idx_dir)
     loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
     predictions = [m.serve(tf.constant(test.images[:16])).numpy() for m in loaded]
@@ -182,7 +188,8 @@ def test_fresh_mixes_on_two_workers_train_in_sync(tmp_path, two_workers):
     """unpaid.fresh on two worker processes: the first students answer each worker's share of
     the fresh mixes in the step, both end with the same weights, and nothing more is paid."""
     finish_two_workers(two_workers(f"--cache={tmp_path}/cache.sqlite",
-                                   "--config.unpaid.count=-1", "--config.unpaid.fresh=0.5"),
+                                   "--config.unpaid.count=-1", "--config.unpaid.fresh=0.5",
+                                   *STUDENTS_OWN_THREE),
                        tmp_path)
     chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
     assert chief["teacher_queries"] == 250 and other["teacher_queries"] == 0
@@ -273,7 +280,8 @@ def test_resumed_workers_agree_on_which_first_students_to_train_again(tmp_path, 
     """A worker that lost a first student's kept answers (killed before writing them) makes
     every worker train that one again on ``--resume``, together, rather than leave the
     others waiting in a training they skipped; the rest are read back on each worker."""
-    common = (f"--cache={tmp_path}/cache.sqlite", "--config.unpaid.count=-1")
+    common = (f"--cache={tmp_path}/cache.sqlite", "--config.unpaid.count=-1",
+              *STUDENTS_OWN_THREE)
     finish_two_workers(two_workers(*common), tmp_path)
     os.remove(tmp_path / "w1" / "unpaid_labellers" / "1.npz")
     first = [json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2)]

@@ -17,7 +17,7 @@ def _config(idx_dir, count=400, min_confidence=0.0):
     config.synthesis.sources, config.synthesis.selection = "real,cutmix", "random"
     config.synthesis.num_synthetic, config.student.epochs = 200, 1
     config.unpaid.count, config.unpaid.min_confidence = count, min_confidence
-    config.unpaid.students = 1  # more in the tests that say so
+    config.unpaid.students, config.unpaid.model = 1, ""  # the student's own; others say so
     return config
 
 
@@ -218,28 +218,41 @@ def test_a_run_begun_before_a_setting_existed_resumes_while_it_holds_its_default
         == ["unpaid.count", "unpaid.students"]
 
 
-def test_by_default_three_first_students_label_twice_the_budget(idx_dir, tmp_path):
-    """unpaid.count = -1 (the default): twice the paid answers planned, labelled by
-    unpaid.students = 3 first students; the teacher is paid for the budget only."""
+def test_by_default_one_teacher_sized_first_student_labels_four_times_the_budget(
+        idx_dir, tmp_path, capsys):
+    """unpaid.count = -1 (the default): unpaid.factor = 4 x the paid answers planned,
+    labelled by one first student of the config's teacher.model (lenet5 for a lenet5_half
+    student); the teacher is paid for the budget only, and no first student of the student's
+    own model is trained."""
+    from kd_keras import models
+    from kd_keras.config import SETTINGS
+
     sent = []
 
     def teacher_fn(x):
         sent.append(len(x))
         return toy_teacher(x)
 
-    config = _config(idx_dir, count=-1)
-    config.unpaid.students, config.query.budget = 3, 260
-    assert _config(idx_dir).unpaid.students == 1 and tiny_config(idx_dir).unpaid.count == 0
-    from kd_keras.config import SETTINGS
-
     defaults = {s.field: s.default for s in SETTINGS}
-    assert (defaults["unpaid.count"], defaults["unpaid.students"]) == (-1, 3)
+    assert [defaults[f"unpaid.{k}"] for k in ("count", "factor", "students", "model")] == [
+        -1, 4.0, 1, "teacher"]
+    config = _config(idx_dir, count=-1)
+    for key in ("factor", "students", "model"):
+        config.unpaid[key] = defaults[f"unpaid.{key}"]
+    config.query.budget = 260
+    assert tiny_config(idx_dir).unpaid.count == 0
     result = fsbbt(config, Teacher(CallableBackend(teacher_fn), 10), _unlabeled(idx_dir), None,
                    str(tmp_path / "w"))
     report = result.report
-    assert report["n_unpaid"] == 520 and report["teacher_queries"] == sum(sent) == 260
-    assert sorted(p.name for p in (tmp_path / "w" / "unpaid_labellers").iterdir()) == [
-        f"{k}.{kind}" for k in range(3) for kind in ("npz", "weights.h5")]
+    assert report["n_unpaid"] == 1040 and report["teacher_queries"] == sum(sent) == 260
+    assert "4 x 260 paid answers = 1040 unpaid images, labelled by 1 first student of lenet5" \
+        in capsys.readouterr().out
+    kept = tmp_path / "w" / "unpaid_labellers"
+    assert sorted(p.name for p in kept.iterdir()) == ["0.npz", "0.weights.h5"]
+    labeller = models.build("lenet5", (28, 28, 1), 10)
+    labeller.load_weights(kept / "0.weights.h5")  # a LeNet-5, not the student's LeNet-5-Half
+    assert labeller.count_params() > 2 * result.student.count_params()
+    assert "student_train" not in report["stage_seconds"]  # no first student of its own
 
 
 def test_the_default_unpaid_count_is_off_where_unpaid_images_cannot_be_used(idx_dir):
@@ -250,14 +263,13 @@ def test_the_default_unpaid_count_is_off_where_unpaid_images_cannot_be_used(idx_
     from kd_keras.distill.unpaid import resolve
 
     config = _config(idx_dir, count=-1)
-    assert resolve(config, 100).unpaid.count == 2 * (100 + 200)  # no budget: 2 x (N + M)
+    assert resolve(config, 100).unpaid.count == 4 * (100 + 200)  # no budget: 4 x (N + M)
     config.synthesis.sources = "real"
-    assert resolve(config, 100).unpaid.count == 2 * 100  # no synthetic images: 2 x N
+    assert resolve(config, 100).unpaid.count == 4 * 100  # no synthetic images: 4 x N
     config.query.budget = 1000
-    assert resolve(config, 100).unpaid.count == 2000 and config.unpaid.count == -1
+    assert resolve(config, 100).unpaid.count == 4000 and config.unpaid.count == -1
     config.unpaid.factor = 1.5  # unpaid images per paid answer
     assert resolve(config, 100).unpaid.count == 1500
-    config.unpaid.factor = 2.0
     config.student.targets = "true_labels"
     assert resolve(config, 100).unpaid.count == 0
     config.unpaid.count = 40000
@@ -287,9 +299,10 @@ def _student_clone_model_cannot_copy():
 
 
 def test_a_student_that_cannot_be_copied_is_found_before_any_answer(idx_dir, tmp_path, monkeypatch):
-    """The other first students are fresh copies of a user's student: one clone_model cannot
-    copy turns the default's unpaid images off (one line says why) and refuses an explicit
-    count before the first answer, not after the first student's training; a subclassed
+    """Several first students of the student's own model are fresh copies of a user's
+    student: one clone_model cannot copy turns unpaid.count=-1 off (one line says why) and
+    refuses an explicit count before the first answer, not after the first student's
+    training; first students of another model (the default's) need no copy; a subclassed
     student (no fixed input, so no export) is refused then too."""
     import keras
 
@@ -307,16 +320,18 @@ def test_a_student_that_cannot_be_copied_is_found_before_any_answer(idx_dir, tmp
     assert resolve(config, 100, student=student).unpaid.count == 0
     copy = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
                              keras.layers.Dense(10)])
-    assert resolve(config, 100, student=copy).unpaid.count == 600
+    assert resolve(config, 100, student=copy).unpaid.count == 4 * (100 + 200)
     clones = []  # preflight tries the copy once (a large student is not cloned twice)
     clone_model = keras.models.clone_model
     monkeypatch.setattr(keras.models, "clone_model", lambda m: clones.append(m) or clone_model(m))
     from kd_keras.distill.preflight import preflight
 
     assert preflight(config, paid, _unlabeled(idx_dir), None, str(tmp_path / "w3"),
-                     student=copy).config.unpaid.count == 2 * (100 + 200)
+                     student=copy).config.unpaid.count == 4 * (100 + 200)
     assert clones == [copy]
-    config.unpaid.students = 1  # the first student itself labels: no copy needed
+    config.unpaid.model = "teacher"  # the default: first students of teacher.model
+    assert copyable(config, student) and resolve(config, 100, student=student).unpaid.count
+    config.unpaid.students, config.unpaid.model = 1, ""  # the first student itself labels
     assert copyable(config, student)
 
     class Subclassed(keras.Model):

@@ -42,13 +42,14 @@ def manifest(config, unlabeled: ImageSet, teacher) -> dict:
         digest.update(np.ascontiguousarray(unit_float(unlabeled.images[i:i + 1024])).tobytes())
     settings["unlabeled.images"] = f"{len(unlabeled)} images, sha256 {digest.hexdigest()[:16]}"
     settings["teacher"] = teacher.identity
-    settings["unpaid.model"] = labeller_model(config)  # "teacher" names teacher.model
+    # "teacher" names teacher.model; no labeller without unpaid images
+    settings["unpaid.model"] = labeller_model(config) if config.unpaid.count else ""
     return settings
 
 
 # Settings whose default has changed since runs whose manifests lack them began: what those
-# runs did (no unpaid images; one first student).
-OLD_DEFAULTS = {"unpaid.count": 0, "unpaid.students": 1}
+# runs did (no unpaid images, so no first student's model).
+OLD_DEFAULTS = {"unpaid.count": 0, "unpaid.students": 1, "unpaid.model": ""}
 
 
 def changed_settings(saved: dict, current: dict) -> list[str]:
