@@ -39,12 +39,14 @@ PAPER_SHARES = {"fashion_mnist": "94.0 % of its 90.15 % teacher (DivBFKD: 95.2 %
 # name the default's settings: real + CutMix, KL T = 2, batch 128, EMA 0.999, auto epochs
 # (at 50K answers auto epochs are the 50 the rule gives).
 HEADLINE = {
-    # today's default (unpaid.count=-1: first students label 2x the budget of unpaid images)
-    # against the teachers of the newest sections
+    # today's default (unpaid.count=-1: one first student of the config's teacher.model
+    # labels 4x the budget of unpaid images; rows named for it: unpaid4x, or at 10,000
+    # answers unpaid40k+tm1 and at 5,000 ens3unpaid20k+tm1) against the teachers of the
+    # newest sections; where it is not measured yet, the default before it (HEADLINE_BEFORE)
     "fashion_mnist_t90_51": {
         5000: {"default": ("fashion_mnist_t90_51.budget", "default@B5000+checked+unpaid2x"),
                "paper": ("fashion_mnist_t90_51.budget", "fsbbt@B5000")},
-        10000: {"default": ("fashion_mnist_t90_51.budget", "default@B10000+checked+ens3unpaid20k"),
+        10000: {"default": ("fashion_mnist_t90_51.budget", "default@B10000+checked+unpaid40k+tm1"),
                 "paper": ("fashion_mnist_t90_51.budget", "fsbbt@B10000")},
         50000: {"default": ("fashion_mnist_t90_51.budget", "default@B50000+checked+unpaid2x"),
                 "paper": ("fashion_mnist_t90_51.budget", "fsbbt@B50000")}},
@@ -56,7 +58,7 @@ HEADLINE = {
     "mnist_t98_78": {
         5000: {"default": ("mnist_t98_78", "default@B5000+checked+unpaid2x"),
                "paper": ("mnist_t98_78", "fsbbt@B5000")},
-        10000: {"default": ("mnist_t98_78", "default@B10000+checked+ens3unpaid20k"),
+        10000: {"default": ("mnist_t98_78", "default@B10000+checked+unpaid40k+tm1"),
                 "paper": ("mnist_t98_78", "fsbbt@B10000")},
         26000: {"default": ("mnist_t98_78", "default@B26000+checked+unpaid2x"),
                 "paper": ("mnist_t98_78", "fsbbt")}},
@@ -67,20 +69,30 @@ HEADLINE = {
     # the default on colour images flips and shifts (student.augment=auto): rows run before
     # that rule name it (+flip)
     "cifar10_jpeg": {
-        5000: {"default": ("cifar10_jpeg", "default@B5000+checked+unpaid2x"),
+        5000: {"default": ("cifar10_jpeg", "default@B5000+checked+ens3unpaid20k+tm1"),
                "paper": ("cifar10_jpeg", "fsbbt@B5000")},
         10000: {"default": ("cifar10_jpeg", "default@B10000+checked+ens3unpaid20k"),
                 "paper": ("cifar10_jpeg", "fsbbt@B10000")},
         42000: {"default": ("cifar10_jpeg", "default@B42000+checked"),
                 "paper": ("cifar10_jpeg", "fsbbt@B42000")}},
+    # the cnn4 teacher retrained by the same command on the machine of 2026-12-04 (session 25)
+    "cifar10_jpeg_t84_80": {
+        5000: {"default": ("cifar10_jpeg_t84_80", "default@B5000+checked+ens3unpaid20k+tm1"),
+               "paper": ("cifar10_jpeg_t84_80", "fsbbt@B5000")}},
 }
 # Headline cells whose default ran before today's augmentation rule (student.augment=auto
 # asking the teacher, 2026-12-03): what they ran instead.
 BEFORE_UNPAID = "before unpaid images: unpaid.count=0"
+BEFORE_TM1 = ("the default before 2026-12-04: 2x the answers in unpaid images, 3 first "
+              "students of the student's model")
 HEADLINE_BEFORE = {("fashion_mnist", 50000): "before the augmentation rule, which chooses no "
                                              "augmentation with this teacher, and " + BEFORE_UNPAID,
                    ("fashion_mnist", 10000): BEFORE_UNPAID, ("mnist", 10000): BEFORE_UNPAID,
-                   ("mnist", 26000): BEFORE_UNPAID, ("cifar10_jpeg", 42000): BEFORE_UNPAID}
+                   ("mnist", 26000): BEFORE_UNPAID, ("cifar10_jpeg", 42000): BEFORE_UNPAID,
+                   ("fashion_mnist_t90_51", 5000): BEFORE_TM1,
+                   ("fashion_mnist_t90_51", 50000): BEFORE_TM1,
+                   ("mnist_t98_78", 5000): BEFORE_TM1, ("mnist_t98_78", 26000): BEFORE_TM1,
+                   ("cifar10_jpeg", 10000): BEFORE_TM1}
 # What a data set's section says before its table.
 DATASET_NOTES = {
     "cifar10_jpeg": "CIFAR-10 (JPEG): the workplace's lossy JPEG re-encode of CIFAR-10 "
@@ -200,7 +212,10 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                                   "answered by 3 first students together",
                  "unpaid2x": "a second student also on unpaid CutMix images, twice the "
                              "answers, answered by 3 first students together (the default "
-                             "since 2026-12-03)",
+                             "of 2026-12-03)",
+                 "unpaid4x": "a second student also on unpaid CutMix images, 4x the answers, "
+                             "answered by one first student of the config's teacher.model "
+                             "(the default since 2026-12-04)",
                  "nounpaid": "no unpaid images (the default before 2026-12-03)",
                  "students5": "5 first students label the unpaid images",
                  "tm1": "one first student of the config's teacher.model (twice the "
@@ -440,9 +455,12 @@ CURVES = {"fsbbt": "FS-BBT (the paper's method)",
           "default@mirror": "kd_keras default + mirrored copies (augment=flip)",
           "default@checked": "kd_keras default before unpaid images (augmentations the teacher "
                              "keeps)",
-          "default@checked+unpaid2x": "kd_keras default: + unpaid CutMix images, twice the "
-                                      "answers, labelled by 3 first students (the student's "
-                                      "model)",
+          "default@checked+unpaid4x": "kd_keras default: + unpaid CutMix images, 4x the "
+                                      "answers, labelled by one first student of the config's "
+                                      "teacher.model (since 2026-12-04)",
+          "default@checked+unpaid2x": "kd_keras default of 2026-12-03: + unpaid CutMix images, "
+                                      "twice the answers, labelled by 3 first students (the "
+                                      "student's model)",
           "default@checked+ens3lenet5unpaid40k": "kd_keras default + 40,000 unpaid CutMix images "
                                                  "labelled by 3 first LeNet-5s (teacher-sized)"}
 
@@ -455,14 +473,21 @@ CURVE_NAMES = {("cifar10_jpeg", "default"): "kd_keras default before any rule fo
                                              "(none)"}
 
 
+# Rows that ran a default under another name: (last variants, budget) -> the default's name
+# (twice the answers, 3 first students of the student's model: unpaid2x; 4x the answers,
+# one first student of the config's teacher.model: unpaid4x).
+SAME_AS = {("ens3unpaid20k", 10000): "unpaid2x", ("unpaid40k+tm1", 10000): "unpaid4x",
+           ("ens3unpaid20k+tm1", 5000): "unpaid4x"}
+
+
 def canonical(row: str, budget) -> str:
     """The curve a row (without its budget) belongs to when it ran a default under another
-    name: ``+nounpaid`` is the default before unpaid images, ``+ens3unpaid20k`` at 10,000
-    answers is today's (``+unpaid2x``: twice the answers)."""
+    name: ``+nounpaid`` is the default before unpaid images, the rest :data:`SAME_AS`."""
     if row.endswith("+nounpaid"):
         return row[:-len("+nounpaid")]
-    if row.endswith("+ens3unpaid20k") and budget == 10000:
-        return row[:-len("ens3unpaid20k")] + "unpaid2x"
+    for (tail, at), name in SAME_AS.items():
+        if row.endswith("+" + tail) and budget == at:
+            return row[:-len(tail)] + name
     return row
 
 
@@ -746,10 +771,10 @@ def headline(all_records, teacher_of) -> list:
     lines = ["## Headline", "",
              "Student top-1 % on the whole test set, mean ± std over 3 seeds, and as a share "
              "of the same run's teacher (teachers differ between papers; the share is the fair "
-             "comparison). Every teacher answer paid is counted. Today's default has first "
-             "students trained on the answers label twice as many unpaid images for the student "
-             "(`unpaid.count=-1`, section \"Unpaid images on every data set\"); rows measured "
-             "before it say so. `_t90_51` and `_t98_78` are teachers retrained by the same "
+             "comparison). Every teacher answer paid is counted. Today's default has one first "
+             "student of the config's teacher model, trained on the answers, label four times as "
+             "many unpaid images for the student (`unpaid.count=-1`, section \"Unpaid images on "
+             "every data set\"); rows measured before it say what they ran. `_t90_51` and `_t98_78` are teachers retrained by the same "
              "command on a later machine.", "",
              "| data set | teacher % | answers | kd_keras default | FS-BBT, measured here | "
              "FS-BBT, paper (its teacher) |", "|---|---|---|---|---|---|"]
@@ -861,18 +886,20 @@ def evidence_table(all_records, spec: dict, what: str) -> list:
 # says), against the teachers of today's rows: (result tag, [(row, unpaid images and who
 # labels them)]).
 _NONE = "none (no unpaid images)"
-_OWN = "20,000 CutMix, 3 first students of the student's model (`ens3unpaid20k`: today's default)"
+_OWN = ("20,000 CutMix, 3 first students of the student's model (`ens3unpaid20k`: the default "
+        "of 2026-12-03)")
 _BIG = "40,000 CutMix, 3 first LeNet-5s, teacher-sized (`ens3lenet5unpaid40k`)"
 _TM3 = "20,000 CutMix, 3 first students of the config's teacher.model (`unpaid2x+tm3`)"
 _TM1 = "20,000 CutMix, one first student of the config's teacher.model (`unpaid2x+tm1`)"
-_TM1_40K = "40,000 CutMix, one first student of the config's teacher.model (`unpaid40k+tm1`)"
+_TM1_40K = ("40,000 CutMix, one first student of the config's teacher.model (`unpaid40k+tm1`: "
+            "today's default)")
 _ROUNDS2 = ("20,000 CutMix, 3 first students of the student's model, then 3 more trained on "
             "the paid answers and their answers (`unpaid2x+rounds2`)")
 
 
 def _twice(answers: int) -> str:
     return (f"{2 * answers:,} CutMix, 3 first students of the student's model (`unpaid2x`: "
-            "today's default)")
+            "the default of 2026-12-03)")
 
 
 UNPAID_ROWS = {
@@ -910,12 +937,17 @@ UNPAID_ROWS = {
         ("default@B5000+checked+unpaid2x", _twice(5000))]),
     "cifar10_jpeg": ("cifar10_jpeg", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN)]),
+    "cifar10_jpeg_t84_80, 5,000 answers": ("cifar10_jpeg_t84_80", [
+        ("default@B5000+checked+unpaid2x", _twice(5000)),
+        ("default@B5000+checked+ens3unpaid20k+tm1",
+         "20,000 CutMix, one first student of the config's teacher.model, cnn4 "
+         "(`ens3unpaid20k+tm1`: today's default)")]),
     "cifar10_jpeg, 5,000 answers": ("cifar10_jpeg", [
         ("default@B5000+checked+nounpaid", _NONE),
         ("default@B5000+checked+unpaid2x", _twice(5000)),
         ("default@B5000+checked+ens3unpaid20k+tm1",
          "20,000 CutMix, one first student of the config's teacher.model, cnn4 "
-         "(`ens3unpaid20k+tm1`)")]),
+         "(`ens3unpaid20k+tm1`: today's default)")]),
 }
 
 
