@@ -300,7 +300,7 @@ def make_quick(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.synthesis.num_synthetic = min(c.synthesis.num_synthetic, 5000)
     c.cvae.epochs = 10
     c.student.epochs = 20  # measured: 83.4 % against an 86.7 % teacher in under 2 minutes
-    c.unpaid.count = 0  # no first students labelling unpaid images: 4-5x the time
+    c.unpaid.count = 0  # no first student labelling unpaid images: 2-3x the time
     return c
 
 
@@ -312,7 +312,7 @@ def make_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.teacher.epochs = 5
     c.synthesis.num_synthetic = min(c.synthesis.num_synthetic, 20000)
     c.student.epochs = 0  # auto: 50 epochs here
-    c.unpaid.count = 0  # the default's unpaid labellers take 4-5x the time (README)
+    c.unpaid.count = 0  # the default's unpaid labeller takes 2-3x the time (README)
     return c
 
 
