@@ -222,6 +222,8 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                         "student's width) labels the unpaid images",
                  "tm3": "three first students of the config's teacher.model (twice the "
                         "student's width) label the unpaid images",
+                 "lt4": "the first students learn the paid answers at KL T = 4, the "
+                        "student at its T = 2 (unpaid.temperature=4)",
                  "rounds2": "a second round of 3 first students, trained on the paid answers "
                             "and the first round's answers to the unpaid images, answers them "
                             "anew (unpaid.rounds=2)",

@@ -107,6 +107,8 @@ VARIANTS = {
     # config here) labels the unpaid images: about the cost of three of the student's own
     "tm1": ["unpaid.students=1", "unpaid.model=teacher"],
     "tm3": ["unpaid.students=3", "unpaid.model=teacher"],  # ... three of them
+    # the first students learn the paid answers at KL T = 4, the student at its 2
+    "lt4": ["unpaid.temperature=4"],
     # choosing in rounds (kd_keras/synthesis/selection.py, choosers.py): CutMix images paid
     # for in 4 rounds after a random half, each round's probe choosing, class-balanced
     # a primer (kd_keras/distill/primer.py): a second student on the answers mixed with the

@@ -143,6 +143,36 @@ def test_first_students_of_another_model_label_the_unpaid_images(idx_dir, tmp_pa
               _unlabeled(idx_dir), None, str(tmp_path / "w2"))
 
 
+def test_first_students_learn_at_their_own_temperature(idx_dir, tmp_path, monkeypatch,
+                                                       capsys):
+    """unpaid.temperature: the first students (here one lenet5) learn the paid answers at it,
+    the student at student.temperature; with the student's own first students it is refused
+    before any answer (the first of them is the run's first distilled student)."""
+    from kd_keras.distill import student as student_module
+
+    temperatures, real_get_loss = [], student_module.get_loss
+
+    def get_loss(name, temperature, **settings):
+        temperatures.append(temperature)
+        return real_get_loss(name, temperature, **settings)
+
+    monkeypatch.setattr(student_module, "get_loss", get_loss)
+    config = _config(idx_dir, count=200)
+    config.unpaid.model, config.unpaid.temperature = "teacher", 4.0
+    assert config.student.loss == "kl" and config.student.temperature == 2.0
+    result = fsbbt(config, Teacher(CallableBackend(toy_teacher), 10), _unlabeled(idx_dir), None,
+                   str(tmp_path / "w"))
+    assert temperatures == [4.0, 2.0]  # the first student, then the student
+    assert result.report["n_unpaid"] == 200 and result.report["teacher_queries"] == 300
+    out = capsys.readouterr().out
+    assert "training lenet5 on 300 images for 1 epochs (loss kl T=4," in out
+    assert "on 500 images for 1 epochs (loss kl T=2," in out
+    config.unpaid.model = ""
+    with pytest.raises(ConfigError, match="unpaid.temperature=4 needs first students of another"):
+        fsbbt(config, Teacher(CallableBackend(lambda x: pytest.fail("paid")), 10),
+              _unlabeled(idx_dir), None, str(tmp_path / "w2"))
+
+
 def crash_in_the_second_student(config, idx_dir, tmp_path):
     """Runs ``config`` with two-epoch lenet5_half students and lenet5 first students until a
     simulated crash in the second student; returns (eval set, cache path, workdir, teacher)."""

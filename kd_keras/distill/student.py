@@ -92,7 +92,8 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
                   callbacks: Optional[list] = None, epochs: Optional[int] = None,
                   verbose: Optional[int] = None, name: str = "student",
                   seed: Optional[int] = None, model: str = "",
-                  labellers: Optional[list] = None) -> keras.Model:
+                  labellers: Optional[list] = None,
+                  temperature: Optional[float] = None) -> keras.Model:
     """Distills the config's student on the labelled set under the run's strategy and
     returns it.
 
@@ -102,7 +103,8 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     (default ``config.seed``) sets its initial weights and the order it sees the images in.
     ``model`` names a registered model to distill instead of the student's (e.g. a first
     student that only labels unpaid images). ``labellers`` (the first students) answer
-    ``unpaid.fresh`` new mixes added to every batch.
+    ``unpaid.fresh`` new mixes added to every batch. ``temperature`` (default
+    ``student.temperature``) is the loss's, e.g. the first students' ``unpaid.temperature``.
     """
     config = ctx.config
     s = config.student
@@ -111,8 +113,9 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     keras.utils.set_random_seed(seed)
     with ctx.strategy.scope():
         student = new_student(ctx, model, own=checkpoints)
-        loss = get_loss(s.loss, s.temperature, label_smoothing=s.label_smoothing)
-        distiller = Distiller(student, loss=loss, temperature=s.temperature,
+        temperature = float(s.temperature if temperature is None else temperature)
+        loss = get_loss(s.loss, temperature, label_smoothing=s.label_smoothing)
+        distiller = Distiller(student, loss=loss, temperature=temperature,
                               labellers=labellers or ())
         steps = epochs * -(-len(labelled) // s.batch_size)
         compile_built(distiller, student_optimizer(s, steps), jit_compile=bool(s.jit_compile),
@@ -127,8 +130,9 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
                keras.callbacks.TensorBoard(ctx.workdir.join("tb", name))] + cbs
     model_name = model or (s.model if ctx.student is None else student.name)
     augment = augmentation_for(config, labelled)
+    loss_name = f"{s.loss} T={temperature:g}" if s.loss == "kl" else s.loss
     print(f"student: training {model_name} on {len(labelled)} images for {epochs} epochs "
-          f"(loss {s.loss}, augment {augment}, {ctx.strategy.num_replicas_in_sync} "
+          f"(loss {loss_name}, augment {augment}, {ctx.strategy.num_replicas_in_sync} "
           f"replica(s))", flush=True)
     fresh = (config.unpaid.generator, float(config.unpaid.fresh) if labellers else 0.0)
     if fresh[1]:

@@ -84,6 +84,7 @@ def resolve(config, n_real: int, student: Optional[keras.Model] = None):
     with resolved.unlocked():
         resolved.unpaid.count = 0 if why else int(round(float(config.unpaid.factor) * paid))
     check_fresh(resolved, why)
+    check_temperature(resolved)
     k, model = int(config.unpaid.students), labeller_model(config) or "the student's model"
     print("unpaid: unpaid.count=-1: " + (f"none ({why})" if why else
           f"{float(config.unpaid.factor):g} x {paid} paid answers = {resolved.unpaid.count} "
@@ -107,6 +108,7 @@ def copyable(config, student: Optional[keras.Model]) -> bool:
 def check(config, student: Optional[keras.Model] = None) -> None:
     """Raises ConfigError before any answer is bought when unpaid images cannot be used."""
     check_fresh(config)
+    check_temperature(config)
     if not config.unpaid.count:
         return
     if config.student.targets != "teacher":
@@ -128,6 +130,23 @@ def check_fresh(config, why: str = "unpaid.count=0") -> None:
     if fresh and config.unpaid.generator not in FRESH_GENERATORS:
         raise ConfigError(f"unpaid.fresh mixes images in a batch: unpaid.generator must be one "
                           f"of {', '.join(FRESH_GENERATORS)}, not {config.unpaid.generator!r}")
+
+
+def check_temperature(config) -> None:
+    """Raises ConfigError when ``unpaid.temperature`` is set for first students of the
+    student's own model: the first of them is the run's first distilled student, which
+    learns at ``student.temperature``."""
+    if float(config.unpaid.temperature) and config.unpaid.count and not config.unpaid.model:
+        raise ConfigError(f"unpaid.temperature={float(config.unpaid.temperature):g} needs "
+                          "first students of another model (unpaid.model=teacher or a "
+                          "registered model): the student's own first student is the run's "
+                          "first distilled student, trained at student.temperature")
+
+
+def labeller_temperature(config) -> float:
+    """The KL temperature the first students learn at: ``unpaid.temperature``, 0 meaning
+    ``student.temperature``."""
+    return float(config.unpaid.temperature or config.student.temperature)
 
 
 def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
@@ -194,7 +213,7 @@ def answer_round(ctx: RunContext, r: int, labelled: LabelledSet, candidates,
                 f" of round {r + 1}/{c.rounds}" if int(c.rounds) > 1 else "")
             labeller = labeller if labeller is not None else train_student(
                 ctx, labelled, verbose=0, seed=int(ctx.config.seed) + index * SEED_OFFSET,
-                model=model, callbacks=[EpochProgress(
+                model=model, temperature=labeller_temperature(ctx.config), callbacks=[EpochProgress(
                     f"unpaid: {what}", planned_epochs(ctx.config.student, len(labelled)))])
             answers = {"unpaid": soft_predictions(labeller, candidates, 1.0, batch_size),
                        "eval": scores.predict(labeller), "eval_labels": scores.labels}
