@@ -894,6 +894,8 @@ _TM3 = "20,000 CutMix, 3 first students of the config's teacher.model (`unpaid2x
 _TM1 = "20,000 CutMix, one first student of the config's teacher.model (`unpaid2x+tm1`)"
 _TM1_40K = ("40,000 CutMix, one first student of the config's teacher.model (`unpaid40k+tm1`: "
             "today's default)")
+_LT4 = ("4x the answers in CutMix, one first student of the config's teacher.model that learns "
+        "the paid answers at KL T = 4 (`unpaid4x+lt4`: unpaid.temperature=4)")
 _ROUNDS2 = ("20,000 CutMix, 3 first students of the student's model, then 3 more trained on "
             "the paid answers and their answers (`unpaid2x+rounds2`)")
 
@@ -915,6 +917,7 @@ UNPAID_ROWS = {
         ("default@B10000+checked+unpaid2x+tm3", _TM3),
         ("default@B10000+checked+unpaid2x+tm1", _TM1),
         ("default@B10000+checked+unpaid40k+tm1", _TM1_40K),
+        ("default@B10000+checked+unpaid4x+lt4", _LT4),
         ("default@B10000+checked+unpaid2x+rounds2", _ROUNDS2)]),
     "fashion_mnist, 5,000 answers": ("fashion_mnist_t90_51.budget", [
         ("default@B5000+checked+nounpaid", _NONE),
@@ -925,7 +928,8 @@ UNPAID_ROWS = {
         ("default@B50000+checked+unpaid2x", _twice(50000)),
         ("default@B50000+checked+ens3unpaid20k",
          "20,000 CutMix (a cap), 3 first students of the student's model (`ens3unpaid20k`)"),
-        ("default@B50000+checked+unpaid4x", _four(50000))]),
+        ("default@B50000+checked+unpaid4x", _four(50000)),
+        ("default@B50000+checked+unpaid4x+lt4", _LT4)]),
     "fashion_mnist, label-only teacher": ("fashion_mnist_t90_51.answers", [
         ("default@B10000+checked+nounpaid", _NONE),
         ("default@B10000+checked+unpaid2x", _twice(10000)),
@@ -939,7 +943,8 @@ UNPAID_ROWS = {
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
         ("default@B10000+checked+ens3lenet5unpaid40k", _BIG),
         ("default@B10000+checked+unpaid2x+tm1", _TM1),
-        ("default@B10000+checked+unpaid40k+tm1", _TM1_40K)]),
+        ("default@B10000+checked+unpaid40k+tm1", _TM1_40K),
+        ("default@B10000+checked+unpaid4x+lt4", _LT4)]),
     "mnist, 5,000 answers": ("mnist_t98_78", [
         ("default@B5000+checked+nounpaid", _NONE),
         ("default@B5000+checked+unpaid2x", _twice(5000)),
