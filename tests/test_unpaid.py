@@ -26,6 +26,13 @@ def _unlabeled(idx_dir):
                      compact=True).unlabeled()
 
 
+def _refused_before_any_answer(config, idx_dir, workdir, match: str) -> None:
+    """The run with ``config`` stops with a ConfigError matching ``match``, no answer bought."""
+    with pytest.raises(ConfigError, match=match):
+        fsbbt(config, Teacher(CallableBackend(lambda x: pytest.fail("a paid answer")), 10),
+              _unlabeled(idx_dir), None, str(workdir))
+
+
 @pytest.mark.parametrize("generator", ["cutmix", "warp"])
 def test_unpaid_images_are_answered_by_the_first_student_not_the_teacher(idx_dir, tmp_path,
                                                                          generator):
@@ -71,11 +78,9 @@ def test_the_confidence_cut_leaves_out_what_the_first_student_is_unsure_of(idx_d
 
 
 def test_unpaid_settings_that_cannot_work_fail_before_any_answer(idx_dir, tmp_path):
-    teacher = Teacher(CallableBackend(lambda x: pytest.fail("a paid answer")), 10)
     config = _config(idx_dir)
     config.student.targets, config.synthesis.sources = "true_labels", "real"
-    with pytest.raises(ConfigError, match="needs student.targets=teacher"):
-        fsbbt(config, teacher, _unlabeled(idx_dir), None, str(tmp_path / "w2"))
+    _refused_before_any_answer(config, idx_dir, tmp_path / "w2", "needs student.targets=teacher")
 
 
 def test_several_first_students_answer_the_unpaid_images_together(idx_dir, tmp_path):
@@ -138,9 +143,7 @@ def test_first_students_of_another_model_label_the_unpaid_images(idx_dir, tmp_pa
     assert "unpaid: first student 1/2: epoch 1/1" in out
     assert "unpaid: first student 2/2: epoch 1/1" in out
     config.unpaid.model = "no_such_model"
-    with pytest.raises(ConfigError, match="unpaid.model"):
-        fsbbt(config, Teacher(CallableBackend(lambda x: pytest.fail("paid")), 10),
-              _unlabeled(idx_dir), None, str(tmp_path / "w2"))
+    _refused_before_any_answer(config, idx_dir, tmp_path / "w2", "unpaid.model")
 
 
 def test_first_students_learn_at_their_own_temperature(idx_dir, tmp_path, monkeypatch,
@@ -168,9 +171,8 @@ def test_first_students_learn_at_their_own_temperature(idx_dir, tmp_path, monkey
     assert "training lenet5 on 300 images for 1 epochs (loss kl T=4," in out
     assert "on 500 images for 1 epochs (loss kl T=2," in out
     config.unpaid.model = ""
-    with pytest.raises(ConfigError, match="unpaid.temperature=4 needs first students of another"):
-        fsbbt(config, Teacher(CallableBackend(lambda x: pytest.fail("paid")), 10),
-              _unlabeled(idx_dir), None, str(tmp_path / "w2"))
+    _refused_before_any_answer(config, idx_dir, tmp_path / "w2",
+                               "unpaid.temperature=4 needs first students of another")
 
 
 def crash_in_the_second_student(config, idx_dir, tmp_path):
