@@ -929,7 +929,8 @@ UNPAID_ROWS = {
         ("default@B50000+checked+ens3unpaid20k",
          "20,000 CutMix (a cap), 3 first students of the student's model (`ens3unpaid20k`)"),
         ("default@B50000+checked+unpaid4x", _four(50000)),
-        ("default@B50000+checked+unpaid4x+lt4", _LT4)]),
+        ("default@B50000+checked+unpaid4x+tm3",
+         "200,000 CutMix, 3 first students of the config's teacher.model (`unpaid4x+tm3`)")]),
     "fashion_mnist, label-only teacher": ("fashion_mnist_t90_51.answers", [
         ("default@B10000+checked+nounpaid", _NONE),
         ("default@B10000+checked+unpaid2x", _twice(10000)),
