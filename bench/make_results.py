@@ -56,7 +56,7 @@ HEADLINE = {
         50000: {"default": ("fashion_mnist.plugins", "real_cutmix@kl2+bs128+ema"),
                 "paper": ("fashion_mnist.plugins", "fsbbt@cvae_mlp")}},
     "mnist_t98_78": {
-        5000: {"default": ("mnist_t98_78", "default@B5000+checked+unpaid2x"),
+        5000: {"default": ("mnist_t98_78", "default@B5000+checked+unpaid4x"),
                "paper": ("mnist_t98_78", "fsbbt@B5000")},
         10000: {"default": ("mnist_t98_78", "default@B10000+checked+unpaid40k+tm1"),
                 "paper": ("mnist_t98_78", "fsbbt@B10000")},
@@ -89,7 +89,7 @@ HEADLINE_BEFORE = {("fashion_mnist", 50000): "before the augmentation rule, whic
                                              "augmentation with this teacher, and " + BEFORE_UNPAID,
                    ("fashion_mnist", 10000): BEFORE_UNPAID, ("mnist", 10000): BEFORE_UNPAID,
                    ("mnist", 26000): BEFORE_UNPAID, ("cifar10_jpeg", 42000): BEFORE_UNPAID,
-                   ("mnist_t98_78", 5000): BEFORE_TM1, ("mnist_t98_78", 26000): BEFORE_TM1,
+                   ("mnist_t98_78", 26000): BEFORE_TM1,
                    ("cifar10_jpeg", 10000): BEFORE_TM1}
 # What a data set's section says before its table.
 DATASET_NOTES = {
@@ -949,6 +949,10 @@ UNPAID_ROWS = {
         ("default@B5000+checked+nounpaid", _NONE),
         ("default@B5000+checked+unpaid2x", _twice(5000)),
         ("default@B5000+checked+unpaid4x", _four(5000))]),
+    "mnist, 26,000 answers": ("mnist_t98_78", [
+        ("default@B26000+checked+nounpaid", _NONE),
+        ("default@B26000+checked+unpaid2x", _twice(26000)),
+        ("default@B26000+checked+unpaid4x", _four(26000))]),
     "cifar10_jpeg": ("cifar10_jpeg", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN)]),
     "cifar10_jpeg_t84_80, 5,000 answers": ("cifar10_jpeg_t84_80", [
