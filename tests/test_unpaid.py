@@ -173,6 +173,9 @@ def test_first_students_learn_at_their_own_temperature(idx_dir, tmp_path, monkey
     config.unpaid.model = ""
     _refused_before_any_answer(config, idx_dir, tmp_path / "w2",
                                "unpaid.temperature=4 needs first students of another")
+    config.unpaid.model, config.student.loss = "teacher", "smooth_ce"
+    _refused_before_any_answer(config, idx_dir, tmp_path / "w3",
+                               "unpaid.temperature=4 needs a loss with a temperature")
 
 
 def crash_in_the_second_student(config, idx_dir, tmp_path):

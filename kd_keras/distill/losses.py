@@ -106,13 +106,16 @@ def loss_names() -> tuple[str, ...]:
     return tuple(LOSSES.names())
 
 
+def loss_takes(name: str, setting: str) -> bool:
+    """Whether the loss registered as ``name`` takes ``setting`` (e.g. ``temperature``)."""
+    return setting in inspect.signature(LOSSES.lookup(name)).parameters
+
+
 def get_loss(name: str, temperature: float = 4.0, **settings) -> DistillationLoss:
     """The loss registered as ``name``, given those of ``temperature`` and ``settings``
     (e.g. ``label_smoothing``) that its constructor takes."""
-    cls = LOSSES.lookup(name)
-    takes = inspect.signature(cls).parameters
     given = {"temperature": temperature, **settings}
-    return cls(**{k: v for k, v in given.items() if k in takes})
+    return LOSSES.lookup(name)(**{k: v for k, v in given.items() if loss_takes(name, k)})
 
 
 # Plain functions, kept for callers that want one loss directly.

@@ -13,7 +13,7 @@ from kd_keras.distill.augment import augment_dataset, fresh_mixes, mix_batches
 from kd_keras.distill.augment_check import augmentation_for
 from kd_keras.distill.batchnorm import recompute_batchnorm
 from kd_keras.distill.distiller import Distiller
-from kd_keras.distill.losses import get_loss
+from kd_keras.distill.losses import get_loss, loss_takes
 from kd_keras.distill.store import LabelledSet
 from kd_keras.errors import ConfigError
 from kd_keras.strategy import compile_built
@@ -130,7 +130,7 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
                keras.callbacks.TensorBoard(ctx.workdir.join("tb", name))] + cbs
     model_name = model or (s.model if ctx.student is None else student.name)
     augment = augmentation_for(config, labelled)
-    loss_name = f"{s.loss} T={temperature:g}" if s.loss == "kl" else s.loss
+    loss_name = f"{s.loss} T={temperature:g}" if loss_takes(s.loss, "temperature") else s.loss
     print(f"student: training {model_name} on {len(labelled)} images for {epochs} epochs "
           f"(loss {loss_name}, augment {augment}, {ctx.strategy.num_replicas_in_sync} "
           f"replica(s))", flush=True)

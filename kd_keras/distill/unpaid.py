@@ -49,6 +49,7 @@ import numpy as np
 from kd_keras import synthesis
 from kd_keras.context import RunContext
 from kd_keras.distill.evaluation import EpochProgress, accuracy, predict_logits
+from kd_keras.distill.losses import loss_takes
 from kd_keras.distill.plan import has_generators
 from kd_keras.distill.primer import soft_predictions
 from kd_keras.distill.store import LabelledSet, Part
@@ -133,11 +134,17 @@ def check_fresh(config, why: str = "unpaid.count=0") -> None:
 
 
 def check_temperature(config) -> None:
-    """Raises ConfigError when ``unpaid.temperature`` is set for first students of the
-    student's own model: the first of them is the run's first distilled student, which
-    learns at ``student.temperature``."""
-    if float(config.unpaid.temperature) and config.unpaid.count and not config.unpaid.model:
-        raise ConfigError(f"unpaid.temperature={float(config.unpaid.temperature):g} needs "
+    """Raises ConfigError when ``unpaid.temperature`` is set but cannot act: the student's
+    loss takes no temperature, or the first students are of the student's own model (the
+    first of them is the run's first distilled student, which learns at
+    ``student.temperature``)."""
+    t = float(config.unpaid.temperature)
+    if t and not loss_takes(config.student.loss, "temperature"):
+        raise ConfigError(f"unpaid.temperature={t:g} needs a loss with a temperature "
+                          f"(student.loss=kl), not {config.student.loss!r}; set "
+                          "unpaid.temperature=0")
+    if t and config.unpaid.count and not config.unpaid.model:
+        raise ConfigError(f"unpaid.temperature={t:g} needs "
                           "first students of another model (unpaid.model=teacher or a "
                           "registered model): the student's own first student is the run's "
                           "first distilled student, trained at student.temperature")
