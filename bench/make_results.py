@@ -60,7 +60,7 @@ HEADLINE = {
                "paper": ("mnist_t98_78", "fsbbt@B5000")},
         10000: {"default": ("mnist_t98_78", "default@B10000+checked+unpaid40k+tm1"),
                 "paper": ("mnist_t98_78", "fsbbt@B10000")},
-        26000: {"default": ("mnist_t98_78", "default@B26000+checked+unpaid2x"),
+        26000: {"default": ("mnist_t98_78", "default@B26000+checked+unpaid4x"),
                 "paper": ("mnist_t98_78", "fsbbt")}},
     "mnist": {
         10000: {"default": ("mnist", "default@B10000+checked"),
@@ -89,7 +89,6 @@ HEADLINE_BEFORE = {("fashion_mnist", 50000): "before the augmentation rule, whic
                                              "augmentation with this teacher, and " + BEFORE_UNPAID,
                    ("fashion_mnist", 10000): BEFORE_UNPAID, ("mnist", 10000): BEFORE_UNPAID,
                    ("mnist", 26000): BEFORE_UNPAID, ("cifar10_jpeg", 42000): BEFORE_UNPAID,
-                   ("mnist_t98_78", 26000): BEFORE_TM1,
                    ("cifar10_jpeg", 10000): BEFORE_TM1}
 # What a data set's section says before its table.
 DATASET_NOTES = {
