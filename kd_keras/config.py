@@ -191,8 +191,8 @@ SETTINGS: tuple[Setting, ...] = (
             "images reach the student"),
     Setting("unpaid.temperature", 0.0, Number(low=0),
             "the KL temperature the first students learn the paid answers at (0: "
-            "student.temperature); needs unpaid.model, since the student's own first student "
-            "is the run's first distilled student"),
+            "student.temperature); needs student.loss=kl and unpaid.model, since the "
+            "student's own first student is the run's first distilled student"),
     Setting("unpaid.min_confidence", 0.0, Number(low=0, high=1),
             "unpaid images the first student is less sure of are left out"),
     Setting("unpaid.fresh", 0.0, Number(low=0, high=4),

@@ -139,11 +139,13 @@ def check_temperature(config) -> None:
     first of them is the run's first distilled student, which learns at
     ``student.temperature``)."""
     t = float(config.unpaid.temperature)
-    if t and not loss_takes(config.student.loss, "temperature"):
+    if not (t and config.unpaid.count):  # no first students: nothing it would act on
+        return
+    if not loss_takes(config.student.loss, "temperature"):
         raise ConfigError(f"unpaid.temperature={t:g} needs a loss with a temperature "
                           f"(student.loss=kl), not {config.student.loss!r}; set "
                           "unpaid.temperature=0")
-    if t and config.unpaid.count and not config.unpaid.model:
+    if not config.unpaid.model:
         raise ConfigError(f"unpaid.temperature={t:g} needs "
                           "first students of another model (unpaid.model=teacher or a "
                           "registered model): the student's own first student is the run's "
@@ -220,8 +222,9 @@ def answer_round(ctx: RunContext, r: int, labelled: LabelledSet, candidates,
                 f" of round {r + 1}/{c.rounds}" if int(c.rounds) > 1 else "")
             labeller = labeller if labeller is not None else train_student(
                 ctx, labelled, verbose=0, seed=int(ctx.config.seed) + index * SEED_OFFSET,
-                model=model, temperature=labeller_temperature(ctx.config), callbacks=[EpochProgress(
-                    f"unpaid: {what}", planned_epochs(ctx.config.student, len(labelled)))])
+                model=model, temperature=labeller_temperature(ctx.config),
+                callbacks=[EpochProgress(f"unpaid: {what}",
+                                         planned_epochs(ctx.config.student, len(labelled)))])
             answers = {"unpaid": soft_predictions(labeller, candidates, 1.0, batch_size),
                        "eval": scores.predict(labeller), "eval_labels": scores.labels}
             kept.save(index, answers, labeller)
