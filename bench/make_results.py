@@ -14,6 +14,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from teacher_twins import teacher_twins, with_overrides
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
 DOCS = os.path.join(ROOT, "docs")
@@ -979,6 +981,54 @@ def unpaid_section(all_records) -> list:
             *evidence_table(all_records, UNPAID_ROWS, "unpaid images, labelled by"), ""]
 
 
+_CONFIGS = {}
+
+
+def teacher_twins_of(r) -> list:
+    """The models a record's run started from its bench teacher's own initial weights
+    (``bench/teacher_twins.py``). Only runs from before ``paper_table.py`` refused them can
+    (records without ``teacher_seed``); their teachers were all trained with seed 0, and first
+    students whose row names no ``unpaid.model`` were of the student's own model, the default
+    then."""
+    if "teacher_seed" in r or not r.get("config"):
+        return []
+    from kd_keras.config import from_file
+
+    if r["config"] not in _CONFIGS:
+        _CONFIGS[r["config"]] = from_file(r["config"], ROOT)
+    overrides = ["unpaid.model="] + list(r.get("overrides", [])) + [f"seed={r['seed']}"]
+    return teacher_twins(with_overrides(_CONFIGS[r["config"]], overrides), 0)
+
+
+def teacher_twins_section(left_out: list) -> list:
+    """The runs left out because a first student started as the teacher did, (results file,
+    record, the same row's other records), beside the same rows' fair seeds: what the head
+    start was worth."""
+    if not left_out:
+        return []
+    out = ["## Runs left out: a first student started from the teacher's own weights", "",
+           "Before 2026-12-04 (session 27) a seed-0 run whose first student is the teacher's model "
+           "(`unpaid.model=teacher`) started that first student from the very weights the bench "
+           "teacher, trained with seed 0 by the same code, started from: a head start no user "
+           "has (`bench/teacher_twins.py`; `bench/diagnostics/calibration.py` found it agreeing "
+           "with the teacher far more than any other first student). These runs are left out "
+           "of every other table and mean; `bench/paper_table.py` now refuses such a run.", "",
+           "| results | row | seed | student % | first students % | the row's other seeds: "
+           "student % | first students % |", "|---|---|---|---|---|---|---|"]
+    for name, r, others in left_out:
+        out.append(f"| {name} | {row_name(row_key(r))} | {r['seed']} | "
+                   f"{100 * r['report']['student_accuracy']:.2f} | {_labellers(r)} | "
+                   + (f"{fmt([o['report']['student_accuracy'] for o in others])} | "
+                      f"{', '.join(_labellers(o) for o in others)} |" if others else "– | – |"))
+    return out + [""]
+
+
+def _labellers(r) -> str:
+    """A run's first students' accuracy together, as %."""
+    averaged = (r["report"].get("unpaid_labellers") or {}).get("averaged")
+    return "–" if averaged is None else f"{100 * averaged:.2f}"
+
+
 def dataset_section(dataset, records, teacher_pct, commands) -> list:
     tab, _ = table(records, dataset, teacher_pct)
     base, _, tag = dataset.partition(".")
@@ -1006,7 +1056,13 @@ def main():
              if not os.path.basename(p).startswith(("heldout", "augment_agreement",
                                                     *(stem for stem, _ in SECTIONS)))}
     first = first_teachers(files)
+    left_out = []  # (results file, record) of runs that started as the teacher did
     for name, records in files.items():
+        twins = [r for r in records if teacher_twins_of(r)]
+        records = [r for r in records if r not in twins]
+        left_out += [(name, r, [o for o in records if row_key(o) == row_key(r) and
+                                o.get("teacher_test_accuracy") == r.get("teacher_test_accuracy")])
+                     for r in twins]
         all_records.update(by_teacher(name, records, first.get(family(name))))
     teacher_of = {}  # data set -> its teacher's whole-test-set accuracy %
     for dataset, records in all_records.items():
@@ -1047,6 +1103,7 @@ def main():
     out += headline(all_records, teacher_of)  # after the plots it shows are drawn
     out += augment_rule_section(all_records, teacher_of)
     out += unpaid_section(all_records)
+    out += teacher_twins_section(left_out)
     for base, lines in sections.items():  # by importance: headline data sets first
         out += lines + [l for d, block in main_page if d.split(".")[0] == base for l in block]
     heldout = os.path.join(RESULTS, "heldout_check.jsonl")

@@ -27,6 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from teacher_twins import teacher_seed, teacher_twins, with_overrides  # noqa: E402
+
 flags.DEFINE_string("config", "configs/fashion_mnist.py", "Experiment config file.")
 flags.DEFINE_list("rows", ["student_alone", "standard_kd", "real_mixup", "real_cvae", "fsbbt",
                            "upper_bound"], "Rows to run (see module doc).")
@@ -208,7 +210,11 @@ def main(argv):
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
     py = sys.executable
     teacher_dir = os.path.join(FLAGS.workroot, "teacher")
-    if not os.path.exists(os.path.join(teacher_dir, "teacher", "saved_model.pb")):
+    trained = os.path.exists(os.path.join(teacher_dir, "teacher", "saved_model.pb"))
+    # the seed the teacher was (or is about to be) trained with
+    seed_of_teacher = teacher_seed(teacher_dir) if trained else int(_config().seed)
+    refuse_teacher_twins(seed_of_teacher)
+    if not trained:
         subprocess.run([py, os.path.join(ROOT, "bin", "train_teacher.py"), f"--config={FLAGS.config}",
                         f"--workdir={teacher_dir}"] + [f"--config.{o}" for o in FLAGS.overrides
                                                        if o.startswith(("data.", "teacher."))],
@@ -250,7 +256,8 @@ def main(argv):
             report = json.load(open(os.path.join(workdir, "report.json")))
             record = {"command": "python " + " ".join(sys.argv), "config": FLAGS.config,
                       "row": row, "seed": seed, "answers": FLAGS.answers,
-                      "teacher_test_accuracy": teacher_acc, "machine": machine(),
+                      "teacher_test_accuracy": teacher_acc, "teacher_seed": seed_of_teacher,
+                      "machine": machine(),
                       "overrides": _merge(overrides, answer_overrides, FLAGS.overrides), "report": report, "finished": time.strftime("%Y-%m-%d %H:%M"),
                       "seconds": round(time.time() - start, 1)}
             if resumed:  # its seconds are the resumed part's only
@@ -260,6 +267,23 @@ def main(argv):
             print(f"bench: {row} seed {seed}: student accuracy "
                   f"{report.get('student_accuracy', float('nan')):.4f}, queries "
                   f"{report['teacher_queries']}, {record['seconds']}s", flush=True)
+
+
+def refuse_teacher_twins(seed_of_teacher: int) -> None:
+    """Exits with one error line, before anything runs, when a (row, seed) would start a
+    model from the bench teacher's own initial weights (:mod:`teacher_twins`)."""
+    config = _config()
+    clashes = []
+    for seed in map(int, FLAGS.seeds):
+        for row in FLAGS.rows:
+            overrides = [f"seed={seed}"] + row_overrides(row)[0] + FLAGS.overrides
+            twins = teacher_twins(with_overrides(config, overrides), seed_of_teacher)
+            if twins:
+                clashes.append(f"{row} seed {seed} ({', '.join(twins)})")
+    if clashes:
+        sys.exit(f"error: {'; '.join(clashes)} would start from the initial weights of the "
+                 f"bench teacher (trained with seed {seed_of_teacher}), which no user has; "
+                 "run other seeds (e.g. --seeds=1,2,3)")
 
 
 def interrupted(workdir: str) -> bool:

@@ -90,7 +90,7 @@ def test_several_first_students_answer_the_unpaid_images_together(idx_dir, tmp_p
     from kd_keras.distill.preflight import preflight
     from kd_keras.distill.primer import soft_predictions
     from kd_keras.distill.student import train_student
-    from kd_keras.distill.unpaid import SEED_OFFSET, unpaid_part
+    from kd_keras.distill.unpaid import first_students, labeller_seed, unpaid_part
 
     teacher = Teacher(CallableBackend(toy_teacher), 10)
     config = _config(idx_dir, count=200)
@@ -101,7 +101,9 @@ def test_several_first_students_answer_the_unpaid_images_together(idx_dir, tmp_p
     ctx.config.unpaid.students = 2
     together = unpaid_part(ctx, first)
     assert teacher.paid == 300  # the real and CutMix images only, whatever answers the rest
-    other = train_student(ctx, ctx.labelled, verbose=0, seed=config.seed + SEED_OFFSET)
+    assert first_students(ctx.config) == [("lenet5_half", config.seed),
+                                          ("lenet5_half", labeller_seed(config, 1))]
+    other = train_student(ctx, ctx.labelled, verbose=0, seed=labeller_seed(config, 1))
     theirs = soft_predictions(other, together.candidates, 1.0)
     np.testing.assert_allclose(together.targets, (alone.targets + theirs) / 2, atol=1e-5)
     assert np.abs(theirs - alone.targets).max() > 1e-3  # another seed: another student

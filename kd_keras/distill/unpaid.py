@@ -152,6 +152,23 @@ def check_temperature(config) -> None:
                           "first distilled student, trained at student.temperature")
 
 
+def labeller_seed(config, index: int) -> int:
+    """The seed of first student ``index`` (= round x ``unpaid.students`` + k): its initial
+    weights and the order it sees the images in."""
+    return int(config.seed) + index * SEED_OFFSET
+
+
+def first_students(config) -> list[tuple[str, int]]:
+    """(registered model, seed) of every first student a run with ``config`` trains (none
+    without unpaid images): e.g. for a benchmark to check that none starts from the very
+    weights its own teacher started from."""
+    c = config.unpaid
+    if not int(c.count) or config.student.targets != "teacher":
+        return []
+    model = labeller_model(config) or str(config.student.model)
+    return [(model, labeller_seed(config, i)) for i in range(int(c.students) * int(c.rounds))]
+
+
 def labeller_temperature(config) -> float:
     """The KL temperature the first students learn at: ``unpaid.temperature``, 0 meaning
     ``student.temperature``."""
@@ -221,7 +238,7 @@ def answer_round(ctx: RunContext, r: int, labelled: LabelledSet, candidates,
             what = f"first student {k + 1}/{c.students}" + (
                 f" of round {r + 1}/{c.rounds}" if int(c.rounds) > 1 else "")
             labeller = labeller if labeller is not None else train_student(
-                ctx, labelled, verbose=0, seed=int(ctx.config.seed) + index * SEED_OFFSET,
+                ctx, labelled, verbose=0, seed=labeller_seed(ctx.config, index),
                 model=model, temperature=labeller_temperature(ctx.config),
                 callbacks=[EpochProgress(f"unpaid: {what}",
                                          planned_epochs(ctx.config.student, len(labelled)))])
@@ -362,5 +379,5 @@ def with_unpaid(ctx: RunContext, first: Optional[keras.Model]) -> Optional[Label
     return None if part is None else ctx.labelled.with_part(PART, part)
 
 
-__all__ = ["AUTO", "GENERATORS", "LABELLERS", "check", "labeller_model", "resolve", "unpaid_part",
-           "with_unpaid"]
+__all__ = ["AUTO", "GENERATORS", "LABELLERS", "check", "first_students", "labeller_model",
+           "labeller_seed", "resolve", "unpaid_part", "with_unpaid"]
