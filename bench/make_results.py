@@ -223,6 +223,7 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                         "student's width) label the unpaid images",
                  "lt4": "the first students learn the paid answers at KL T = 4, the "
                         "student at its T = 2 (unpaid.temperature=4)",
+                 "cap40k": "auto epochs capped at about 40,000 steps (student.max_steps=40000)",
                  "rounds2": "a second round of 3 first students, trained on the paid answers "
                             "and the first round's answers to the unpaid images, answers them "
                             "anew (unpaid.rounds=2)",
@@ -775,8 +776,10 @@ def headline(all_records, teacher_of) -> list:
              "comparison). Every teacher answer paid is counted. Today's default has one first "
              "student of the config's teacher model, trained on the answers, label four times as "
              "many unpaid images for the student (`unpaid.count=-1`, section \"Unpaid images on "
-             "every data set\"); rows measured before it say what they ran. `_t90_51` and `_t98_78` are teachers retrained by the same "
-             "command on a later machine.", "",
+             "every data set\"); rows measured before it say what they ran. Its seed-0 runs are left "
+             "out (their first student started from the bench teacher's own weights, section "
+             "\"Runs left out\"): its cells are seeds 1-3. `_t90_51` and `_t98_78` are teachers "
+             "retrained by the same command on a later machine.", "",
              "| data set | teacher % | answers | kd_keras default | FS-BBT, measured here | "
              "FS-BBT, paper (its teacher) |", "|---|---|---|---|---|---|"]
     for dataset, budgets in HEADLINE.items():

@@ -111,6 +111,9 @@ VARIANTS = {
     "tm3": ["unpaid.students=3", "unpaid.model=teacher"],  # ... three of them
     # the first students learn the paid answers at KL T = 4, the student at its 2
     "lt4": ["unpaid.temperature=4"],
+    # auto epochs capped at about 40,000 steps: the second student on 250,000 images at
+    # 50,000 answers trains 20 epochs, not 50 (the first students and smaller sets as before)
+    "cap40k": ["student.max_steps=40000"],
     # choosing in rounds (kd_keras/synthesis/selection.py, choosers.py): CutMix images paid
     # for in 4 rounds after a random half, each round's probe choosing, class-balanced
     # a primer (kd_keras/distill/primer.py): a second student on the answers mixed with the

@@ -123,6 +123,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("student.epochs", 0, Number(low=0, integer=True),
             f"0: auto (50, more for a small set up to min_steps, at most 200; {R}#headline)"),
     Setting("student.min_steps", 7900, Number(low=0, integer=True), "steps auto epochs aim for"),
+    Setting("student.max_steps", 0, Number(low=0, integer=True),
+            "auto epochs stop at about this many steps, below 50 epochs if need be (0: no cap)"),
     Setting("student.batch_size", 128, Number(low=1, integer=True),
             f"128 at twice the paper's rate: as accurate and faster ({R}#fashion_mnistplugins)"),
     Setting("student.learning_rate", 2e-3, Number(low=0, low_open=True), "Adam"),

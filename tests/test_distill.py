@@ -348,7 +348,7 @@ def test_budget_first_plans_m_and_refuses_an_explicit_m_that_cannot_fit(idx_dir,
     assert report["images_per_source"] == {"real": 100} and report["teacher_queries"] == 100
 
 
-def test_auto_epochs_give_a_small_budget_more_epochs_and_keep_a_set_number():
+def test_auto_epochs_give_a_small_budget_more_epochs_cap_a_large_one_and_keep_a_set_number():
     from kd_keras.config import make_paper
     from kd_keras.distill.student import planned_epochs
 
@@ -359,6 +359,12 @@ def test_auto_epochs_give_a_small_budget_more_epochs_and_keep_a_set_number():
     assert planned_epochs(s, 10_000) == 100  # 79 steps an epoch
     assert planned_epochs(s, 50_000) == 50   # 391 steps an epoch: already more than 7,900
     assert planned_epochs(s, 100) == 200     # at most 200
+    s.max_steps = 40_000
+    assert planned_epochs(s, 250_000) == 20  # 1,954 steps an epoch: 20 within the cap, not 50
+    assert planned_epochs(s, 50_000) == 50   # 19,550 steps: under the cap
+    assert planned_epochs(s, 10_000_000) == 1  # at least one epoch
+    s.max_steps = 0
+    assert planned_epochs(s, 250_000) == 50
     s.min_steps = 0
     assert planned_epochs(s, 10_000) == 50
     s.epochs = 3
