@@ -933,7 +933,13 @@ UNPAID_ROWS = {
          "20,000 CutMix (a cap), 3 first students of the student's model (`ens3unpaid20k`)"),
         ("default@B50000+checked+unpaid4x", _four(50000)),
         ("default@B50000+checked+unpaid4x+tm3",
-         "200,000 CutMix, 3 first students of the config's teacher.model (`unpaid4x+tm3`)")]),
+         "200,000 CutMix, 3 first students of the config's teacher.model (`unpaid4x+tm3`)"),
+        ("default@B50000+checked+unpaid4x+cap40k",
+         "today's default, the student's auto epochs capped at about 40,000 steps: 20 "
+         "epochs, not 50 (`unpaid4x+cap40k`, `student.max_steps=40000`)"),
+        ("default@B50000+checked+unpaid4x+tm3+cap40k",
+         "3 first students of the config's teacher.model, the student's epochs capped as "
+         "above (`unpaid4x+tm3+cap40k`)")]),
     "fashion_mnist, label-only teacher": ("fashion_mnist_t90_51.answers", [
         ("default@B10000+checked+nounpaid", _NONE),
         ("default@B10000+checked+unpaid2x", _twice(10000)),
