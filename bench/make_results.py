@@ -463,8 +463,8 @@ CURVES = {"fsbbt": "FS-BBT (the paper's method)",
           "default@checked+unpaid2x": "kd_keras default of 2026-12-03: + unpaid CutMix images, "
                                       "twice the answers, labelled by 3 first students (the "
                                       "student's model)",
-          "default@checked+ens3lenet5unpaid40k": "kd_keras default + 40,000 unpaid CutMix images "
-                                                 "labelled by 3 first LeNet-5s (teacher-sized)"}
+          "default@checked+unpaid4x+tm3": "kd_keras default with 3 first students of the "
+                                          "config's teacher.model (--config.unpaid.students=3)"}
 
 
 # Where a data set's runs of a curve ran with other settings than the curve's name says.
@@ -477,18 +477,22 @@ CURVE_NAMES = {("cifar10_jpeg", "default"): "kd_keras default before any rule fo
 
 # Rows that ran a default under another name: (last variants, budget) -> the default's name
 # (twice the answers, 3 first students of the student's model: unpaid2x; 4x the answers,
-# one first student of the config's teacher.model: unpaid4x).
+# one first student of the config's teacher.model: unpaid4x; three of them: unpaid4x+tm3,
+# which the 3 first LeNet-5s are where LeNet-5 is the teacher's model: the grey data sets).
 SAME_AS = {("ens3unpaid20k", 10000): "unpaid2x", ("unpaid40k+tm1", 10000): "unpaid4x",
-           ("ens3unpaid20k+tm1", 5000): "unpaid4x"}
+           ("ens3unpaid20k+tm1", 5000): "unpaid4x", ("ens3lenet5unpaid40k", 10000): "unpaid4x+tm3"}
+SAME_AS_ONLY = {"ens3lenet5unpaid40k": ("fashion_mnist", "mnist")}  # data sets where it holds
 
 
-def canonical(row: str, budget) -> str:
-    """The curve a row (without its budget) belongs to when it ran a default under another
-    name: ``+nounpaid`` is the default before unpaid images, the rest :data:`SAME_AS`."""
+def canonical(row: str, budget, dataset: str = "") -> str:
+    """The curve a row (without its budget) of ``dataset`` belongs to when it ran a default
+    under another name: ``+nounpaid`` is the default before unpaid images, the rest
+    :data:`SAME_AS` (on the data sets :data:`SAME_AS_ONLY` allows)."""
     if row.endswith("+nounpaid"):
         return row[:-len("+nounpaid")]
     for (tail, at), name in SAME_AS.items():
-        if row.endswith("+" + tail) and budget == at:
+        where = SAME_AS_ONLY.get(tail)
+        if row.endswith("+" + tail) and budget == at and (not where or family(dataset) in where):
             return row[:-len(tail)] + name
     return row
 
@@ -573,7 +577,7 @@ def budget_curves(all_records, dataset):
             continue
         for r in records:
             row, budget = budget_of(r["row"])
-            row = canonical(row, budget)
+            row = canonical(row, budget, dataset)
             rep = r["report"]
             if r.get("answers", "probs") != "probs" or "student_accuracy" not in rep:
                 continue
@@ -594,7 +598,7 @@ def lead_order(dataset: str, curve: str) -> int:
     paper's method) first, the rest as they were measured."""
     lead = [name for answers, budgets in HEADLINE.get(dataset, {}).items()
             for _, row in (budgets["default"], budgets["paper"])
-            for name in (canonical(*budget_of(row)), same_as_auto(budget_of(row)[0], answers))]
+            for name in (canonical(*budget_of(row), dataset), same_as_auto(budget_of(row)[0], answers))]
     return lead.index(curve) if curve in lead else len(lead)
 
 
@@ -969,7 +973,10 @@ UNPAID_ROWS = {
         ("default@B5000+checked+unpaid2x", _twice(5000)),
         ("default@B5000+checked+ens3unpaid20k+tm1",
          "20,000 CutMix, one first student of the config's teacher.model, cnn4 "
-         "(`ens3unpaid20k+tm1`: today's default)")]),
+         "(`ens3unpaid20k+tm1`: today's default)"),
+        ("default@B5000+checked+unpaid4x+tm3",
+         "20,000 CutMix, 3 first students of the config's teacher.model, cnn4s "
+         "(`unpaid4x+tm3`)")]),
     "cifar10_jpeg, 5,000 answers": ("cifar10_jpeg", [
         ("default@B5000+checked+nounpaid", _NONE),
         ("default@B5000+checked+unpaid2x", _twice(5000)),
