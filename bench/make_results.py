@@ -41,16 +41,18 @@ PAPER_SHARES = {"fashion_mnist": "94.0 % of its 90.15 % teacher (DivBFKD: 95.2 %
 # name the default's settings: real + CutMix, KL T = 2, batch 128, EMA 0.999, auto epochs
 # (at 50K answers auto epochs are the 50 the rule gives).
 HEADLINE = {
-    # today's default (unpaid.count=-1: one first student of the config's teacher.model
-    # labels 4x the budget of unpaid images; rows named for it: unpaid4x, or at 10,000
-    # answers unpaid40k+tm1 and at 5,000 ens3unpaid20k+tm1) against the teachers of the
-    # newest sections; where it is not measured yet, the default before it (HEADLINE_BEFORE)
+    # today's default (unpaid.count=-1: three first students of the config's teacher.model
+    # label 4x the budget of unpaid images; rows named for it: unpaid4x+tm3, or at 10,000
+    # answers ens3lenet5unpaid40k where LeNet-5 is the teacher's model) against the teachers
+    # of the newest sections; where it is not measured yet, the default before it (one first
+    # student: unpaid4x, unpaid40k+tm1, ens3unpaid20k+tm1; HEADLINE_BEFORE says so)
     "fashion_mnist_t90_51": {
-        5000: {"default": ("fashion_mnist_t90_51.budget", "default@B5000+checked+unpaid4x"),
+        5000: {"default": ("fashion_mnist_t90_51.budget", "default@B5000+checked+unpaid4x+tm3"),
                "paper": ("fashion_mnist_t90_51.budget", "fsbbt@B5000")},
-        10000: {"default": ("fashion_mnist_t90_51.budget", "default@B10000+checked+unpaid40k+tm1"),
+        10000: {"default": ("fashion_mnist_t90_51.budget",
+                            "default@B10000+checked+ens3lenet5unpaid40k"),
                 "paper": ("fashion_mnist_t90_51.budget", "fsbbt@B10000")},
-        50000: {"default": ("fashion_mnist_t90_51.budget", "default@B50000+checked+unpaid4x"),
+        50000: {"default": ("fashion_mnist_t90_51.budget", "default@B50000+checked+unpaid4x+tm3"),
                 "paper": ("fashion_mnist_t90_51.budget", "fsbbt@B50000")}},
     "fashion_mnist": {
         10000: {"default": ("fashion_mnist.budget", "default@B10000+checked"),
@@ -60,7 +62,7 @@ HEADLINE = {
     "mnist_t98_78": {
         5000: {"default": ("mnist_t98_78", "default@B5000+checked+unpaid4x"),
                "paper": ("mnist_t98_78", "fsbbt@B5000")},
-        10000: {"default": ("mnist_t98_78", "default@B10000+checked+unpaid40k+tm1"),
+        10000: {"default": ("mnist_t98_78", "default@B10000+checked+ens3lenet5unpaid40k"),
                 "paper": ("mnist_t98_78", "fsbbt@B10000")},
         26000: {"default": ("mnist_t98_78", "default@B26000+checked+unpaid4x"),
                 "paper": ("mnist_t98_78", "fsbbt")}},
@@ -79,7 +81,7 @@ HEADLINE = {
                 "paper": ("cifar10_jpeg", "fsbbt@B42000")}},
     # the cnn4 teacher retrained by the same command on the machine of 2026-12-04 (session 25)
     "cifar10_jpeg_t84_80": {
-        5000: {"default": ("cifar10_jpeg_t84_80", "default@B5000+checked+ens3unpaid20k+tm1"),
+        5000: {"default": ("cifar10_jpeg_t84_80", "default@B5000+checked+unpaid4x+tm3"),
                "paper": ("cifar10_jpeg_t84_80", "fsbbt@B5000")}},
 }
 # Headline cells whose default ran before today's augmentation rule (student.augment=auto
@@ -87,11 +89,13 @@ HEADLINE = {
 BEFORE_UNPAID = "before unpaid images: unpaid.count=0"
 BEFORE_TM1 = ("the default before 2026-12-04: 2x the answers in unpaid images, 3 first "
               "students of the student's model")
+BEFORE_TM3 = "the default of 2026-12-04: one first student of the teacher's model"
 HEADLINE_BEFORE = {("fashion_mnist", 50000): "before the augmentation rule, which chooses no "
                                              "augmentation with this teacher, and " + BEFORE_UNPAID,
                    ("fashion_mnist", 10000): BEFORE_UNPAID, ("mnist", 10000): BEFORE_UNPAID,
                    ("mnist", 26000): BEFORE_UNPAID, ("cifar10_jpeg", 42000): BEFORE_UNPAID,
-                   ("cifar10_jpeg", 10000): BEFORE_TM1}
+                   ("cifar10_jpeg", 10000): BEFORE_TM1, ("cifar10_jpeg", 5000): BEFORE_TM3,
+                   ("mnist_t98_78", 5000): BEFORE_TM3, ("mnist_t98_78", 26000): BEFORE_TM3}
 # What a data set's section says before its table.
 DATASET_NOTES = {
     "cifar10_jpeg": "CIFAR-10 (JPEG): the workplace's lossy JPEG re-encode of CIFAR-10 "
@@ -214,13 +218,14 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                              "of 2026-12-03)",
                  "unpaid4x": "a second student also on unpaid CutMix images, 4x the answers, "
                              "answered by one first student of the config's teacher.model "
-                             "(the default since 2026-12-04)",
+                             "(the default of 2026-12-04; with tm3 today's)",
                  "nounpaid": "no unpaid images (the default before 2026-12-03)",
                  "students5": "5 first students label the unpaid images",
                  "tm1": "one first student of the config's teacher.model (twice the "
                         "student's width) labels the unpaid images",
                  "tm3": "three first students of the config's teacher.model (twice the "
-                        "student's width) label the unpaid images",
+                        "student's width) label the unpaid images (the default since "
+                        "2026-12-05)",
                  "lt4": "the first students learn the paid answers at KL T = 4, the "
                         "student at its T = 2 (unpaid.temperature=4)",
                  "cap40k": "auto epochs capped at about 40,000 steps (student.max_steps=40000)",
@@ -457,14 +462,15 @@ CURVES = {"fsbbt": "FS-BBT (the paper's method)",
           "default@mirror": "kd_keras default + mirrored copies (augment=flip)",
           "default@checked": "kd_keras default before unpaid images (augmentations the teacher "
                              "keeps)",
-          "default@checked+unpaid4x": "kd_keras default: + unpaid CutMix images, 4x the "
-                                      "answers, labelled by one first student of the config's "
-                                      "teacher.model (since 2026-12-04)",
+          "default@checked+unpaid4x": "kd_keras default of 2026-12-04: + unpaid CutMix images, "
+                                      "4x the answers, labelled by one first student of the "
+                                      "config's teacher.model",
           "default@checked+unpaid2x": "kd_keras default of 2026-12-03: + unpaid CutMix images, "
                                       "twice the answers, labelled by 3 first students (the "
                                       "student's model)",
-          "default@checked+unpaid4x+tm3": "kd_keras default with 3 first students of the "
-                                          "config's teacher.model (--config.unpaid.students=3)"}
+          "default@checked+unpaid4x+tm3": "kd_keras default (since 2026-12-05): + unpaid CutMix "
+                                          "images, 4x the answers, labelled by 3 first students "
+                                          "of the config's teacher.model"}
 
 
 # Where a data set's runs of a curve ran with other settings than the curve's name says.
@@ -777,11 +783,11 @@ def headline(all_records, teacher_of) -> list:
     lines = ["## Headline", "",
              "Student top-1 % on the whole test set, mean ± std over 3 seeds, and as a share "
              "of the same run's teacher (teachers differ between papers; the share is the fair "
-             "comparison). Every teacher answer paid is counted. Today's default has one first "
-             "student of the config's teacher model, trained on the answers, label four times as "
+             "comparison). Every teacher answer paid is counted. Today's default has three first "
+             "students of the config's teacher model, trained on the answers, label four times as "
              "many unpaid images for the student (`unpaid.count=-1`, section \"Unpaid images on "
              "every data set\"); rows measured before it say what they ran. Its seed-0 runs are left "
-             "out (their first student started from the bench teacher's own weights, section "
+             "out (the first of their first students started from the bench teacher's own weights, section "
              "\"Runs left out\"): its cells are seeds 1-3. `_t90_51` and `_t98_78` are teachers "
              "retrained by the same command on a later machine.", "",
              "| data set | teacher % | answers | kd_keras default | FS-BBT, measured here | "
@@ -896,11 +902,12 @@ def evidence_table(all_records, spec: dict, what: str) -> list:
 _NONE = "none (no unpaid images)"
 _OWN = ("20,000 CutMix, 3 first students of the student's model (`ens3unpaid20k`: the default "
         "of 2026-12-03)")
-_BIG = "40,000 CutMix, 3 first LeNet-5s, teacher-sized (`ens3lenet5unpaid40k`)"
+_BIG = ("40,000 CutMix, 3 first LeNet-5s, teacher-sized (`ens3lenet5unpaid40k`: today's "
+        "default)")
 _TM3 = "20,000 CutMix, 3 first students of the config's teacher.model (`unpaid2x+tm3`)"
 _TM1 = "20,000 CutMix, one first student of the config's teacher.model (`unpaid2x+tm1`)"
 _TM1_40K = ("40,000 CutMix, one first student of the config's teacher.model (`unpaid40k+tm1`: "
-            "today's default)")
+            "the default of 2026-12-04)")
 _LT4 = ("4x the answers in CutMix, one first student of the config's teacher.model that learns "
         "the paid answers at KL T = 4 (`unpaid4x+lt4`: unpaid.temperature=4)")
 _ROUNDS2 = ("20,000 CutMix, 3 first students of the student's model, then 3 more trained on "
@@ -914,7 +921,12 @@ def _twice(answers: int) -> str:
 
 def _four(answers: int) -> str:
     return (f"{4 * answers:,} CutMix, one first student of the config's teacher.model "
-            "(`unpaid4x`: today's default)")
+            "(`unpaid4x`: the default of 2026-12-04)")
+
+
+def _four3(answers: int) -> str:
+    return (f"{4 * answers:,} CutMix, 3 first students of the config's teacher.model "
+            "(`unpaid4x+tm3`: today's default)")
 
 
 UNPAID_ROWS = {
@@ -929,17 +941,17 @@ UNPAID_ROWS = {
     "fashion_mnist, 5,000 answers": ("fashion_mnist_t90_51.budget", [
         ("default@B5000+checked+nounpaid", _NONE),
         ("default@B5000+checked+unpaid2x", _twice(5000)),
-        ("default@B5000+checked+unpaid4x", _four(5000))]),
+        ("default@B5000+checked+unpaid4x", _four(5000)),
+        ("default@B5000+checked+unpaid4x+tm3", _four3(5000))]),
     "fashion_mnist, 50,000 answers": ("fashion_mnist_t90_51.budget", [
         ("default@B50000+checked+nounpaid", _NONE),
         ("default@B50000+checked+unpaid2x", _twice(50000)),
         ("default@B50000+checked+ens3unpaid20k",
          "20,000 CutMix (a cap), 3 first students of the student's model (`ens3unpaid20k`)"),
         ("default@B50000+checked+unpaid4x", _four(50000)),
-        ("default@B50000+checked+unpaid4x+tm3",
-         "200,000 CutMix, 3 first students of the config's teacher.model (`unpaid4x+tm3`)"),
+        ("default@B50000+checked+unpaid4x+tm3", _four3(50000)),
         ("default@B50000+checked+unpaid4x+cap40k",
-         "today's default, the student's auto epochs capped at about 40,000 steps: 20 "
+         "the default of 2026-12-04, the student's auto epochs capped at about 40,000 steps: 20 "
          "epochs, not 50 (`unpaid4x+cap40k`, `student.max_steps=40000`)"),
         ("default@B50000+checked+unpaid4x+tm3+cap40k",
          "3 first students of the config's teacher.model, the student's epochs capped as "
@@ -952,7 +964,10 @@ UNPAID_ROWS = {
         ("default@B10000+checked+unpaid2x+students5",
          "20,000 CutMix, 5 first students of the student's model (`unpaid2x+students5`)"),
         ("default@B10000+checked+ens3lenet5unpaid40k", _BIG),
-        ("default@B10000+checked+unpaid40k+tm1", _TM1_40K)]),
+        ("default@B10000+checked+unpaid40k+tm1", _TM1_40K),
+        ("default@B10000+checked+unpaid40k+tm3",
+         "40,000 CutMix, 3 first students of the config's teacher.model (`unpaid40k+tm3`: "
+         "today's default)")]),
     "mnist": ("mnist_t98_78", [
         ("default@B10000+checked", _NONE), ("default@B10000+checked+ens3unpaid20k", _OWN),
         ("default@B10000+checked+ens3lenet5unpaid40k", _BIG),
@@ -973,16 +988,16 @@ UNPAID_ROWS = {
         ("default@B5000+checked+unpaid2x", _twice(5000)),
         ("default@B5000+checked+ens3unpaid20k+tm1",
          "20,000 CutMix, one first student of the config's teacher.model, cnn4 "
-         "(`ens3unpaid20k+tm1`: today's default)"),
+         "(`ens3unpaid20k+tm1`: the default of 2026-12-04)"),
         ("default@B5000+checked+unpaid4x+tm3",
          "20,000 CutMix, 3 first students of the config's teacher.model, cnn4s "
-         "(`unpaid4x+tm3`)")]),
+         "(`unpaid4x+tm3`: today's default)")]),
     "cifar10_jpeg, 5,000 answers": ("cifar10_jpeg", [
         ("default@B5000+checked+nounpaid", _NONE),
         ("default@B5000+checked+unpaid2x", _twice(5000)),
         ("default@B5000+checked+ens3unpaid20k+tm1",
          "20,000 CutMix, one first student of the config's teacher.model, cnn4 "
-         "(`ens3unpaid20k+tm1`: today's default)")]),
+         "(`ens3unpaid20k+tm1`: the default of 2026-12-04)")]),
 }
 
 

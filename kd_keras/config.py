@@ -180,8 +180,9 @@ SETTINGS: tuple[Setting, ...] = (
             "with unpaid.count=-1: unpaid images per paid answer planned"),
     Setting("unpaid.generator", "cutmix", Choice(lambda: _names("unpaid_generators")),
             "the recipe generator that makes the unpaid images"),
-    Setting("unpaid.students", 1, Number(low=1, integer=True),
-            "first students (other seeds) whose averaged answers label the unpaid images"),
+    Setting("unpaid.students", 3, Number(low=1, integer=True),
+            "first students (other seeds) whose averaged answers label the unpaid images "
+            "(1: about a third of their training time, a little less accurate)"),
     Setting("unpaid.rounds", 1, Number(low=1, integer=True),
             "rounds of first students: each round after the first learns from the paid set "
             "plus the previous round's answers to the unpaid images, then answers them anew "

@@ -155,8 +155,8 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_wo
     """MultiWorkerMirroredStrategy over two local worker processes: the same command on
     each; only the chief queries; the other reads the shared cache, or (no shared SQLite
     file) the training set the chief publishes in --shared_dir; weights stay in sync. With
-    the default unpaid images (count -1: 4x the paid answers, one first student of the
-    config's teacher.model) both workers train the same first student together and the
+    the default unpaid images (count -1: 4x the paid answers, three first students of the
+    config's teacher.model) both workers train the same first students together and the
     second student on the same unpaid images, the chief's answers to them."""
     finish_two_workers(two_workers(
         f"--cache={tmp_path}/cache.sqlite" if share == "cache" else f"--shared_dir={tmp_path}/shared",
@@ -172,10 +172,10 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_wo
     if share == "shared_dir":
         assert not os.path.exists(tmp_path / "cache.sqlite")  # each worker kept its own
     assert chief["student_accuracy"] == other["student_accuracy"]  # the same weights
-    # 4 x (50 real + 100 synthetic) unpaid images, answered by one LeNet-5
+    # 4 x (50 real + 100 synthetic) unpaid images, answered by three LeNet-5s
     assert chief["n_unpaid"] == other["n_unpaid"] == 600
     assert chief["unpaid_labellers"]["averaged"] == other["unpaid_labellers"]["averaged"]
-    assert ("4 x 150 paid answers = 600 unpaid images, labelled by 1 first student of lenet5"
+    assert ("4 x 150 paid answers = 600 unpaid images, labelled by 3 first students of lenet5"
             in open(tmp_path / "w1.log").read())
     test = data.load("fashion_mnist:test", data_dir=idx_dir)
     loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]

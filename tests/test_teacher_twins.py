@@ -20,8 +20,9 @@ def config():
 
 
 def test_a_first_student_of_the_teachers_model_seeded_as_the_teacher_is_its_twin(config):
-    """Today's default (one first student of teacher.model, lenet5): seed 0 starts it as the
-    seed-0 teacher started; seeds 1-3 and a teacher of another seed do not."""
+    """Today's default (three first students of teacher.model, lenet5): seed 0 starts the
+    first of them as the seed-0 teacher started; seeds 1-3 and a teacher of another seed do
+    not."""
     assert teacher_twins(with_overrides(config, ["seed=0"]), 0) == ["lenet5 (seed 0)"]
     for seed in (1, 2, 3):
         assert teacher_twins(with_overrides(config, [f"seed={seed}"]), 0) == []

@@ -255,12 +255,12 @@ def test_a_run_begun_before_a_setting_existed_resumes_while_it_holds_its_default
         == ["unpaid.count", "unpaid.students"]
 
 
-def test_by_default_one_teacher_sized_first_student_labels_four_times_the_budget(
+def test_by_default_three_teacher_sized_first_students_label_four_times_the_budget(
         idx_dir, tmp_path, capsys):
     """unpaid.count = -1 (the default): unpaid.factor = 4 x the paid answers planned,
-    labelled by one first student of the config's teacher.model (lenet5 for a lenet5_half
-    student); the teacher is paid for the budget only, and no first student of the student's
-    own model is trained."""
+    labelled by three first students of the config's teacher.model (lenet5 for a lenet5_half
+    student), their answers averaged; the teacher is paid for the budget only, and no first
+    student of the student's own model is trained."""
     from kd_keras import models
     from kd_keras.config import SETTINGS
 
@@ -272,7 +272,7 @@ def test_by_default_one_teacher_sized_first_student_labels_four_times_the_budget
 
     defaults = {s.field: s.default for s in SETTINGS}
     assert [defaults[f"unpaid.{k}"] for k in ("count", "factor", "students", "model")] == [
-        -1, 4.0, 1, "teacher"]
+        -1, 4.0, 3, "teacher"]
     config = _config(idx_dir, count=-1)
     for key in ("factor", "students", "model"):
         config.unpaid[key] = defaults[f"unpaid.{key}"]
@@ -282,13 +282,15 @@ def test_by_default_one_teacher_sized_first_student_labels_four_times_the_budget
                    str(tmp_path / "w"))
     report = result.report
     assert report["n_unpaid"] == 1040 and report["teacher_queries"] == sum(sent) == 260
-    assert "4 x 260 paid answers = 1040 unpaid images, labelled by 1 first student of lenet5" \
+    assert "4 x 260 paid answers = 1040 unpaid images, labelled by 3 first students of lenet5" \
         in capsys.readouterr().out
     kept = tmp_path / "w" / "unpaid_labellers"
-    assert sorted(p.name for p in kept.iterdir()) == ["0.npz", "0.weights.h5"]
-    labeller = models.build("lenet5", (28, 28, 1), 10)
-    labeller.load_weights(kept / "0.weights.h5")  # a LeNet-5, not the student's LeNet-5-Half
-    assert labeller.count_params() > 2 * result.student.count_params()
+    assert sorted(p.name for p in kept.iterdir()) == [f"{k}.{ext}" for k in range(3)
+                                                      for ext in ("npz", "weights.h5")]
+    for k in range(3):
+        labeller = models.build("lenet5", (28, 28, 1), 10)
+        labeller.load_weights(kept / f"{k}.weights.h5")  # LeNet-5s, not LeNet-5-Half
+        assert labeller.count_params() > 2 * result.student.count_params()
     assert "student_train" not in report["stage_seconds"]  # no first student of its own
 
 

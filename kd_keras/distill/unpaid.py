@@ -1,7 +1,8 @@
 """Learning from images nobody paid for (issue #26): self-training on unpaid candidates.
 On by default (``unpaid.count=-1``, :func:`resolve`): four times the paid answers of unpaid
-CutMix images, labelled by one first student of the config's ``teacher.model`` (twice the
-student's width in every shipped config; measured on three data sets, docs/RESULTS.md).
+CutMix images, labelled by the averaged answers of three first students of the config's
+``teacher.model`` (twice the student's width in every shipped config; measured on three data
+sets, docs/RESULTS.md).
 
 A first student is distilled on the paid set as usual. It then answers ``unpaid.count``
 new candidates of a recipe generator (CutMix, MixUp or warps of the real images, kept as
