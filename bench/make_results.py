@@ -446,7 +446,10 @@ HELDOUT_CODE = {"13376ae": "KL T = 4, batch 128, 50 epochs",
                 "9548442": "KL T = 2, batch 128, auto epochs (100 at 10K answers)",
                 "d7c1db7": "the same with weight averaging (EMA 0.999)",
                 "8b7dd5b": "the same default after the speed and multi-worker fixes of "
-                           "session 8-9 (identical results: the arithmetic did not change)"}
+                           "session 8-9 (identical results: the arithmetic did not change)",
+                "6893ded": "unpaid images labelled by one first student of teacher.model (the "
+                           "default of 2026-12-04)",
+                "7d1f225": "the same code; with `unpaid.students=3` today's default (2026-12-05)"}
 
 AUTO = "real_cutmix@kl2+bs128+auto+ema"  # today's default
 AUTO_BEFORE = "real_cutmix@kl2+bs128+auto"  # the default before weight averaging
@@ -977,7 +980,8 @@ UNPAID_ROWS = {
     "mnist, 5,000 answers": ("mnist_t98_78", [
         ("default@B5000+checked+nounpaid", _NONE),
         ("default@B5000+checked+unpaid2x", _twice(5000)),
-        ("default@B5000+checked+unpaid4x", _four(5000))]),
+        ("default@B5000+checked+unpaid4x", _four(5000)),
+        ("default@B5000+checked+unpaid4x+tm3", _four3(5000))]),
     "mnist, 26,000 answers": ("mnist_t98_78", [
         ("default@B26000+checked+nounpaid", _NONE),
         ("default@B26000+checked+unpaid2x", _twice(26000)),
