@@ -922,14 +922,13 @@ def _twice(answers: int) -> str:
             "the default of 2026-12-03)")
 
 
-def _four(answers: int) -> str:
-    return (f"{4 * answers:,} CutMix, one first student of the config's teacher.model "
-            "(`unpaid4x`: the default of 2026-12-04)")
-
-
-def _four3(answers: int) -> str:
-    return (f"{4 * answers:,} CutMix, 3 first students of the config's teacher.model "
-            "(`unpaid4x+tm3`: today's default)")
+def _four(answers: int, students: int = 1) -> str:
+    """4x the answers in unpaid CutMix labelled by ``students`` first students of the
+    config's teacher.model: one was the default of 2026-12-04, three are today's."""
+    who, row, when = (("one first student", "unpaid4x", "the default of 2026-12-04")
+                      if students == 1 else
+                      (f"{students} first students", f"unpaid4x+tm{students}", "today's default"))
+    return f"{4 * answers:,} CutMix, {who} of the config's teacher.model (`{row}`: {when})"
 
 
 UNPAID_ROWS = {
@@ -945,14 +944,14 @@ UNPAID_ROWS = {
         ("default@B5000+checked+nounpaid", _NONE),
         ("default@B5000+checked+unpaid2x", _twice(5000)),
         ("default@B5000+checked+unpaid4x", _four(5000)),
-        ("default@B5000+checked+unpaid4x+tm3", _four3(5000))]),
+        ("default@B5000+checked+unpaid4x+tm3", _four(5000, 3))]),
     "fashion_mnist, 50,000 answers": ("fashion_mnist_t90_51.budget", [
         ("default@B50000+checked+nounpaid", _NONE),
         ("default@B50000+checked+unpaid2x", _twice(50000)),
         ("default@B50000+checked+ens3unpaid20k",
          "20,000 CutMix (a cap), 3 first students of the student's model (`ens3unpaid20k`)"),
         ("default@B50000+checked+unpaid4x", _four(50000)),
-        ("default@B50000+checked+unpaid4x+tm3", _four3(50000)),
+        ("default@B50000+checked+unpaid4x+tm3", _four(50000, 3)),
         ("default@B50000+checked+unpaid4x+cap40k",
          "the default of 2026-12-04, the student's auto epochs capped at about 40,000 steps: 20 "
          "epochs, not 50 (`unpaid4x+cap40k`, `student.max_steps=40000`)"),
@@ -981,7 +980,7 @@ UNPAID_ROWS = {
         ("default@B5000+checked+nounpaid", _NONE),
         ("default@B5000+checked+unpaid2x", _twice(5000)),
         ("default@B5000+checked+unpaid4x", _four(5000)),
-        ("default@B5000+checked+unpaid4x+tm3", _four3(5000))]),
+        ("default@B5000+checked+unpaid4x+tm3", _four(5000, 3))]),
     "mnist, 26,000 answers": ("mnist_t98_78", [
         ("default@B26000+checked+nounpaid", _NONE),
         ("default@B26000+checked+unpaid2x", _twice(26000)),
