@@ -37,6 +37,9 @@ flags.DEFINE_string("workroot", "runs/bench", "Folder for the teacher, cache and
 flags.DEFINE_string("out", "bench/results/results.jsonl", "JSONL file results are appended to.")
 flags.DEFINE_list("overrides", [], "Extra --config.* overrides for every run, e.g. "
                   "student.epochs=20.")
+flags.DEFINE_integer("teacher_seed", None, "Seed the bench teacher is trained with (default: "
+                     "the config's seed); a teacher already under WORKROOT must have been "
+                     "trained with it.")
 flags.DEFINE_enum("answers", "probs", ["probs", "topk", "label"],
                   "What the teacher answers: all probabilities, the top 5, or the top-1 class.")
 FLAGS = flags.FLAGS
@@ -215,13 +218,14 @@ def main(argv):
     teacher_dir = os.path.join(FLAGS.workroot, "teacher")
     trained = os.path.exists(os.path.join(teacher_dir, "teacher", "saved_model.pb"))
     # the seed the teacher was (or is about to be) trained with
-    seed_of_teacher = teacher_seed(teacher_dir) if trained else int(_config().seed)
+    wanted = int(_config().seed) if FLAGS.teacher_seed is None else FLAGS.teacher_seed
+    seed_of_teacher = teacher_seed(teacher_dir) if trained else wanted
+    if FLAGS.teacher_seed is not None and seed_of_teacher != wanted:
+        sys.exit(f"error: the teacher in {teacher_dir} was trained with seed {seed_of_teacher},"
+                 f" not --teacher_seed={wanted}; use another --workroot")
     refuse_teacher_twins(seed_of_teacher)
     if not trained:
-        subprocess.run([py, os.path.join(ROOT, "bin", "train_teacher.py"), f"--config={FLAGS.config}",
-                        f"--workdir={teacher_dir}"] + [f"--config.{o}" for o in FLAGS.overrides
-                                                       if o.startswith(("data.", "teacher."))],
-                       check=True)
+        train_teacher(teacher_dir, seed_of_teacher)
     teacher_model = os.path.join(teacher_dir, "teacher")
     answer_overrides = []
     if FLAGS.answers != "probs":
@@ -270,6 +274,15 @@ def main(argv):
             print(f"bench: {row} seed {seed}: student accuracy "
                   f"{report.get('student_accuracy', float('nan')):.4f}, queries "
                   f"{report['teacher_queries']}, {record['seconds']}s", flush=True)
+
+
+def train_teacher(teacher_dir: str, seed: int) -> None:
+    """Trains the bench teacher into ``teacher_dir`` with ``bin/train_teacher.py``, the
+    config and ``seed`` (plus the ``data.``/``teacher.`` overrides a run is given)."""
+    subprocess.run([sys.executable, os.path.join(ROOT, "bin", "train_teacher.py"),
+                    f"--config={FLAGS.config}", f"--workdir={teacher_dir}", f"--config.seed={seed}"]
+                   + [f"--config.{o}" for o in FLAGS.overrides
+                      if o.startswith(("data.", "teacher."))], check=True)
 
 
 def refuse_teacher_twins(seed_of_teacher: int) -> None:

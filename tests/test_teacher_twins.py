@@ -54,3 +54,34 @@ def test_the_bench_refuses_such_a_run_before_anything_runs(tmp_path):
     assert "default@B10000 seed 0 (lenet5 (seed 0))" in errors[0]
     assert "--seeds=1,2,3" in errors[0] and "fsbbt" not in errors[0]
     assert os.listdir(tmp_path / "bench") == [] and not out.exists()
+
+
+def _bench(tmp_path, *args):
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "paper_table.py"),
+         "--config=configs/fashion_mnist.py", f"--workroot={tmp_path / 'bench'}",
+         f"--out={tmp_path / 'results.jsonl'}", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_a_teacher_of_another_seed_is_checked_for_twins_and_against_the_one_trained(tmp_path):
+    """--teacher_seed=1 makes seed 1 of today's default the twin (before any training); a
+    teacher already trained with seed 11 is not taken for one of seed 12: one error line each,
+    nothing trained or written."""
+    proc = _bench(tmp_path, "--rows=default@B10000", "--seeds=1", "--teacher_seed=1")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
+    assert "default@B10000 seed 1 (lenet5 (seed 1))" in errors[0]
+    assert "trained with seed 1)" in errors[0]
+    assert os.listdir(tmp_path / "bench") == []
+
+    teacher = tmp_path / "bench" / "teacher"
+    (teacher / "teacher").mkdir(parents=True)
+    (teacher / "teacher" / "saved_model.pb").write_bytes(b"")
+    (teacher / "config.json").write_text('{"config": {"seed": 11}}')
+    proc = _bench(tmp_path, "--rows=default@B10000", "--seeds=1", "--teacher_seed=12")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1 and "Traceback" not in proc.stderr
+    assert "trained with seed 11, not --teacher_seed=12" in errors[0]
+    assert sorted(os.listdir(tmp_path / "bench")) == ["teacher"]
+    assert not (tmp_path / "results.jsonl").exists()
