@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -23,6 +25,7 @@ def _records(tmp_path) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 def test_teachers_of_each_seed_are_trained_scored_reused_and_skipped(tmp_path):
     proc = _teacher_seeds(tmp_path, "3,4")
     assert proc.returncode == 0, proc.stderr[-3000:]
