@@ -61,7 +61,7 @@ HEADLINE = {
                "paper": ("mnist_t98_78", "fsbbt@B5000")},
         10000: {"default": ("mnist_t98_78", "default@B10000+checked+ens3lenet5unpaid40k"),
                 "paper": ("mnist_t98_78", "fsbbt@B10000")},
-        26000: {"default": ("mnist_t98_78", "default@B26000+checked+unpaid4x"),
+        26000: {"default": ("mnist_t98_78", "default@B26000+checked+unpaid4x+tm3"),
                 "paper": ("mnist_t98_78", "fsbbt")}},
     "mnist": {
         10000: {"default": ("mnist", "default@B10000+checked"),
@@ -104,8 +104,7 @@ HEADLINE_BEFORE = {("fashion_mnist", 50000): "before the augmentation rule, whic
                                              "augmentation with this teacher, and " + BEFORE_UNPAID,
                    ("fashion_mnist", 10000): BEFORE_UNPAID, ("mnist", 10000): BEFORE_UNPAID,
                    ("mnist", 26000): BEFORE_UNPAID, ("cifar10_jpeg", 42000): BEFORE_UNPAID,
-                   ("cifar10_jpeg", 10000): BEFORE_TM1, ("cifar10_jpeg", 5000): BEFORE_TM3,
-                   ("mnist_t98_78", 26000): BEFORE_TM3}
+                   ("cifar10_jpeg", 10000): BEFORE_TM1, ("cifar10_jpeg", 5000): BEFORE_TM3}
 # What a data set's section says before its table.
 DATASET_NOTES = {
     "cifar10_jpeg": "CIFAR-10 (JPEG): the workplace's lossy JPEG re-encode of CIFAR-10 "
