@@ -3,6 +3,7 @@ teacher already in the workroot, and skips seeds already recorded."""
 
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -37,8 +38,8 @@ def test_teachers_of_each_seed_are_trained_scored_reused_and_skipped(tmp_path):
             trained = json.load(f)["config"]
         assert trained["seed"] == record["seed"] and trained["teacher"]["epochs"] == 3
     # the seed reached the teacher: two seeds, two different teachers
-    weights = [open(os.path.join(r["teacher_dir"], "teacher", "variables",
-                                 "variables.data-00000-of-00001"), "rb").read() for r in first]
+    weights = [pathlib.Path(r["teacher_dir"], "teacher", "variables",
+                            "variables.data-00000-of-00001").read_bytes() for r in first]
     assert weights[0] != weights[1]
 
     # seed 3 is recorded: skipped; seed 5's folder already holds a teacher (here seed 4's):
