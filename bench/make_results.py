@@ -81,6 +81,8 @@ HEADLINE = {
         5000: {"default": ("cifar10_jpeg_t84_80", "default@B5000+checked+unpaid4x+tm3"),
                "paper": ("cifar10_jpeg_t84_80", "fsbbt@B5000")}},
 }
+
+
 def _today(tag: str) -> dict:
     """Headline cells of today's default and the paper's method at 5,000, 10,000 and 50,000
     answers in the results ``tag`` (the Fashion-MNIST teachers of the newest sections)."""
