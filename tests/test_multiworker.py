@@ -81,10 +81,11 @@ def test_mirrored_on_one_device_is_the_default_strategy():
 STUDENTS_OWN_THREE = ("--config.unpaid.students=3", "--config.unpaid.model=")
 
 
-def start_two_workers(idx_dir, tmp_path, *extra: str) -> list:
+def start_two_workers(idx_dir, tmp_path, *extra: str, hosts=None) -> list:
     """Two local worker processes of one MultiWorkerMirroredStrategy cluster, running the
     same distill command against an exported toy teacher (exported once per test); output
-    goes to w{i}.log."""
+    goes to w{i}.log. ``hosts`` = [(network namespace, address)] x 2 starts each in its own
+    network namespace, reached at that address (:func:`two_hosts`); else both on 127.0.0.1."""
     import socket
     import subprocess
     import sys
@@ -96,17 +97,21 @@ def start_two_workers(idx_dir, tmp_path, *extra: str) -> list:
     if not (tmp_path / "teacher").exists():  # a second start (--resume) asks the same one
         keras.utils.set_random_seed(0)
         export_classifier(models.build("lenet5", (28, 28, 1), 10), str(tmp_path), "teacher")
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
+    if hosts:  # a namespace of its own each: no port there is taken
+        workers, prefixes = [f"{ip}:23456" for _, ip in hosts], [
+            ["ip", "netns", "exec", ns] for ns, _ in hosts]
+    else:
+        workers, prefixes = [], [[], []]
+        for _ in range(2):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                workers.append(f"127.0.0.1:{s.getsockname()[1]}")
     procs = []
     for index in range(2):
-        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+        tf_config = json.dumps({"cluster": {"worker": workers},
                                 "task": {"type": "worker", "index": index}})
         procs.append(subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "bin", "distill.py"),
+            [*prefixes[index], sys.executable, os.path.join(ROOT, "bin", "distill.py"),
              "--config=configs/fashion_mnist.py:quick", f"--config.data.data_dir={idx_dir}",
              "--config.synthesis.num_synthetic=100", "--config.cvae.epochs=1",
              "--config.student.epochs=2", "--unlabeled=fashion_mnist:train[:50]",
@@ -124,8 +129,8 @@ def two_workers(idx_dir, tmp_path):
     for its hour of --follow_seconds, and SIGTERM did not end it)."""
     procs = []
 
-    def start(*extra: str) -> list:
-        procs.extend(start_two_workers(idx_dir, tmp_path, *extra))
+    def start(*extra: str, hosts=None) -> list:
+        procs.extend(start_two_workers(idx_dir, tmp_path, *extra, hosts=hosts))
         return procs
 
     yield start
@@ -133,6 +138,43 @@ def two_workers(idx_dir, tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+@pytest.fixture
+def two_hosts():
+    """Two network namespaces joined by a veth pair, 10.231.0.1 and 10.231.0.2: two hosts on
+    one machine that reach each other only over that link, not over loopback. Skipped where
+    network namespaces cannot be made (they need root, or CAP_NET_ADMIN)."""
+    import shutil
+    import subprocess
+
+    tag = os.getpid() % 100000
+    names, link = [f"kdw{tag}a", f"kdw{tag}b"], [f"kdv{tag}a", f"kdv{tag}b"]
+
+    def ip(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", *args], capture_output=True, text=True)
+
+    if shutil.which("ip") is None:
+        pytest.skip("no `ip` command (Debian's iproute2) to make network namespaces")
+    made = ip("netns", "add", names[0])
+    if made.returncode:
+        pytest.skip(f"network namespaces cannot be made here: {made.stderr.strip()}")
+    try:
+        ip("netns", "add", names[1]).check_returncode()
+        ip("link", "add", link[0], "type", "veth", "peer", "name", link[1]).check_returncode()
+        hosts = []
+        for i, (ns, dev) in enumerate(zip(names, link)):
+            address = f"10.231.0.{i + 1}"
+            for args in (("link", "set", dev, "netns", ns),
+                         ("-n", ns, "addr", "add", f"{address}/24", "dev", dev),
+                         ("-n", ns, "link", "set", dev, "up"),
+                         ("-n", ns, "link", "set", "lo", "up")):
+                ip(*args).check_returncode()
+            hosts.append((ns, address))
+        yield hosts
+    finally:  # a namespace's end takes its end of the veth pair with it
+        for ns in names:
+            ip("netns", "del", ns)
 
 
 def worker_logs(tmp_path) -> str:
@@ -181,6 +223,29 @@ def test_two_workers_train_in_sync_and_pay_once(idx_dir, tmp_path, share, two_wo
     loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
     predictions = [m.serve(tf.constant(test.images[:16])).numpy() for m in loaded]
     np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_two_workers_on_two_network_hosts_train_in_sync_and_pay_once(tmp_path, two_workers,
+                                                                      two_hosts):
+    """The cluster of the test above across a network link rather than loopback: each worker
+    in a network namespace of its own, TF_CONFIG naming their link addresses, the chief's
+    training set published in ``--shared_dir`` (as on two machines sharing a network
+    folder). Only the chief pays, and both end with the same student. Each namespace's
+    loopback is its own: a worker that bound or dialled 127.0.0.1 for the other would not
+    reach it (given each other's addresses swapped, the workers wait for ever)."""
+    procs = two_workers(f"--shared_dir={tmp_path}/shared", "--config.unpaid.count=-1",
+                        "--config.unpaid.students=2", hosts=two_hosts)
+    finish_two_workers(procs, tmp_path)
+    chief, other = (json.load(open(tmp_path / f"w{i}" / "report.json")) for i in range(2))
+    assert chief["teacher_queries"] == 250 and other["teacher_queries"] == 0
+    assert other["teacher_cache_hits"] == 0  # it read the published set
+    assert chief["n_unpaid"] == other["n_unpaid"] == 600
+    assert chief["unpaid_labellers"]["averaged"] == other["unpaid_labellers"]["averaged"]
+    assert chief["student_accuracy"] == other["student_accuracy"]
+    loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
+    images = tf.random.stateless_uniform([16, 28, 28, 1], [0, 1])
+    np.testing.assert_allclose(*(m.serve(images).numpy() for m in loaded), atol=1e-6)
 
 
 @pytest.mark.slow
