@@ -233,6 +233,7 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                  "nounpaid": "no unpaid images (the default before 2026-12-03)",
                  "students5": "5 first students label the unpaid images",
                  "f8": "8x the answers in unpaid CutMix images, not 4x",
+                 "le20": "the first students train 20 epochs, not the student's plan",
                  "tm1": "one first student of the config's teacher.model (twice the "
                         "student's width) labels the unpaid images",
                  "tm3": "three first students of the config's teacher.model (twice the "

@@ -180,6 +180,24 @@ def test_first_students_learn_at_their_own_temperature(idx_dir, tmp_path, monkey
                                "unpaid.temperature=4 needs a loss with a temperature")
 
 
+def test_first_students_train_for_their_own_epochs(idx_dir, tmp_path, capsys):
+    """unpaid.epochs: the first students of another model (here two lenet5) train that many
+    epochs, the student its own; with the student's own first students it is refused before
+    any answer (the first of them is the run's first distilled student)."""
+    config = _config(idx_dir, count=200)
+    config.unpaid.model, config.unpaid.students, config.unpaid.epochs = "teacher", 2, 3
+    result = fsbbt(config, Teacher(CallableBackend(toy_teacher), 10), _unlabeled(idx_dir), None,
+                   str(tmp_path / "w"))
+    assert result.report["n_unpaid"] == 200 and result.report["teacher_queries"] == 300
+    out = capsys.readouterr().out
+    assert out.count("training lenet5 on 300 images for 3 epochs") == 2
+    assert "unpaid: first student 2/2: epoch 3/3" in out
+    assert "on 500 images for 1 epochs" in out  # the student: student.epochs
+    config.unpaid.model = ""
+    _refused_before_any_answer(config, idx_dir, tmp_path / "w2",
+                               "unpaid.epochs=3 needs first students of another model")
+
+
 def crash_in_the_second_student(config, idx_dir, tmp_path):
     """Runs ``config`` with two-epoch lenet5_half students and lenet5 first students until a
     simulated crash in the second student; returns (eval set, cache path, workdir, teacher)."""

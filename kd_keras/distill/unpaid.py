@@ -16,7 +16,8 @@ members); they keep no checkpoints, but their answers are kept (below).
 ``unpaid.model`` makes the first students another model than the student, e.g. the
 config's ``teacher.model`` (``teacher``): the student never sees it, only the labels it
 gives, and the first student of the student's own model is then not trained at all (unless
-a primer needs it). With eval labels at hand, the report gives each first student's accuracy
+a primer needs it); ``unpaid.epochs`` then trains them for fewer epochs than the student
+(time saved, no answer changed). With eval labels at hand, the report gives each first student's accuracy
 and their ensemble's (``unpaid_labellers``).
 Not one more teacher answer is bought: the teacher never sees an unpaid image. What it is
 worth is measured (docs/RESULTS.md), not assumed. On several workers every worker trains
@@ -86,7 +87,7 @@ def resolve(config, n_real: int, student: Optional[keras.Model] = None):
     with resolved.unlocked():
         resolved.unpaid.count = 0 if why else int(round(float(config.unpaid.factor) * paid))
     check_fresh(resolved, why)
-    check_temperature(resolved)
+    check_labellers(resolved)
     k, model = int(config.unpaid.students), labeller_model(config) or "the student's model"
     print("unpaid: unpaid.count=-1: " + (f"none ({why})" if why else
           f"{float(config.unpaid.factor):g} x {paid} paid answers = {resolved.unpaid.count} "
@@ -110,7 +111,7 @@ def copyable(config, student: Optional[keras.Model]) -> bool:
 def check(config, student: Optional[keras.Model] = None) -> None:
     """Raises ConfigError before any answer is bought when unpaid images cannot be used."""
     check_fresh(config)
-    check_temperature(config)
+    check_labellers(config)
     if not config.unpaid.count:
         return
     if config.student.targets != "teacher":
@@ -134,23 +135,25 @@ def check_fresh(config, why: str = "unpaid.count=0") -> None:
                           f"of {', '.join(FRESH_GENERATORS)}, not {config.unpaid.generator!r}")
 
 
-def check_temperature(config) -> None:
-    """Raises ConfigError when ``unpaid.temperature`` is set but cannot act: the student's
-    loss takes no temperature, or the first students are of the student's own model (the
-    first of them is the run's first distilled student, which learns at
-    ``student.temperature``)."""
-    t = float(config.unpaid.temperature)
-    if not (t and config.unpaid.count):  # no first students: nothing it would act on
+def check_labellers(config) -> None:
+    """Raises ConfigError when a first-student setting is set but cannot act:
+    ``unpaid.temperature`` with a loss that takes none; it or ``unpaid.epochs`` with first
+    students of the student's own model, since the first of them is the run's first
+    distilled student, trained as the student."""
+    c = config.unpaid
+    if not c.count:  # no first students: nothing they would act on
         return
-    if not loss_takes(config.student.loss, "temperature"):
+    t = float(c.temperature)
+    if t and not loss_takes(config.student.loss, "temperature"):
         raise ConfigError(f"unpaid.temperature={t:g} needs a loss with a temperature "
                           f"(student.loss=kl), not {config.student.loss!r}; set "
                           "unpaid.temperature=0")
-    if not config.unpaid.model:
-        raise ConfigError(f"unpaid.temperature={t:g} needs "
-                          "first students of another model (unpaid.model=teacher or a "
-                          "registered model): the student's own first student is the run's "
-                          "first distilled student, trained at student.temperature")
+    for key in ("temperature", "epochs"):
+        if float(c[key]) and not c.model:
+            raise ConfigError(f"unpaid.{key}={float(c[key]):g} needs first students of another "
+                              "model (unpaid.model=teacher or a registered model): the "
+                              "student's own first student is the run's first distilled "
+                              f"student, trained as the student; or set unpaid.{key}=0")
 
 
 def labeller_seed(config, index: int) -> int:
@@ -168,6 +171,12 @@ def first_students(config) -> list[tuple[str, int]]:
         return []
     model = labeller_model(config) or str(config.student.model)
     return [(model, labeller_seed(config, i)) for i in range(int(c.students) * int(c.rounds))]
+
+
+def labeller_epochs(config, n_paid: int) -> int:
+    """The epochs a first student trains on the ``n_paid`` images of the paid set:
+    ``unpaid.epochs``, 0 meaning the student's own plan for them."""
+    return int(config.unpaid.epochs) or planned_epochs(config.student, n_paid)
 
 
 def labeller_temperature(config) -> float:
@@ -238,11 +247,11 @@ def answer_round(ctx: RunContext, r: int, labelled: LabelledSet, candidates,
         if answers is None:
             what = f"first student {k + 1}/{c.students}" + (
                 f" of round {r + 1}/{c.rounds}" if int(c.rounds) > 1 else "")
+            epochs = labeller_epochs(ctx.config, len(labelled))
             labeller = labeller if labeller is not None else train_student(
                 ctx, labelled, verbose=0, seed=labeller_seed(ctx.config, index),
-                model=model, temperature=labeller_temperature(ctx.config),
-                callbacks=[EpochProgress(f"unpaid: {what}",
-                                         planned_epochs(ctx.config.student, len(labelled)))])
+                model=model, temperature=labeller_temperature(ctx.config), epochs=epochs,
+                callbacks=[EpochProgress(f"unpaid: {what}", epochs)])
             answers = {"unpaid": soft_predictions(labeller, candidates, 1.0, batch_size),
                        "eval": scores.predict(labeller), "eval_labels": scores.labels}
             kept.save(index, answers, labeller)
