@@ -161,6 +161,12 @@ TAG_NOTES.update({
                "spread evenly over the other classes) or only its top-1 class (`--answers=label`, "
                "with hard or label-smoothed cross-entropy, `hard`/`smooth`). Real + CutMix "
                "otherwise as the default; a row ending in `B<count>` had that training budget.",
+    "rerun": "Rows run again on a later machine of the same kind (2026-12-05), against the "
+             "89.79 % teacher (seed 11) retrained there by the same command: it came out the "
+             "same to the last digit, but the students do not repeat bitwise (FS-BBT at 5,000 "
+             "answers, seed 1: 83.79 % there, 84.17 % before). So the rows here are compared "
+             "with each other, seed by seed, run alternately in one sitting for their time; the "
+             "second of each pair found the paid answers in the workroot's cache.",
 })
 ROW_NAMES = {
     "student_alone": "student alone (N real, true labels)",
