@@ -163,10 +163,11 @@ TAG_NOTES.update({
                "otherwise as the default; a row ending in `B<count>` had that training budget.",
     "rerun": "Rows run again on a later machine of the same kind (2026-12-05), against the "
              "89.79 % teacher (seed 11) retrained there by the same command: it came out the "
-             "same to the last digit, but the students do not repeat bitwise (FS-BBT at 5,000 "
-             "answers, seed 1: 83.79 % there, 84.17 % before). So the rows here are compared "
-             "with each other, seed by seed, run alternately in one sitting for their time; the "
-             "second of each pair found the paid answers in the workroot's cache.",
+             "same to the last digit. Runs repeat exactly on that machine (FS-BBT at 5,000 "
+             "answers, seed 1: 83.79 % twice), but not always across machines (84.17 % "
+             "before; today's default at 10,000, seed 1, gave 86.39 % on both). So the rows "
+             "here are compared with each other, seed by seed, run in one sitting; a run after "
+             "another of the same seed found the paid answers in the workroot's cache.",
 })
 ROW_NAMES = {
     "student_alone": "student alone (N real, true labels)",
