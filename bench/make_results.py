@@ -161,14 +161,18 @@ TAG_NOTES.update({
                "spread evenly over the other classes) or only its top-1 class (`--answers=label`, "
                "with hard or label-smoothed cross-entropy, `hard`/`smooth`). Real + CutMix "
                "otherwise as the default; a row ending in `B<count>` had that training budget.",
+})
+# Notes on sections of a teacher other than the first (``<data set>_t<acc>.<tag>``), by tag.
+OWN_TEACHER_NOTES = {
     "rerun": "Rows run again on a later machine of the same kind (2026-12-05), against the "
              "89.79 % teacher (seed 11) retrained there by the same command: it came out the "
              "same to the last digit. Runs repeat exactly on that machine (FS-BBT at 5,000 "
              "answers, seed 1: 83.79 % twice), but not always across machines (84.17 % "
-             "before; today's default at 10,000, seed 1, gave 86.39 % on both). So the rows "
+             "before; today's default, seed 1, gave 86.39 % at 10,000 answers and 88.01 % at "
+             "50,000 on both). So the rows "
              "here are compared with each other, seed by seed, run in one sitting; a run after "
              "another of the same seed found the paid answers in the workroot's cache.",
-})
+}
 ROW_NAMES = {
     "student_alone": "student alone (N real, true labels)",
     "standard_kd": "standard KD (N real, teacher labels)",
@@ -1128,6 +1132,7 @@ def dataset_section(dataset, records, teacher_pct, commands) -> list:
                  f"(section `{base}`).") if own else ""
     return [f"## {dataset}", "", *([retrained, ""] if retrained else []),
             *([TAG_NOTES[tag], ""] if tag and not own else []),  # notes name the first teacher
+            *([OWN_TEACHER_NOTES[tag], ""] if own and tag in OWN_TEACHER_NOTES else []),
             *([DATASET_NOTES[base], ""] if base in DATASET_NOTES else []),
             f"Teacher test accuracy: {teacher_pct} % (paper: "
             f"{PAPER.get(base, {}).get('teacher', '–')}). The share of the teacher is student / "
