@@ -245,6 +245,8 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                  "students5": "5 first students label the unpaid images",
                  "f8": "8x the answers in unpaid CutMix images, not 4x",
                  "le20": "the first students train 20 epochs, not the student's plan",
+                 "lsteps": "the first students train about student.min_steps steps "
+                           "(unpaid.epochs=-1: 21 epochs at 50,000 answers, not 50)",
                  "tm1": "one first student of the config's teacher.model (twice the "
                         "student's width) labels the unpaid images",
                  "tm3": "three first students of the config's teacher.model (twice the "

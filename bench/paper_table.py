@@ -109,6 +109,8 @@ VARIANTS = {
     "students5": ["unpaid.students=5"],  # 5 first students label the unpaid images
     "f8": ["unpaid.factor=8"],  # 8x the planned answers in unpaid images, not 4x
     "le20": ["unpaid.epochs=20"],  # the first students train 20 epochs (time, not answers)
+    # ... about student.min_steps steps: fewer than 50 epochs on a large paid set only
+    "lsteps": ["unpaid.epochs=-1"],
     "rounds2": ["unpaid.rounds=2"],  # a second round of first students relabels them
     # one first student of the config's teacher.model (twice the student's width in every
     # config here) labels the unpaid images: about the cost of three of the student's own

@@ -196,9 +196,10 @@ SETTINGS: tuple[Setting, ...] = (
             "the KL temperature the first students learn the paid answers at (0: "
             "student.temperature); needs student.loss=kl and unpaid.model, since the "
             "student's own first student is the run's first distilled student"),
-    Setting("unpaid.epochs", 0, Number(low=0, integer=True),
-            "epochs each first student of another model (unpaid.model) trains on the paid set "
-            "(0: the student's auto plan for it); fewer cost time, never answers"),
+    Setting("unpaid.epochs", 0, Number(low=-1, integer=True),
+            "epochs each first student of another model (unpaid.model) trains on the paid set: "
+            "0 the student's plan for it; -1 enough for student.min_steps steps, below the "
+            "student's 50 on a large set; fewer cost time, never answers"),
     Setting("unpaid.min_confidence", 0.0, Number(low=0, high=1),
             "unpaid images the first student is less sure of are left out"),
     Setting("unpaid.fresh", 0.0, Number(low=0, high=4),

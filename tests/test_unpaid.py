@@ -198,6 +198,31 @@ def test_first_students_train_for_their_own_epochs(idx_dir, tmp_path, capsys):
                                "unpaid.epochs=3 needs first students of another model")
 
 
+def test_first_students_epochs_by_steps_drop_the_floor_of_50_only():
+    """unpaid.epochs=-1: about student.min_steps steps over the paid set, so fewer epochs
+    than the student's 50 only where 50 would take more steps (a large budget); elsewhere
+    the student's plan, and never more."""
+    from conftest import ROOT
+
+    from kd_keras.config import from_file
+    from kd_keras.distill.student import planned_epochs
+    from kd_keras.distill.unpaid import labeller_epochs
+
+    config = from_file("configs/fashion_mnist.py", ROOT)
+    s = config.student
+    assert (s.epochs, s.batch_size, s.min_steps) == (0, 128, 7900)
+    config.unpaid.epochs = -1
+    assert labeller_epochs(config, 50400) == 21 < planned_epochs(s, 50400) == 50  # 394 a step
+    for n in (2000, 5400, 10400, 20000):  # 50 epochs or more already aim at min_steps
+        assert labeller_epochs(config, n) == planned_epochs(s, n) >= 50
+    config.unpaid.epochs = 0
+    assert labeller_epochs(config, 50400) == 50
+    config.unpaid.epochs = 7
+    assert labeller_epochs(config, 50400) == 7
+    config.unpaid.epochs, s.epochs = -1, 5  # a fixed student plan is never exceeded
+    assert labeller_epochs(config, 50400) == 5
+
+
 def crash_in_the_second_student(config, idx_dir, tmp_path):
     """Runs ``config`` with two-epoch lenet5_half students and lenet5 first students until a
     simulated crash in the second student; returns (eval set, cache path, workdir, teacher)."""

@@ -175,8 +175,14 @@ def first_students(config) -> list[tuple[str, int]]:
 
 def labeller_epochs(config, n_paid: int) -> int:
     """The epochs a first student trains on the ``n_paid`` images of the paid set:
-    ``unpaid.epochs``, 0 meaning the student's own plan for them."""
-    return int(config.unpaid.epochs) or planned_epochs(config.student, n_paid)
+    ``unpaid.epochs``; 0 the student's own plan for them; -1 that plan without its floor of
+    50 epochs, i.e. about ``student.min_steps`` steps however large the set (at 50,000
+    answers 21 epochs, not 50: the first students were better for it, and faster)."""
+    epochs, plan = int(config.unpaid.epochs), planned_epochs(config.student, n_paid)
+    if epochs != -1:
+        return epochs or plan
+    steps_per_epoch = max(1, -(-n_paid // int(config.student.batch_size)))
+    return min(plan, max(1, -(-int(config.student.min_steps) // steps_per_epoch)))
 
 
 def labeller_temperature(config) -> float:
