@@ -22,16 +22,18 @@ LR_SCHEDULES = ("constant", "cosine")
 AUTO_EPOCHS = (50, 200)  # student.epochs = 0: at least 50 epochs, at most 200
 
 
-def planned_epochs(student_config, n_images: int) -> int:
+def planned_epochs(student_config, n_images: int, least: int = AUTO_EPOCHS[0]) -> int:
     """``student.epochs``, or with 0 (auto) enough epochs over ``n_images`` for
-    ``student.min_steps`` steps, within :data:`AUTO_EPOCHS`: a small training set (a small
-    budget) is seen more often, at no query cost. ``student.max_steps`` (0: none) caps auto
-    epochs below the 50 where a large set (e.g. with many unpaid images) would take more."""
+    ``student.min_steps`` steps, within :data:`AUTO_EPOCHS` (``least`` instead of its 50,
+    e.g. 1 for first students that need no more than those steps): a small training set (a
+    small budget) is seen more often, at no query cost. ``student.max_steps`` (0: none) caps
+    auto epochs below the 50 where a large set (e.g. with many unpaid images) would take
+    more."""
     if student_config.epochs:
         return int(student_config.epochs)
     steps_per_epoch = max(1, -(-n_images // student_config.batch_size))
     wanted = -(-int(student_config.get("min_steps", 0)) // steps_per_epoch)
-    epochs = int(min(AUTO_EPOCHS[1], max(AUTO_EPOCHS[0], wanted)))
+    epochs = int(min(AUTO_EPOCHS[1], max(least, wanted, 1)))
     cap = int(student_config.get("max_steps", 0))
     return min(epochs, max(1, cap // steps_per_epoch)) if cap else epochs
 
