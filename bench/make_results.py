@@ -168,10 +168,10 @@ OWN_TEACHER_NOTES = {
              "89.79 % teacher (seed 11) retrained there by the same command: it came out the "
              "same to the last digit. Runs repeat exactly on that machine (FS-BBT at 5,000 "
              "answers, seed 1: 83.79 % twice), but not always across machines (84.17 % "
-             "before; today's default, seed 1, gave 86.39 % at 10,000 answers and 88.01 % at "
-             "50,000 on both). So the rows "
-             "here are compared with each other, seed by seed, run in one sitting; a run after "
-             "another of the same seed found the paid answers in the workroot's cache.",
+             "before; today's default gave 86.39 % at 10,000 answers, seed 1, and 88.01 / "
+             "87.58 % at 50,000, seeds 1 and 2, on both). So the rows here are compared with "
+             "each other, seed by seed, run in one sitting; a run after another of the same "
+             "seed found the paid answers in the workroot's cache.",
 }
 ROW_NAMES = {
     "student_alone": "student alone (N real, true labels)",
