@@ -111,6 +111,8 @@ VARIANTS = {
     "le20": ["unpaid.epochs=20"],  # the first students train 20 epochs (time, not answers)
     # ... about student.min_steps steps: fewer than 50 epochs on a large paid set only
     "lsteps": ["unpaid.epochs=-1"],
+    # the paid images twice an epoch beside the unpaid ones: the teacher's answers weigh more
+    "prep2": ["unpaid.paid_repeat=2"],
     "rounds2": ["unpaid.rounds=2"],  # a second round of first students relabels them
     # one first student of the config's teacher.model (twice the student's width in every
     # config here) labels the unpaid images: about the cost of three of the student's own

@@ -200,6 +200,10 @@ SETTINGS: tuple[Setting, ...] = (
             "epochs each first student of another model (unpaid.model) trains on the paid set: "
             "0 the student's plan for it; -1 enough for student.min_steps steps, below the "
             "student's 50 on a large set; fewer cost time, never answers"),
+    Setting("unpaid.paid_repeat", 1, Number(low=1, integer=True),
+            "times the paid images appear in each of the second student's epochs beside the "
+            "unpaid ones: weight on the teacher's own answers over the first students' (no "
+            "answer bought; more steps)"),
     Setting("unpaid.min_confidence", 0.0, Number(low=0, high=1),
             "unpaid images the first student is less sure of are left out"),
     Setting("unpaid.fresh", 0.0, Number(low=0, high=4),

@@ -2,6 +2,7 @@
 unpaid image, the second student's set holds them with the first student's answers, and
 settings that cannot work fail before the first answer."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -196,6 +197,31 @@ def test_first_students_train_for_their_own_epochs(idx_dir, tmp_path, capsys):
     config.unpaid.model = ""
     _refused_before_any_answer(config, idx_dir, tmp_path / "w2",
                                "unpaid.epochs=3 needs first students of another model")
+
+
+class _EachTraining(keras.callbacks.Callback):
+    """The steps per epoch of every training it watches, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_train_begin(self, logs=None):
+        self.steps.append(self.params["steps"])
+
+
+def test_paid_images_repeat_beside_the_unpaid_ones_for_no_answers(idx_dir, tmp_path):
+    """unpaid.paid_repeat=3: the second student sees every paid image (the real ones already
+    twice an epoch, student.real_repeat=2) three times as often beside the 400 unpaid images,
+    the first student as before; nothing more is paid for."""
+    config = _config(idx_dir)
+    config.unpaid.paid_repeat, config.student.real_repeat = 3, 2
+    each = _EachTraining()
+    result = fsbbt(config, Teacher(CallableBackend(toy_teacher), 10), _unlabeled(idx_dir), None,
+                   str(tmp_path / "w"), callbacks=[each])
+    assert result.report["teacher_queries"] == 300 and result.report["n_unpaid"] == 400
+    batch = int(config.student.batch_size)
+    assert each.steps == [(2 * 100 + 200) // batch, (3 * (2 * 100 + 200) + 400) // batch]
 
 
 def test_first_students_epochs_by_steps_drop_the_floor_of_50_only():

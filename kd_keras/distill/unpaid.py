@@ -19,7 +19,8 @@ gives, and the first student of the student's own model is then not trained at a
 a primer needs it); ``unpaid.epochs`` then sets their epochs (-1: about
 ``student.min_steps`` steps, fewer than the student's 50 on a large paid set; time, not
 answers). With eval labels at hand, the report gives each first student's accuracy and
-their ensemble's (``unpaid_labellers``).
+their ensemble's (``unpaid_labellers``). ``unpaid.paid_repeat`` = k shows the second student
+every paid image k times an epoch, weighing the teacher's answers above the first students'.
 Not one more teacher answer is bought: the teacher never sees an unpaid image. What it is
 worth is measured (docs/RESULTS.md), not assumed. On several workers every worker trains
 the first students together (they are trained under the run's strategy) and all take the
@@ -43,6 +44,7 @@ set, when another model labels).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Optional
 
@@ -390,9 +392,15 @@ class Scores:
 
 
 def with_unpaid(ctx: RunContext, first: Optional[keras.Model]) -> Optional[LabelledSet]:
-    """The paid set plus :func:`unpaid_part`, or None when unpaid.count is 0."""
+    """The paid set, its parts ``unpaid.paid_repeat`` times as often in an epoch, plus
+    :func:`unpaid_part`; None when unpaid.count is 0."""
     part = unpaid_part(ctx, first)
-    return None if part is None else ctx.labelled.with_part(PART, part)
+    if part is None:
+        return None
+    k = int(ctx.config.unpaid.paid_repeat)
+    paid = {name: dataclasses.replace(p, repeat=p.repeat * k)
+            for name, p in ctx.labelled.parts.items()}
+    return LabelledSet(paid, ctx.labelled.agreement).with_part(PART, part)
 
 
 __all__ = ["AUTO", "GENERATORS", "LABELLERS", "check", "first_students", "labeller_model",
