@@ -237,7 +237,7 @@ def test_first_students_epochs_by_steps_drop_the_floor_of_50_only():
     config = from_file("configs/fashion_mnist.py", ROOT)
     s = config.student
     assert (s.epochs, s.batch_size, s.min_steps) == (0, 128, 7900)
-    config.unpaid.epochs = -1
+    assert (config.unpaid.epochs, config.unpaid.model) == (-1, "teacher")  # the defaults
     assert labeller_epochs(config, 50400) == 21 < planned_epochs(s, 50400) == 50  # 394 a step
     for n in (2000, 5400, 10400, 20000):  # 50 epochs or more already aim at min_steps
         assert labeller_epochs(config, n) == planned_epochs(s, n) >= 50
@@ -247,6 +247,8 @@ def test_first_students_epochs_by_steps_drop_the_floor_of_50_only():
     assert labeller_epochs(config, 50400) == 7
     config.unpaid.epochs, s.epochs = -1, 5  # a fixed student plan is never exceeded
     assert labeller_epochs(config, 50400) == 5
+    config.unpaid.model, s.epochs = "", 0  # the student's own: as the first of them, 50
+    assert labeller_epochs(config, 50400) == 50
 
 
 def crash_in_the_second_student(config, idx_dir, tmp_path):
@@ -322,6 +324,9 @@ def test_a_run_begun_before_a_setting_existed_resumes_while_it_holds_its_default
     assert changed_settings(saved, {**current, "unpaid.students": 1}) == []
     assert changed_settings(saved, {**current, "unpaid.count": 20000, "unpaid.students": 3}) \
         == ["unpaid.count", "unpaid.students"]
+    # first students trained as the student (0) before the setting existed; -1 since
+    assert changed_settings(saved, {**current, "unpaid.epochs": 0}) == []
+    assert changed_settings(saved, {**current, "unpaid.epochs": -1}) == ["unpaid.epochs"]
 
 
 def test_by_default_three_teacher_sized_first_students_label_four_times_the_budget(

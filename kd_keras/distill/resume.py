@@ -48,8 +48,9 @@ def manifest(config, unlabeled: ImageSet, teacher) -> dict:
 
 
 # Settings whose default has changed since runs whose manifests lack them began: what those
-# runs did (no unpaid images, so no first student's model).
-OLD_DEFAULTS = {"unpaid.count": 0, "unpaid.students": 1, "unpaid.model": ""}
+# runs did (no unpaid images, so no first student's model; first students trained as the
+# student, unpaid.epochs=0, until the default became -1 on 2026-12-05).
+OLD_DEFAULTS = {"unpaid.count": 0, "unpaid.students": 1, "unpaid.model": "", "unpaid.epochs": 0}
 
 
 def changed_settings(saved: dict, current: dict) -> list[str]:

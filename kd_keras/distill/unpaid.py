@@ -16,7 +16,7 @@ members); they keep no checkpoints, but their answers are kept (below).
 ``unpaid.model`` makes the first students another model than the student, e.g. the
 config's ``teacher.model`` (``teacher``): the student never sees it, only the labels it
 gives, and the first student of the student's own model is then not trained at all (unless
-a primer needs it); ``unpaid.epochs`` then sets their epochs (-1: about
+a primer needs it); ``unpaid.epochs`` then sets their epochs (-1, the default: about
 ``student.min_steps`` steps, fewer than the student's 50 on a large paid set; time, not
 answers). With eval labels at hand, the report gives each first student's accuracy and
 their ensemble's (``unpaid_labellers``). ``unpaid.paid_repeat`` = k shows the second student
@@ -140,9 +140,9 @@ def check_fresh(config, why: str = "unpaid.count=0") -> None:
 
 def check_labellers(config) -> None:
     """Raises ConfigError when a first-student setting is set but cannot act:
-    ``unpaid.temperature`` with a loss that takes none; it or ``unpaid.epochs`` with first
-    students of the student's own model, since the first of them is the run's first
-    distilled student, trained as the student."""
+    ``unpaid.temperature`` with a loss that takes none; it or a positive ``unpaid.epochs``
+    with first students of the student's own model, since the first of them is the run's
+    first distilled student, trained as the student."""
     c = config.unpaid
     if not c.count:  # no first students: nothing they would act on
         return
@@ -151,8 +151,8 @@ def check_labellers(config) -> None:
         raise ConfigError(f"unpaid.temperature={t:g} needs a loss with a temperature "
                           f"(student.loss=kl), not {config.student.loss!r}; set "
                           "unpaid.temperature=0")
-    for key in ("temperature", "epochs"):
-        if float(c[key]) and not c.model:
+    for key in ("temperature", "epochs"):  # epochs=-1 (the default) asks for nothing there
+        if float(c[key]) > 0 and not c.model:
             raise ConfigError(f"unpaid.{key}={float(c[key]):g} needs first students of another "
                               "model (unpaid.model=teacher or a registered model): the "
                               "student's own first student is the run's first distilled "
@@ -178,13 +178,15 @@ def first_students(config) -> list[tuple[str, int]]:
 
 def labeller_epochs(config, n_paid: int) -> int:
     """The epochs a first student trains on the ``n_paid`` images of the paid set:
-    ``unpaid.epochs``; 0 the student's own plan for them; -1 that plan without its floor of
-    50 epochs, i.e. about ``student.min_steps`` steps however large the set (21 epochs at
-    50,000 answers: as accurate a student, in less time; BUILD.md)."""
+    ``unpaid.epochs``; 0 the student's own plan for them; -1 (the default) that plan without
+    its floor of 50 epochs, i.e. about ``student.min_steps`` steps however large the set (21
+    epochs at 50,000 answers: as accurate a student, in less time; BUILD.md), for first
+    students of another model only: the student's own train as the first of them did."""
     epochs = int(config.unpaid.epochs)
     if epochs > 0:
         return epochs
-    return planned_epochs(config.student, n_paid, least=1 if epochs == -1 else AUTO_EPOCHS[0])
+    least = 1 if epochs == -1 and config.unpaid.model else AUTO_EPOCHS[0]
+    return planned_epochs(config.student, n_paid, least=least)
 
 
 def labeller_temperature(config) -> float:
