@@ -254,7 +254,10 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                  "f8": "8x the answers in unpaid CutMix images, not 4x",
                  "le20": "the first students train 20 epochs, not the student's plan",
                  "lsteps": "the first students train about student.min_steps steps "
-                           "(unpaid.epochs=-1: 21 epochs at 50,000 answers, not 50)",
+                           "(unpaid.epochs=-1: 21 epochs at 50,000 answers, not 50; the "
+                           "default since session 33)",
+                 "prep2": "the paid images twice an epoch beside the unpaid ones "
+                          "(unpaid.paid_repeat=2: the teacher's answers weigh more)",
                  "tm1": "one first student of the config's teacher.model (twice the "
                         "student's width) labels the unpaid images",
                  "tm3": "three first students of the config's teacher.model (twice the "
