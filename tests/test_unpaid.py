@@ -310,7 +310,7 @@ def test_a_resumed_run_trains_no_first_student_again(idx_dir, tmp_path, monkeypa
 def test_a_run_begun_before_a_setting_existed_resumes_while_it_holds_its_default():
     """Manifests of runs begun before the unpaid and primer settings were checked lack
     them: while they hold their defaults (what such a run did), a resume goes on."""
-    from kd_keras.distill.resume import changed_settings
+    from kd_keras.distill.resume import changed_settings, saved_value
 
     saved = {"seed": 0, "student.model": "lenet5_half"}
     current = {**saved, "unpaid.count": 0, "unpaid.model": "", "primer.weight": 0.0}
@@ -327,6 +327,8 @@ def test_a_run_begun_before_a_setting_existed_resumes_while_it_holds_its_default
     # first students trained as the student (0) before the setting existed; -1 since
     assert changed_settings(saved, {**current, "unpaid.epochs": 0}) == []
     assert changed_settings(saved, {**current, "unpaid.epochs": -1}) == ["unpaid.epochs"]
+    assert saved_value(saved, "unpaid.epochs") == "0 (begun before the setting)"
+    assert saved_value(saved, "seed") == "0" and saved_value(saved, "primer.weight") == "unset"
 
 
 def test_by_default_three_teacher_sized_first_students_label_four_times_the_budget(

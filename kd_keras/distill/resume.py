@@ -64,6 +64,14 @@ def changed_settings(saved: dict, current: dict) -> list[str]:
                   and not (k not in saved and k in defaults and current[k] == defaults[k]))
 
 
+def saved_value(saved: dict, key: str) -> str:
+    """What the run's manifest holds for ``key``, as an error names it: for a setting added
+    after the run began, the value it ran with (:data:`OLD_DEFAULTS`) where known."""
+    if key in saved:
+        return repr(saved[key])
+    return f"{OLD_DEFAULTS[key]!r} (begun before the setting)" if key in OLD_DEFAULTS else "unset"
+
+
 def check_resume(ctx, current: dict) -> None:
     """On --resume, refuses a config that differs from the run's in what matters; otherwise
     records the run's manifest (``WORKDIR/training_set.json``)."""
@@ -79,7 +87,8 @@ def check_resume(ctx, current: dict) -> None:
         if saved is not None:
             changed = changed_settings(saved, current)
             if changed:
-                detail = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed[:6])
+                detail = "; ".join(f"{k}: {saved_value(saved, k)} -> {current.get(k)!r}"
+                                   for k in changed[:6])
                 raise ConfigError(f"--resume with settings that differ from the run in "
                                   f"{ctx.workdir.path}: {detail}; use the original settings, "
                                   "or another --workdir for a new run")
