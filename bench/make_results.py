@@ -286,6 +286,7 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                                         "answered by 3 first LeNet-5s (teacher-sized) together",
                  "t1": "KL at T = 1 (every student)",
                  "real4": "the real images 4 times an epoch",
+                 "real10": "the real images 10 times an epoch",
                  "c5": "unpaid images the labellers are < 0.5 sure of left out",
                  "uwarp": "the unpaid images warps of the real ones, not CutMix",
                  "ema": "weight averaging (EMA 0.999)", "ema4": "weight averaging (EMA 0.9999)",
