@@ -331,6 +331,25 @@ def test_a_run_begun_before_a_setting_existed_resumes_while_it_holds_its_default
     assert saved_value(saved, "seed") == "0" and saved_value(saved, "primer.weight") == "unset"
 
 
+def test_unpaid_epochs_is_in_the_manifest_only_where_it_acts(idx_dir):
+    """A run without first students of another model records unpaid.epochs as 0, what a run
+    begun before the setting did, so such runs resume under today's default (-1)."""
+    from kd_keras.distill.resume import changed_settings, manifest
+
+    teacher = Teacher(CallableBackend(toy_teacher), 10)
+    config = _config(idx_dir)  # the student's own first students
+    config.unpaid.epochs = -1
+    assert manifest(config, _unlabeled(idx_dir), teacher)["unpaid.epochs"] == 0
+    config.unpaid.count = 0
+    before = manifest(config, _unlabeled(idx_dir), teacher)
+    assert before["unpaid.epochs"] == 0
+    del before["unpaid.epochs"]  # a manifest written before the setting existed
+    assert "unpaid.epochs" not in changed_settings(before, manifest(config, _unlabeled(idx_dir),
+                                                                    teacher))
+    config.unpaid.count, config.unpaid.model = 400, "teacher"
+    assert manifest(config, _unlabeled(idx_dir), teacher)["unpaid.epochs"] == -1
+
+
 def test_by_default_three_teacher_sized_first_students_label_four_times_the_budget(
         idx_dir, tmp_path, capsys):
     """unpaid.count = -1 (the default): unpaid.factor = 4 x the paid answers planned,

@@ -44,6 +44,8 @@ def manifest(config, unlabeled: ImageSet, teacher) -> dict:
     settings["teacher"] = teacher.identity
     # "teacher" names teacher.model; no labeller without unpaid images
     settings["unpaid.model"] = labeller_model(config) if config.unpaid.count else ""
+    if not settings["unpaid.model"]:  # unpaid.epochs acts on first students of another model
+        settings["unpaid.epochs"] = 0  # only: elsewhere what a run before it did
     return settings
 
 
