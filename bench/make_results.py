@@ -252,6 +252,7 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                  "nounpaid": "no unpaid images (the default before 2026-12-03)",
                  "students5": "5 first students label the unpaid images",
                  "f8": "8x the answers in unpaid CutMix images, not 4x",
+                 "f2": "twice the answers in unpaid CutMix images, not 4x",
                  "le20": "the first students train 20 epochs, not the student's plan",
                  "lsteps": "the first students train about student.min_steps steps "
                            "(unpaid.epochs=-1: 21 epochs at 50,000 answers, not 50; the "

@@ -109,6 +109,7 @@ VARIANTS = {
     "fresh2": ["unpaid.fresh=2.0"],
     "students5": ["unpaid.students=5"],  # 5 first students label the unpaid images
     "f8": ["unpaid.factor=8"],  # 8x the planned answers in unpaid images, not 4x
+    "f2": ["unpaid.factor=2"],  # ... twice, not 4x
     "le20": ["unpaid.epochs=20"],  # the first students train 20 epochs (time, not answers)
     # ... about student.min_steps steps: fewer than 50 epochs on a large paid set only
     "lsteps": ["unpaid.epochs=-1"],
