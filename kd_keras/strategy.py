@@ -33,10 +33,28 @@ def get_strategy(name: str = "mirrored",
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         configure_heartbeat(heartbeat_seconds)
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except tf.errors.UnknownError as e:
+            if "Could not start gRPC server" not in str(e):
+                raise
+            raise ConfigError(f"this worker could not listen on {own_address()} (its address "
+                              "in TF_CONFIG): the port is taken or the address is not this "
+                              "machine's; free it or name another in every worker's "
+                              "TF_CONFIG, then start every worker again") from None
     if name == "default":
         return tf.distribute.get_strategy()
     raise ConfigError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+
+
+def own_address() -> str:
+    """This task's address as TF_CONFIG names it, with its task (e.g. ``worker 0``)."""
+    cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    try:
+        address = cluster.cluster_spec().task_address(cluster.task_type, cluster.task_id)
+    except (KeyError, ValueError, TypeError):
+        address = "?"
+    return f"{address}, {cluster.task_type} {cluster.task_id}"
 
 
 def configure_heartbeat(heartbeat_seconds: float) -> None:

@@ -81,12 +81,34 @@ def test_mirrored_on_one_device_is_the_default_strategy():
 STUDENTS_OWN_THREE = ("--config.unpaid.students=3", "--config.unpaid.model=")
 
 
-def start_two_workers(idx_dir, tmp_path, *extra: str, hosts=None) -> list:
+def free_ports(count: int) -> list[int]:
+    """``count`` free ports on 127.0.0.1 below the kernel's ephemeral range: a port bound
+    and let go from that range (port 0) can be handed to any outgoing connection (another
+    test's, a worker's) before the worker listens on it, and then the worker cannot."""
+    import random
+    import socket
+
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def start_two_workers(idx_dir, tmp_path, *extra: str, hosts=None, ports=None) -> list:
     """Two local worker processes of one MultiWorkerMirroredStrategy cluster, running the
     same distill command against an exported toy teacher (exported once per test); output
     goes to w{i}.log. ``hosts`` = [(network namespace, address)] x 2 starts each in its own
-    network namespace, reached at that address (:func:`two_hosts`); else both on 127.0.0.1."""
-    import socket
+    network namespace, reached at that address (:func:`two_hosts`); else both on 127.0.0.1,
+    at ``ports`` (default: two free ones)."""
     import subprocess
     import sys
 
@@ -101,11 +123,7 @@ def start_two_workers(idx_dir, tmp_path, *extra: str, hosts=None) -> list:
         workers, prefixes = [f"{ip}:23456" for _, ip in hosts], [
             ["ip", "netns", "exec", ns] for ns, _ in hosts]
     else:
-        workers, prefixes = [], [[], []]
-        for _ in range(2):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                workers.append(f"127.0.0.1:{s.getsockname()[1]}")
+        workers, prefixes = [f"127.0.0.1:{port}" for port in ports or free_ports(2)], [[], []]
     procs = []
     for index in range(2):
         tf_config = json.dumps({"cluster": {"worker": workers},
@@ -129,8 +147,8 @@ def two_workers(idx_dir, tmp_path):
     for its hour of --follow_seconds, and SIGTERM did not end it)."""
     procs = []
 
-    def start(*extra: str, hosts=None) -> list:
-        procs.extend(start_two_workers(idx_dir, tmp_path, *extra, hosts=hosts))
+    def start(*extra: str, hosts=None, ports=None) -> list:
+        procs.extend(start_two_workers(idx_dir, tmp_path, *extra, hosts=hosts, ports=ports))
         return procs
 
     yield start
@@ -184,9 +202,19 @@ def worker_logs(tmp_path) -> str:
 
 
 def finish_two_workers(procs, tmp_path) -> None:
-    """Waits for the two workers last started; both must finish."""
-    for p in procs[-2:]:
-        p.wait(timeout=600)
+    """Waits for the two workers last started; both must finish. One that fails ends the
+    wait at once (the other would wait for it until the timeout)."""
+    import time
+
+    last, deadline = procs[-2:], time.time() + 600
+    while any(p.poll() is None for p in last) and time.time() < deadline:
+        if any(p.poll() for p in last):  # exited with an error
+            break
+        time.sleep(0.5)
+    for p in last:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
     for i in range(2):
         assert "done: student_accuracy" in open(tmp_path / f"w{i}.log").read(), worker_logs(tmp_path)
 
@@ -265,6 +293,27 @@ def test_fresh_mixes_on_two_workers_train_in_sync(tmp_path, two_workers):
     loaded = [tf.saved_model.load(str(tmp_path / f"w{i}" / "student")) for i in range(2)]
     images = tf.random.stateless_uniform([16, 28, 28, 1], [0, 1])
     np.testing.assert_allclose(*(m.serve(images).numpy() for m in loaded), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_worker_whose_port_is_taken_says_so_in_one_line_and_pays_nothing(tmp_path,
+                                                                          two_workers):
+    """Worker 0's address in TF_CONFIG is a port another process listens on: it ends at once
+    with one error line naming that address (TF's own error was a traceback, and the other
+    worker waited for it), before any answer is bought."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        procs = two_workers(f"--cache={tmp_path}/cache.sqlite",
+                            ports=[port, free_ports(1)[0]])
+        procs[0].wait(timeout=120)
+    log = open(tmp_path / "w0.log").read()
+    assert procs[0].returncode == 1 and "Traceback" not in log, worker_logs(tmp_path)
+    assert f"error: this worker could not listen on 127.0.0.1:{port}, worker 0" in log
+    assert not (tmp_path / "cache.sqlite").exists()  # no answer asked for, none bought
 
 
 @pytest.mark.slow
