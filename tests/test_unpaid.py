@@ -82,6 +82,9 @@ def test_unpaid_settings_that_cannot_work_fail_before_any_answer(idx_dir, tmp_pa
     config = _config(idx_dir)
     config.student.targets, config.synthesis.sources = "true_labels", "real"
     _refused_before_any_answer(config, idx_dir, tmp_path / "w2", "needs student.targets=teacher")
+    config = _config(idx_dir, count=0)
+    config.unpaid.paid_repeat = 2  # nothing to repeat the paid images beside
+    _refused_before_any_answer(config, idx_dir, tmp_path / "w3", "unpaid.paid_repeat=2 repeats")
 
 
 def test_several_first_students_answer_the_unpaid_images_together(idx_dir, tmp_path):

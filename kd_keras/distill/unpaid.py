@@ -140,11 +140,16 @@ def check_fresh(config, why: str = "unpaid.count=0") -> None:
 
 def check_labellers(config) -> None:
     """Raises ConfigError when a first-student setting is set but cannot act:
-    ``unpaid.temperature`` with a loss that takes none; it or a positive ``unpaid.epochs``
-    with first students of the student's own model, since the first of them is the run's
-    first distilled student, trained as the student."""
+    ``unpaid.paid_repeat`` without unpaid images; ``unpaid.temperature`` with a loss that
+    takes none; it or a positive ``unpaid.epochs`` with first students of the student's own
+    model, since the first of them is the run's first distilled student, trained as the
+    student."""
     c = config.unpaid
     if not c.count:  # no first students: nothing they would act on
+        if int(c.paid_repeat) > 1:
+            raise ConfigError(f"unpaid.paid_repeat={int(c.paid_repeat)} repeats the paid images "
+                              "beside unpaid ones, but there are none (unpaid.count resolves "
+                              "to 0); set unpaid.paid_repeat=1")
         return
     t = float(c.temperature)
     if t and not loss_takes(config.student.loss, "temperature"):
