@@ -113,6 +113,9 @@ VARIANTS = {
     "le20": ["unpaid.epochs=20"],  # the first students train 20 epochs (time, not answers)
     # ... about student.min_steps steps: fewer than 50 epochs on a large paid set only
     "lsteps": ["unpaid.epochs=-1"],
+    # ... 21 epochs, what -1 gives at 50,000 answers: the same first students beside a
+    # student.epochs variant (which would set theirs too)
+    "le21": ["unpaid.epochs=21"],
     # the paid images twice an epoch beside the unpaid ones: the teacher's answers weigh more
     "prep2": ["unpaid.paid_repeat=2"],
     "rounds2": ["unpaid.rounds=2"],  # a second round of first students relabels them
@@ -120,6 +123,8 @@ VARIANTS = {
     # config here) labels the unpaid images: about the cost of three of the student's own
     "tm1": ["unpaid.students=1", "unpaid.model=teacher"],
     "tm3": ["unpaid.students=3", "unpaid.model=teacher"],  # ... three of them
+    # three LeNet-5s at twice the teacher's width label the unpaid images (grey data sets)
+    "wide3": ["unpaid.students=3", "unpaid.model=lenet5_wide"],
     # the first students learn the paid answers at KL T = 4, the student at its 2
     "lt4": ["unpaid.temperature=4"],
     # auto epochs capped at about 40,000 steps: the second student on 250,000 images at

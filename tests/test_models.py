@@ -18,11 +18,12 @@ def test_builders_output_logits_and_students_are_smaller(teacher, student, shape
     assert s.count_params() < t.count_params()
 
 
-def test_lenet_half_has_half_the_channels():
+def test_lenet_half_and_wide_have_half_and_twice_the_channels():
     t, s = models.build("lenet5", (28, 28, 1), 10), models.build("lenet5_half", (28, 28, 1), 10)
     widths = lambda m: [l.filters if hasattr(l, "filters") else l.units  # noqa: E731
                         for l in m.layers if hasattr(l, "filters") or hasattr(l, "units")]
     assert widths(t) == [6, 16, 120, 84, 10] and widths(s) == [3, 8, 60, 42, 10]
+    assert widths(models.build("lenet5_wide", (28, 28, 1), 10)) == [12, 32, 240, 168, 10]
 
 
 def test_resnet_depths():

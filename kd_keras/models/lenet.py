@@ -1,4 +1,5 @@
-"""LeNet-5 and LeNet-5-Half (half the channels and units), the paper's MNIST-family pair."""
+"""LeNet-5 and LeNet-5-Half (half the channels and units), the paper's MNIST-family pair, and
+LeNet-5-Wide (twice them), a larger first student to label unpaid images."""
 
 from __future__ import annotations
 
@@ -32,3 +33,10 @@ def lenet5(input_shape: Sequence[int], num_classes: int, width: float = 1.0,
 def lenet5_half(input_shape: Sequence[int], num_classes: int) -> keras.Model:
     """LeNet-5-Half: the paper's student for MNIST and Fashion-MNIST."""
     return lenet5(input_shape, num_classes, width=0.5, name="lenet5_half")
+
+
+@MODELS.register("lenet5_wide")
+def lenet5_wide(input_shape: Sequence[int], num_classes: int) -> keras.Model:
+    """LeNet-5 at twice the width (about 3.4x its multiply-adds): a first student that only
+    labels unpaid images (``unpaid.model=lenet5_wide``) may be larger than the teacher."""
+    return lenet5(input_shape, num_classes, width=2.0, name="lenet5_wide")
