@@ -264,6 +264,10 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                  "tm3": "three first students of the config's teacher.model (twice the "
                         "student's width) label the unpaid images (the default since "
                         "2026-12-05)",
+                 "wide3": "three LeNet-5s at twice the teacher's width (lenet5_wide) label "
+                          "the unpaid images",
+                 "le21": "the first students train 21 epochs (what unpaid.epochs=-1 gives "
+                         "at 50,000 answers)",
                  "lt4": "the first students learn the paid answers at KL T = 4, the "
                         "student at its T = 2 (unpaid.temperature=4)",
                  "cap40k": "auto epochs capped at about 40,000 steps (student.max_steps=40000)",
