@@ -153,6 +153,7 @@ VARIANTS = {
     "warpflip25": ["synthesis.sources=real,cutmix:0.75,warp:0.25", "warp.flip=0.5"],
     "cm_a05": ["cutmix.alpha=0.5"],  # box areas ~ Beta(0.5, 0.5): more small and large boxes
     "cm_a2": ["cutmix.alpha=2.0"],    # ... Beta(2, 2): boxes nearer half the image
+    "cmh05": ["cutmix.high=0.5"],  # boxes cover at most half: images nearer a real one
     "unpaidwarp40k": ["unpaid.count=40000", "unpaid.students=1", "unpaid.generator=warp",
                       "unpaid.model="],
     "ens3unpaid40k": ["unpaid.count=40000", "unpaid.students=3", "unpaid.model="],  # 3 answer
