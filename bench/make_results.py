@@ -266,6 +266,8 @@ VARIANT_NAMES = {"kl4": "KL loss, T = 4", "uncertain": "uncertainty-selected Mix
                         "2026-12-05)",
                  "wide3": "three LeNet-5s at twice the teacher's width (lenet5_wide) label "
                           "the unpaid images",
+                 "hint1": "a feature hint from the first first student (unpaid.hint=1: the "
+                          "student's last hidden layer, mapped, pulled toward its)",
                  "cmh05": "CutMix boxes (paid and unpaid) cover at most half the image "
                           "(cutmix.high=0.5)",
                  "le21": "the first students train 21 epochs (what unpaid.epochs=-1 gives "

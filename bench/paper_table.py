@@ -153,6 +153,9 @@ VARIANTS = {
     "warpflip25": ["synthesis.sources=real,cutmix:0.75,warp:0.25", "warp.flip=0.5"],
     "cm_a05": ["cutmix.alpha=0.5"],  # box areas ~ Beta(0.5, 0.5): more small and large boxes
     "cm_a2": ["cutmix.alpha=2.0"],    # ... Beta(2, 2): boxes nearer half the image
+    # a feature hint (kd_keras/distill/hint.py): the student's last hidden layer, through a
+    # learned map, pulled toward the first first student's (FitNets)
+    "hint1": ["unpaid.hint=1.0"],
     "cmh05": ["cutmix.high=0.5"],  # boxes cover at most half: images nearer a real one
     "unpaidwarp40k": ["unpaid.count=40000", "unpaid.students=1", "unpaid.generator=warp",
                       "unpaid.model="],

@@ -212,6 +212,11 @@ SETTINGS: tuple[Setting, ...] = (
             "batches added to it, as a share of the batch, answered by the first students "
             "on the very image in the train step: new ones every step, no answers bought "
             "(0: off)"),
+    Setting("unpaid.hint", 0.0, Number(low=0),
+            "weight of a feature hint (FitNets): the second student's last hidden layer, "
+            "through a learned linear map, pulled toward the first first student's on every "
+            "image it trains on (normalised squared distance); one more forward pass a step, "
+            "no answers bought (0: off)"),
     Setting("export.tflite", "", ExportFormats(),
             "TFLite students beside the SavedModel: '', float, int8 or float,int8 (int8: "
             "full-integer, calibrated on the run's own training images)"),

@@ -39,7 +39,8 @@ class RunContext:
         the set there; wait_seconds: how long the others wait for it.
       started: when the run began (``time.time()``).
       labellers: the first students (logits) when the second student's fresh mixes need
-        their answers (``unpaid.fresh``), else None.
+        their answers (``unpaid.fresh``) or its feature hint their features
+        (``unpaid.hint``), else None.
       findings: figures a stage adds to ``report.json`` (e.g. the first students' accuracy).
     """
 

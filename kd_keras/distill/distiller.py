@@ -7,6 +7,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from kd_keras.distill.hint import FeatureHint
 from kd_keras.distill.losses import DistillationLoss, get_loss
 from kd_keras.strategy import MultiWorkerFit
 
@@ -28,10 +29,13 @@ class Distiller(MultiWorkerFit, keras.Model):
       labellers: trained models (logits) that answer, averaged, the examples whose
         targets are :data:`~kd_keras.distill.augment.UNANSWERED` (fresh mixes,
         ``unpaid.fresh``) on the very image the student sees; they are made non-trainable.
+      hint: with labellers, the weight of a :class:`FeatureHint` from the first of them
+        (``unpaid.hint``; 0 none): its penalty is added to each image's loss.
     """
 
     def __init__(self, student: keras.Model, loss: str | DistillationLoss = "soft_ce",
-                 temperature: float = 4.0, labellers: Sequence[keras.Model] = (), **kwargs):
+                 temperature: float = 4.0, labellers: Sequence[keras.Model] = (),
+                 hint: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.labellers = list(labellers)
         for labeller in self.labellers:  # out of trainable_variables: fit's weight averaging
@@ -42,6 +46,9 @@ class Distiller(MultiWorkerFit, keras.Model):
         self.loss_name = self.distillation_loss.name
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.agreement = keras.metrics.SparseCategoricalAccuracy(name="agreement")
+        self.hint = (FeatureHint(student, self.labellers[0], hint, name="hint")
+                     if hint and self.labellers else None)
+        self.hint_tracker = keras.metrics.Mean(name="hint")
         self.built = student.built  # a functional student is built: checkpoints can load
 
     def get_config(self):
@@ -55,7 +62,7 @@ class Distiller(MultiWorkerFit, keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, self.agreement]
+        return [self.loss_tracker, self.agreement] + ([self.hint_tracker] if self.hint else [])
 
     def call(self, images, training=False):
         return self.student(images, training=training)
@@ -80,14 +87,25 @@ class Distiller(MultiWorkerFit, keras.Model):
     def train_step(self, data):
         images, teacher_probs = data
         teacher_probs = self.answer_fresh(images, teacher_probs)
+        trained = self.student.trainable_variables + (
+            self.hint.projection.trainable_variables if self.hint else [])
         with tf.GradientTape() as tape:
-            logits = tf.cast(self.student(images, training=True), tf.float32)
+            if self.hint:
+                features, logits = self.hint.student_with_features(images, training=True)
+            else:
+                logits = self.student(images, training=True)
+            logits = tf.cast(logits, tf.float32)
             per_example = self.distillation_loss(teacher_probs, logits)
+            if self.hint:
+                penalty = self.hint.penalty(images, features)
+                per_example = per_example + penalty
             loss = tf.nn.compute_average_loss(per_example)
             scaled = self.optimizer.scale_loss(loss)  # loss scaling under mixed_float16
-        grads = tape.gradient(scaled, self.student.trainable_variables)
-        self.optimizer.apply(grads, self.student.trainable_variables)
+        grads = tape.gradient(scaled, trained)
+        self.optimizer.apply(grads, trained)
         self.loss_tracker.update_state(per_example)
+        if self.hint:
+            self.hint_tracker.update_state(penalty)
         self.agreement.update_state(tf.argmax(teacher_probs, -1), logits)
         return self.logs()
 

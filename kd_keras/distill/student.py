@@ -108,7 +108,8 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     (default ``config.seed``) sets its initial weights and the order it sees the images in.
     ``model`` names a registered model to distill instead of the student's (e.g. a first
     student that only labels unpaid images). ``labellers`` (the first students) answer
-    ``unpaid.fresh`` new mixes added to every batch. ``temperature`` (default
+    ``unpaid.fresh`` new mixes added to every batch, and the first of them gives the
+    ``unpaid.hint`` feature hint. ``temperature`` (default
     ``student.temperature``) is the loss's, e.g. the first students' ``unpaid.temperature``.
     """
     config = ctx.config
@@ -121,7 +122,7 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
         temperature = float(s.temperature if temperature is None else temperature)
         loss = get_loss(s.loss, temperature, label_smoothing=s.label_smoothing)
         distiller = Distiller(student, loss=loss, temperature=temperature,
-                              labellers=labellers or ())
+                              labellers=labellers or (), hint=float(config.unpaid.hint))
         steps = epochs * -(-len(labelled) // s.batch_size)
         compile_built(distiller, student_optimizer(s, steps), jit_compile=bool(s.jit_compile),
                       steps_per_execution=int(s.steps_per_execution))
@@ -143,6 +144,9 @@ def train_student(ctx, labelled: LabelledSet, *, checkpoints: bool = False,
     if fresh[1]:
         print(f"student: {fresh[1]:g} x each batch of new {fresh[0]} mixes added, answered "
               f"by {len(labellers)} first students", flush=True)
+    if distiller.hint:
+        print(f"student: feature hint from the first first student's last hidden layer, "
+              f"weight {distiller.hint.weight:g}", flush=True)
     dataset = training_dataset(labelled, s, seed, augment, fresh)
     history = distiller.fit(dataset, epochs=epochs, callbacks=cbs,
                             verbose=ctx.verbosity() if verbose is None else verbose, shuffle=False)

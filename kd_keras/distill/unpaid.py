@@ -53,6 +53,7 @@ import numpy as np
 
 from kd_keras import synthesis
 from kd_keras.context import RunContext
+from kd_keras.distill import hint
 from kd_keras.distill.evaluation import EpochProgress, accuracy, predict_logits
 from kd_keras.distill.losses import loss_takes
 from kd_keras.distill.plan import has_generators
@@ -90,6 +91,7 @@ def resolve(config, n_real: int, student: Optional[keras.Model] = None):
     with resolved.unlocked():
         resolved.unpaid.count = 0 if why else int(round(float(config.unpaid.factor) * paid))
     check_fresh(resolved, why)
+    hint.check(resolved, student, why)
     check_labellers(resolved)
     k, model = int(config.unpaid.students), labeller_model(config) or "the student's model"
     print("unpaid: unpaid.count=-1: " + (f"none ({why})" if why else
@@ -114,6 +116,7 @@ def copyable(config, student: Optional[keras.Model]) -> bool:
 def check(config, student: Optional[keras.Model] = None) -> None:
     """Raises ConfigError before any answer is bought when unpaid images cannot be used."""
     check_fresh(config)
+    hint.check(config, student)
     check_labellers(config)
     if not config.unpaid.count:
         return
@@ -216,8 +219,9 @@ def unpaid_part(ctx: RunContext, first: Optional[keras.Model],
     candidates = generator.candidates(int(c.count), seed=int(ctx.config.seed) + SEED_OFFSET)
     kept = Kept(ctx)
     labelled, rounds = ctx.labelled, []
-    # the second student's fresh mixes are answered by the last round's first students
-    ctx.labellers = [] if float(c.fresh) > 0 else None
+    # the second student's fresh mixes are answered, and its hint read, by the last round's
+    # first students
+    ctx.labellers = [] if float(c.fresh) > 0 or float(c.hint) > 0 else None
     with ctx.stage("unpaid_labellers"):  # the first students trained here and their answers
         for r in range(int(c.rounds)):
             probs, scores = answer_round(ctx, r, labelled, candidates, first, kept, batch_size)
@@ -245,7 +249,7 @@ def answer_round(ctx: RunContext, r: int, labelled: LabelledSet, candidates,
     c = ctx.config.unpaid
     model = labeller_model(ctx.config)
     probs, scores = 0.0, Scores(ctx.eval_set)
-    # the second student's fresh mixes need the last round's first students themselves
+    # the second student's fresh mixes and hint need the last round's first students themselves
     fresh = ctx.labellers is not None and r == int(c.rounds) - 1
     for k in range(int(c.students)):  # averaged
         index = r * int(c.students) + k  # kept as WORKDIR/unpaid_labellers/INDEX.npz
