@@ -29,7 +29,9 @@ chief's answers to the unpaid images, so each trains the second student on the s
 With ``unpaid.fresh`` > 0 the first students also answer, in the second student's train
 step, new mixes of each of its batches (:func:`kd_keras.distill.augment.fresh_mixes`): new
 images every step, each answered on the very pixels the student sees (consistent teaching).
-On Fashion-MNIST at 10,000 answers it gave no gain (docs/EXPLORATIONS.md).
+On Fashion-MNIST at 10,000 answers it gave no gain (docs/EXPLORATIONS.md). With
+``unpaid.hint`` > 0 the first of them also gives the second student a feature hint
+(:mod:`kd_keras.distill.hint`).
 
 Each first student's answers (to the unpaid images and, for its score, to the eval set) and
 weights are kept in ``WORKDIR/unpaid_labellers/`` as soon as it has given them (on several workers
